@@ -1,0 +1,1 @@
+"""Host side: device client, CLI, and later the daemon serving POS software."""
