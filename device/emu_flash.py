@@ -1,0 +1,54 @@
+"""File-backed NOR flash for the emulator (CPython only): the same rules as device/flash.py, made
+durable.
+
+Every landed program is written through to the file with ``pwrite`` and ``fdatasync`` before the
+core is told it succeeded, so a ``kill -9`` right after an answer never loses a sealed record. An
+fsync error is fatal: after a failed fsync Linux may already have dropped the dirty pages and a
+retried fsync can report success ("fsyncgate", reference ecosystem-and-reliability.md B1), so the
+process stops instead of carrying on with a journal it cannot trust.
+"""
+
+import os
+import sys
+
+from device.flash import Flash
+
+
+class FileFlash(Flash):
+    def __init__(self, path, size, page_size=256, sector_size=4096):
+        if not os.path.exists(path):
+            _create_erased(path, size)
+        actual = os.path.getsize(path)
+        if actual != size:
+            raise ValueError("%s holds %d bytes; this profile's flash is %d bytes" % (path, actual, size))
+        with open(path, "rb") as fh:
+            data = fh.read()
+        Flash.__init__(self, size, page_size, sector_size, data)
+        self._fd = os.open(path, os.O_RDWR)
+
+    def _persist(self, offset, length):
+        try:
+            os.pwrite(self._fd, bytes(self._mem[offset:offset + length]), offset)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            sys.stderr.write("fatal: flash write-through failed (%s); stopping\n" % exc)
+            sys.stderr.flush()
+            os._exit(74)
+
+    def close(self):
+        os.close(self._fd)
+
+
+def _create_erased(path, size):
+    """A new, fully erased flash image, made durable (file and directory) before first use."""
+    tmp = path + ".new"
+    with open(tmp, "wb") as fh:
+        fh.write(b"\xff" * size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

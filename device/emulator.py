@@ -1,0 +1,121 @@
+"""The pty emulator (CPython only): the same fiscal core as a board, behind a raw-mode pty.
+
+``fiscal emulator --profile DIR`` keeps the flash image and the device key in DIR, so a restart
+(or a ``kill -9``) comes back with the same journal and identity. The pty slave is put in raw mode
+right after ``openpty()``, before anyone can open it: otherwise the line discipline echoes and
+rewrites binary frames (reference ecosystem-and-reliability.md E2b). The emulator keeps its own
+slave descriptor open so a host closing and reopening the port never makes the master read fail.
+The slave path is the first line on stdout; everything else goes to stderr.
+"""
+
+import hashlib
+import os
+import select
+import signal
+import sys
+import tty
+
+from device.core import Core
+from device.emu_flash import FileFlash
+from device.link import Link
+from device.ports import SeededEntropy, StaticKeystore, device_id_for
+from device.signer import Signer, derive_secret
+from protocol.errors import PowerCut
+
+FLASH_SIZE = 2 * 1024 * 1024
+
+
+class MonotonicClock:
+    def monotonic_ms(self):
+        import time
+
+        return time.monotonic_ns() // 1000000
+
+
+class OsEntropy:
+    def random(self, n):
+        return os.urandom(n)
+
+
+def _write_private(path, data):
+    fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(path + ".new", path)
+
+
+def open_profile(profile, seed=None, flash_size=FLASH_SIZE):
+    """(flash, entropy, keystore) for a profile directory, creating key and flash on first use.
+
+    With ``seed`` the entropy is deterministic but still differs per boot: it is keyed with a hash
+    of the flash image, which every boot changes (it appends a power-up record), so a restarted
+    seeded emulator never hands out a nonce it already used.
+    """
+    os.makedirs(profile, exist_ok=True)
+    flash = FileFlash(os.path.join(profile, "flash.bin"), flash_size)
+    if seed is None:
+        entropy = OsEntropy()
+    else:
+        entropy = SeededEntropy("%s:%s" % (seed, hashlib.sha256(flash.image()).hexdigest()))
+    key_path = os.path.join(profile, "key.bin")
+    if not os.path.exists(key_path):
+        key_entropy = SeededEntropy("key:%s" % seed) if seed is not None else entropy
+        _write_private(key_path, derive_secret(key_entropy.random(32)))
+    with open(key_path, "rb") as fh:
+        secret = fh.read()
+    keystore = StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "EMU"))
+    return flash, entropy, keystore
+
+
+def _write_all(fd, data):
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
+          max_pending=10, nonce_ttl=120, out=sys.stdout):
+    """Run until SIGTERM/SIGINT. A simulated power cut ends the process at once (exit 75)."""
+    flash, entropy, keystore = open_profile(profile, seed)
+    flash.cut_after, flash.cut_bytes, flash.fail_at = cut_after, cut_bytes, fail_program
+    try:
+        core = Core(flash, MonotonicClock(), entropy, keystore, max_pending, nonce_ttl)
+    except PowerCut:
+        os._exit(75)
+    link = Link(core)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    with open(os.path.join(profile, "emu.tty"), "w") as fh:
+        fh.write(path + "\n")
+    with open(os.path.join(profile, "emu.pid"), "w") as fh:
+        fh.write("%d\n" % os.getpid())
+    out.write(path + "\n")
+    out.flush()
+    sys.stderr.write("fiscal emulator %s on %s (counter %d, %d records)\n"
+                     % (keystore.device_id(), path, core.counter, core.seq))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    while not stop:
+        try:
+            ready = select.select([master], [], [], 0.5)[0]
+        except InterruptedError:
+            continue
+        if not ready:
+            continue
+        data = os.read(master, 4096)
+        try:
+            answer = link.feed(data)
+        except PowerCut:
+            sys.stderr.write("simulated power cut after flash program %d\n" % flash.programs)
+            sys.stderr.flush()
+            os._exit(75)
+        if answer:
+            _write_all(master, answer)
+    flash.close()
+    os.close(slave)
+    os.close(master)

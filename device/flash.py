@@ -1,0 +1,111 @@
+"""A NOR-flash block device that enforces the physics the journal must survive.
+
+Rules (the same as an SPI NOR chip such as the Pico's GD25Q16C / W25Q16JV):
+
+- erase sets a whole sector to 0xFF; it is the only way to turn a 0 bit back into 1;
+- a program can only clear bits, and one program may not cross a page boundary;
+- power can drop in the middle of a program: a prefix of the bytes lands, and the byte being
+  written when it drops may be half programmed (some of its bits cleared, others not).
+
+The journal code that runs on a board is tested against exactly these rules. Fault injection for
+tests and for the emulator's ``--cut-after`` / ``--fail-program`` switches:
+
+- ``cut_after = N``: programs 1..N succeed, program N+1 lands ``cut_bytes`` bytes (plus a half
+  byte when ``cut_mask`` is set) and raises :class:`PowerCut`; every later call raises too, until
+  :meth:`revive` models the next power-up.
+- ``fail_at = N``: program N raises STORAGE_FAILURE after landing ``fail_bytes`` bytes.
+
+Subclasses persist data by overriding :meth:`_persist` (see ``device/emu_flash.py``).
+"""
+
+from protocol.errors import JournalError, PowerCut
+
+
+class Flash:
+    def __init__(self, size, page_size=256, sector_size=4096, data=None):
+        if size % sector_size or sector_size % page_size:
+            raise ValueError("flash size must be whole sectors of whole pages")
+        self.size = size
+        self.page_size = page_size
+        self.sector_size = sector_size
+        if data is None:
+            self._mem = bytearray(b"\xff" * size)
+        else:
+            if len(data) != size:
+                raise ValueError("flash image is %d bytes, expected %d" % (len(data), size))
+            self._mem = bytearray(data)
+        self.programs = 0
+        self.cut_after = None
+        self.cut_bytes = 0
+        self.cut_mask = None
+        self.fail_at = None
+        self.fail_bytes = 0
+        self.dead = False
+
+    def read(self, offset, length):
+        self._alive()
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise JournalError("STORAGE_FAILURE", "read %d+%d outside flash of %d bytes" % (offset, length, self.size))
+        return bytes(self._mem[offset:offset + length])
+
+    def program(self, offset, data):
+        """Clear bits so that ``data`` is stored at ``offset`` (within one page)."""
+        self._alive()
+        n = len(data)
+        if n == 0:
+            return
+        if offset < 0 or offset + n > self.size:
+            raise JournalError("STORAGE_FAILURE", "program %d+%d outside flash" % (offset, n))
+        if offset // self.page_size != (offset + n - 1) // self.page_size:
+            raise JournalError("STORAGE_FAILURE", "program %d+%d crosses a page boundary" % (offset, n))
+        for i in range(n):
+            if self._mem[offset + i] & data[i] != data[i]:
+                raise JournalError("STORAGE_FAILURE", "program at %d would set bits (erase first)" % (offset + i))
+        number = self.programs + 1
+        if self.cut_after is not None and number > self.cut_after:
+            land = min(self.cut_bytes, n)
+            self._land(offset, data, land)
+            if self.cut_mask is not None and land < n:
+                self._mem[offset + land] &= data[land] | self.cut_mask
+                self._persist(offset + land, 1)
+            self.dead = True
+            raise PowerCut("power cut during program %d at offset %d" % (number, offset))
+        if self.fail_at == number:
+            self.programs = number
+            self._land(offset, data, min(self.fail_bytes, n))
+            raise JournalError("STORAGE_FAILURE", "flash program %d failed at offset %d" % (number, offset))
+        self._land(offset, data, n)
+        self.programs = number
+
+    def erase(self, offset):
+        """Erase the sector starting at ``offset`` (never called on the commit path)."""
+        self._alive()
+        if offset % self.sector_size or offset < 0 or offset >= self.size:
+            raise JournalError("STORAGE_FAILURE", "erase offset %d is not a sector start" % offset)
+        for i in range(offset, offset + self.sector_size):
+            self._mem[i] = 0xFF
+        self._persist(offset, self.sector_size)
+
+    def image(self):
+        """A copy of the whole flash, e.g. to build a second device from the same state."""
+        return bytes(self._mem)
+
+    def revive(self):
+        """Power comes back: clear injected faults, keep the data exactly as it was left."""
+        self.dead = False
+        self.cut_after = None
+        self.cut_mask = None
+        self.fail_at = None
+
+    def _alive(self):
+        if self.dead:
+            raise PowerCut("flash is unpowered")
+
+    def _land(self, offset, data, count):
+        for i in range(count):
+            self._mem[offset + i] &= data[i]
+        if count:
+            self._persist(offset, count)
+
+    def _persist(self, offset, length):
+        """Hook for durable subclasses; the in-memory flash has nothing to do."""

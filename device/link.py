@@ -1,0 +1,39 @@
+"""The device end of the byte stream: frames in, core, frames out, with sequence replay.
+
+A frame whose sequence byte *and* payload equal the previous request's is a retransmission: the
+host lost our answer (a timeout, a USB hiccup), so we send the stored answer again without
+executing anything (the Datecs / Rwanda SDC / Belgian FDM rule). Matching the payload too, not
+only the sequence byte, means a restarted host that happens to reuse a sequence number for a new
+request is executed rather than fed a stale answer. Bad frames are answered with a typed error in
+a frame carrying the sequence byte read from the header (0 when unknown), so the host can resend.
+"""
+
+import binascii
+
+from protocol import frames, messages
+
+
+class Link:
+    def __init__(self, core, max_payload=frames.MAX_PAYLOAD):
+        self.core = core
+        self.decoder = frames.FrameDecoder(max_payload)
+        self._last_key = None
+        self._last_answer = None
+        self.replays = 0
+
+    def feed(self, data):
+        """Bytes from the host -> bytes to send back (zero or more whole frames)."""
+        out = []
+        for kind, seq, item in self.decoder.feed(data):
+            if kind == "frame":
+                key = (seq, len(item), binascii.crc32(item))
+                if key == self._last_key:
+                    self.replays += 1
+                    out.append(self._last_answer)
+                    continue
+                answer = frames.encode_frame(seq, self.core.handle(item))
+                self._last_key, self._last_answer = key, answer
+                out.append(answer)
+            else:
+                out.append(frames.encode_frame(seq if seq is not None else 0, messages.encode_error(0, item)))
+        return b"".join(out)

@@ -1,0 +1,130 @@
+"""Host end of the device link: pyserial, frames, and the exactly-once PREPARE -> COMMIT dance.
+
+Rules from DESIGN-NOTES sections 4-6 and reference ecosystem-and-reliability.md E2:
+
+- the port is opened with ``exclusive=True`` (the daemon is the only owner);
+- pyserial discards input on open, so every connection starts with a handshake (PING, INFO) and
+  never relies on bytes the device sent before;
+- a request that gets no answer in time is retransmitted *unchanged* (same sequence byte, same
+  payload): the device replays its stored answer if it had executed it, so a retransmission never
+  executes twice;
+- if the link dies mid-COMMIT, the caller asks STATUS(nonce) instead of committing blindly again.
+"""
+
+import os
+import time
+
+import serial
+
+from protocol import frames, messages
+from protocol.errors import FiscalError, name_of
+from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
+
+CHUNK = frames.MAX_PAYLOAD - 64
+
+
+class DeviceClient:
+    def __init__(self, port, timeout=2.0, retries=2):
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.decoder = frames.FrameDecoder()
+        self.seq = int.from_bytes(os.urandom(1), "big")
+        try:
+            self.serial = serial.Serial(port, 115200, timeout=0.05, exclusive=True)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceUnavailable("cannot open %s: %s" % (port, exc))
+        self.info = None
+
+    def close(self):
+        self.serial.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _exchange(self, frame, seq):
+        deadline = time.monotonic() + self.timeout
+        self.serial.write(frame)
+        while time.monotonic() < deadline:
+            try:
+                data = self.serial.read(4096)
+            except serial.SerialException as exc:
+                raise DeviceUnavailable("device link lost: %s" % exc)
+            for kind, got_seq, item in self.decoder.feed(data):
+                # A stale answer to an earlier request is never ours; a damaged frame is treated as
+                # no answer, so the retransmission gets the device's stored answer again.
+                if kind == "frame" and got_seq == seq:
+                    return item
+        return None
+
+    def call(self, name, **fields):
+        """Send one request, wait for its answer, return the response fields by name."""
+        self.seq = (self.seq + 1) & 0xFF
+        frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
+        for _ in range(self.retries + 1):
+            payload = self._exchange(frame, self.seq)
+            if payload is not None:
+                break
+        else:
+            raise DeviceTimeout("%s got no answer within %d tries of %.1f s" % (name, self.retries + 1, self.timeout))
+        try:
+            got, status, detail, answer = messages.decode_response(payload)
+        except FiscalError as exc:
+            raise DeviceUnavailable("device sent an unreadable answer: %s" % exc)
+        if status != messages.OK:
+            raise DeviceRefused(status, name_of(status), detail)
+        return answer
+
+    # -- operations ----------------------------------------------------------------------------
+    def handshake(self):
+        probe = os.urandom(8)
+        if self.call("PING", data=probe)["data"] != probe:
+            raise DeviceUnavailable("device echoed the wrong PING data")
+        self.info = self.call("INFO")
+        return self.info
+
+    def set_time(self, t=None):
+        return self.call("SET_TIME", time=int(time.time()) if t is None else t)
+
+    def prepare(self, canonical):
+        total = len(canonical)
+        offset = 0
+        while True:
+            chunk = canonical[offset:offset + CHUNK]
+            answer = self.call("PREPARE", total=total, offset=offset, data=chunk)
+            offset += len(chunk)
+            if offset >= total:
+                return answer
+
+    def commit(self, nonce):
+        return self.call("COMMIT", nonce=nonce)
+
+    def status(self, nonce):
+        return self.call("STATUS", nonce=nonce)
+
+    def abort(self, nonce):
+        return self.call("ABORT", nonce=nonce)
+
+    def seal(self, canonical):
+        """PREPARE + COMMIT; if COMMIT's fate is unknown, ask STATUS instead of committing again."""
+        nonce = self.prepare(canonical)["nonce"]
+        try:
+            return self.commit(nonce)["sealed"]
+        except DeviceTimeout:
+            answer = self.status(nonce)
+            if answer["state"] == messages.COMMITTED:
+                return answer["sealed"]
+            raise
+
+    def records(self, first=1):
+        """Every journal record from ``first`` on, paging through READ_JOURNAL."""
+        out = []
+        while True:
+            answer = self.call("READ_JOURNAL", first=first, count=64)
+            out.extend(answer["records"])
+            if answer["next"] > answer["last"] or not answer["records"]:
+                return out
+            first = answer["next"]

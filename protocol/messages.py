@@ -1,0 +1,126 @@
+"""Message table: ids, field keys and field types, as data, plus encode/decode by name.
+
+Every frame payload is a canonical CBOR map. Key 0 is the message id; in a response key 1 is the
+status (0 = OK, otherwise an error code from protocol/errors.py) and key 2 the error detail text.
+Other keys are message fields, numbered from 3 per message as listed below; PROTOCOL.md documents
+the same table (a test checks they agree).  Ids and keys are never reused once published.
+"""
+
+from protocol import cbor
+from protocol.errors import CborError, MessageError
+
+K_MSG, K_STATUS, K_DETAIL = 0, 1, 2
+OK = 0
+
+# Nonce states reported by STATUS and ABORT.
+UNKNOWN, PREPARED, COMMITTED, ABORTED, EXPIRED = 0, 1, 2, 3, 4
+STATE_NAMES = {UNKNOWN: "unknown", PREPARED: "prepared", COMMITTED: "committed",
+               ABORTED: "aborted", EXPIRED: "expired"}
+
+# id: (name, request fields, response fields); fields are {key: (name, type)}.
+# Types: int, bytes, str, bool, list, map, and "?int" for an int that may be null.
+MESSAGES = {
+    1: ("INFO", {}, {
+        3: ("device_id", "str"), 4: ("firmware", "str"), 5: ("protocol", "int"), 6: ("public_key", "bytes"),
+        7: ("counter", "int"), 8: ("seq", "int"), 9: ("last_hash", "bytes"), 10: ("clock", "?int"),
+        11: ("pending", "int"), 12: ("journal_used", "int"), 13: ("journal_size", "int"),
+        14: ("max_pending", "int"), 15: ("nonce_ttl", "int"), 16: ("max_payload", "int"),
+        17: ("max_invoice", "int"), 18: ("last_time", "int"), 19: ("fault", "str")}),
+    2: ("PING", {3: ("data", "bytes")}, {3: ("data", "bytes")}),
+    3: ("SET_TIME", {3: ("time", "int")}, {3: ("time", "int"), 4: ("journaled", "bool")}),
+    4: ("PREPARE", {3: ("total", "int"), 4: ("offset", "int"), 5: ("data", "bytes")}, {
+        3: ("received", "int"), 4: ("nonce", "bytes"), 5: ("expires", "int"), 6: ("invoice_hash", "bytes"),
+        7: ("subtotal", "int"), 8: ("total_vat", "int"), 9: ("total", "int"), 10: ("currency", "str")}),
+    5: ("COMMIT", {3: ("nonce", "bytes")}, {3: ("sealed", "map"), 4: ("replayed", "bool")}),
+    6: ("ABORT", {3: ("nonce", "bytes")}, {3: ("state", "int")}),
+    7: ("STATUS", {3: ("nonce", "bytes")}, {3: ("state", "int"), 4: ("sealed", "map"), 5: ("expires", "int")}),
+    8: ("READ_JOURNAL", {3: ("first", "int"), 4: ("count", "int")},
+        {3: ("records", "list"), 4: ("next", "int"), 5: ("last", "int")}),
+}
+
+_IDS = {}
+
+
+def msg_id(name):
+    if not _IDS:
+        for mid in MESSAGES:
+            _IDS[MESSAGES[mid][0]] = mid
+    return _IDS[name]
+
+
+def _type_ok(value, kind):
+    if kind == "?int":
+        return value is None or _type_ok(value, "int")
+    if kind == "bool":
+        return value is True or value is False
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"bytes": bytes, "str": str, "list": list, "map": dict}[kind])
+
+
+def _pack(mid, spec, fields, extra):
+    out = dict(extra)
+    out[K_MSG] = mid
+    for key in spec:
+        name, kind = spec[key]
+        if name in fields and (fields[name] is not None or kind == "?int"):
+            out[key] = fields[name]
+    return cbor.encode(out)
+
+
+def _unpack(mapping, spec, required):
+    fields = {}
+    for key in mapping:
+        if key in (K_MSG, K_STATUS, K_DETAIL):
+            continue
+        if key not in spec:
+            raise MessageError("MESSAGE_FIELD", "unknown field key %r" % (key,))
+        name, kind = spec[key]
+        if not _type_ok(mapping[key], kind):
+            raise MessageError("MESSAGE_FIELD", "field %s must be %s" % (name, kind))
+        fields[name] = mapping[key]
+    if required:
+        for key in spec:
+            if spec[key][0] not in fields:
+                raise MessageError("MESSAGE_FIELD", "missing field %s" % spec[key][0])
+    return fields
+
+
+def encode_request(name, **fields):
+    mid = msg_id(name)
+    return _pack(mid, MESSAGES[mid][1], fields, {})
+
+
+def decode_request(payload):
+    """Payload bytes -> (message name, fields by name). Raises CborError or MessageError."""
+    mapping = cbor.decode(payload)
+    if not isinstance(mapping, dict) or K_MSG not in mapping:
+        raise CborError("request is not a map with a message id")
+    mid = mapping[K_MSG]
+    if mid not in MESSAGES or isinstance(mid, bool):
+        raise MessageError("MESSAGE_UNKNOWN", "message id %r is not known" % (mid,))
+    return MESSAGES[mid][0], _unpack(mapping, MESSAGES[mid][1], True)
+
+
+def encode_response(name, fields):
+    mid = msg_id(name)
+    return _pack(mid, MESSAGES[mid][2], fields, {K_STATUS: OK})
+
+
+def encode_error(mid, error):
+    """Error response to message ``mid`` (0 when the request could not be read)."""
+    return cbor.encode({K_MSG: mid, K_STATUS: error.code, K_DETAIL: error.detail})
+
+
+def decode_response(payload):
+    """Payload -> (name, status, detail, fields). Errors come back with status != OK, not raised."""
+    mapping = cbor.decode(payload)
+    if not isinstance(mapping, dict) or K_MSG not in mapping or K_STATUS not in mapping:
+        raise CborError("response is not a map with message id and status")
+    mid = mapping[K_MSG]
+    name = MESSAGES[mid][0] if mid in MESSAGES else None
+    if mapping[K_STATUS] != OK:
+        return name, mapping[K_STATUS], mapping.get(K_DETAIL, ""), {}
+    if name is None:
+        raise MessageError("MESSAGE_UNKNOWN", "response to unknown message id %r" % (mid,))
+    return name, OK, "", _unpack(mapping, MESSAGES[mid][2], False)
