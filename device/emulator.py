@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import sys
+import time
 import tty
 
 from device.core import Core
@@ -27,8 +28,6 @@ FLASH_SIZE = 2 * 1024 * 1024
 
 class MonotonicClock:
     def monotonic_ms(self):
-        import time
-
         return time.monotonic_ns() // 1000000
 
 
@@ -106,6 +105,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
         except InterruptedError:
             continue
         if not ready:
+            link.idle()
             continue
         data = os.read(master, 4096)
         try:

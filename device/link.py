@@ -21,6 +21,12 @@ class Link:
         self._last_answer = None
         self.replays = 0
 
+    def idle(self):
+        """The line went quiet: drop a partial frame, so a sender that died mid-frame cannot make
+        the next good frame wait until the dead frame's declared length has been filled."""
+        if self.decoder.buf:
+            self.decoder = frames.FrameDecoder(self.decoder.max_payload)
+
     def feed(self, data):
         """Bytes from the host -> bytes to send back (zero or more whole frames)."""
         out = []

@@ -80,6 +80,9 @@ class DeviceClient:
 
     # -- operations ----------------------------------------------------------------------------
     def handshake(self):
+        # A previous owner may have died mid-frame: enough zero bytes complete any partial frame
+        # (whose CRC then fails) so the device's decoder is resynchronised before our first request.
+        self.serial.write(b"\x00" * (frames.MAX_PAYLOAD + frames.HEADER_LEN + frames.CRC_LEN))
         probe = os.urandom(8)
         if self.call("PING", data=probe)["data"] != probe:
             raise DeviceUnavailable("device echoed the wrong PING data")

@@ -81,7 +81,8 @@ class FiscalError(Exception):
         self.code = code_of(name)
         self.name = name
         self.detail = detail
-        Exception.__init__(self, "%s: %s" % (name, detail) if detail else name)
+        # super(), not Exception.__init__: MicroPython's Exception has no __init__ attribute.
+        super().__init__("%s: %s" % (name, detail) if detail else name)
 
 
 class FrameError(FiscalError):

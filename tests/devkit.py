@@ -1,0 +1,110 @@
+"""Test kit: an in-memory device that can be power-cycled, and a builder of valid invoices.
+
+``Bench`` wraps the real Core and Link on the real NOR-flash model; ``reboot()`` is a power cycle
+(RAM state gone, flash kept exactly as left, faults cleared). Signatures in the journal are
+checked with ``cryptography`` here for speed; tests/test_p256.py proves the pure-Python verifier
+agrees with it.
+"""
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from device.core import Core
+from device.flash import Flash
+from device.link import Link
+from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
+from device.signer import Signer, derive_secret
+from protocol import cbor, invoice, messages, verify
+
+T0 = 1771300800  # 2026-02-17T04:00:00Z
+
+
+def keystore(seed="test-key"):
+    secret = derive_secret(SeededEntropy(seed).random(32))
+    return StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "TST"))
+
+
+def fast_verifier(public_key):
+    """verify_sig for protocol.verify backed by cryptography (same contract as p256.verify)."""
+    x, y = int.from_bytes(public_key[:32], "big"), int.from_bytes(public_key[32:64], "big")
+    key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+
+    def check(body, sig):
+        der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        try:
+            key.verify(der, body, ec.ECDSA(hashes.SHA256()))
+            return True
+        except InvalidSignature:
+            return False
+    return check
+
+
+class Bench:
+    def __init__(self, flash_size=64 * 1024, seed=0, max_pending=10, nonce_ttl=120):
+        self.flash = Flash(flash_size)
+        self.clock = ManualClock()
+        self.keys = keystore()
+        self.seed = seed
+        self.kw = {"max_pending": max_pending, "nonce_ttl": nonce_ttl}
+        self.boots = 0
+        self.public_key = Signer(self.keys.secret()).public_key()
+        self._verify_sig = fast_verifier(self.public_key)
+        self.boot()
+
+    def boot(self):
+        self.flash.revive()
+        self.boots += 1
+        entropy = SeededEntropy("%s:%d" % (self.seed, self.boots))
+        self.core = Core(self.flash, self.clock, entropy, self.keys, **self.kw)
+        self.link = Link(self.core)
+
+    reboot = boot
+
+    def call(self, name, **fields):
+        """(status name or 'OK', fields) for one request through the core."""
+        got, status, detail, answer = messages.decode_response(self.core.handle(messages.encode_request(name, **fields)))
+        if status:
+            from protocol.errors import name_of
+            return name_of(status), detail
+        return "OK", answer
+
+    def ok(self, name, **fields):
+        status, answer = self.call(name, **fields)
+        assert status == "OK", (name, status, answer)
+        return answer
+
+    def prepare(self, canonical):
+        return self.call("PREPARE", total=len(canonical), offset=0, data=canonical)
+
+    def records(self):
+        return [payload for _, payload in self.core.journal.records()]
+
+    def verify(self):
+        return verify.verify_records(self.records(), self.public_key, self._verify_sig)
+
+
+def make_invoice(lines=((2000, 50000, "TG03"),), itype="sale", currency="CDF", timestamp="2026-02-17T04:00:00Z",
+                 classification="Company", payments=None):
+    """A valid canonical invoice map; ``lines`` are (quantity in thousandths, unit price, group)."""
+    items = [{1: "SKU-%d" % i, 2: "item %d" % i, 3: q, 4: p, 5: g, 6: "EA"} for i, (q, p, g) in enumerate(lines)]
+    groups = invoice.compute_groups(items, timestamp)
+    tax_lines = [{1: code, 2: "", 3: rate, 4: base, 5: tax} for code, rate, base, tax in groups]
+    subtotal = sum(g[2] for g in groups)
+    vat = sum(g[3] for g in groups)
+    total = subtotal + vat
+    pays = payments if payments is not None else [total]
+    return {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: "cashier-13", 5: itype, 6: timestamp,
+            7: {1: "Acme Ltd", 2: "123456789", 3: classification}, 8: items, 9: tax_lines,
+            10: {1: subtotal, 2: vat, 3: total, 4: currency},
+            11: [{1: "cash", 2: amount, 3: "", 4: currency} for amount in pays]}
+
+
+def encode_invoice(doc):
+    return cbor.encode(doc)
+
+
+def digest(data):
+    return hashlib.sha256(data).digest()
