@@ -64,19 +64,23 @@ def encode_body(fields):
 
 
 def decode(record_bytes, index=None):
-    """Split a stored record into (body map, body bytes, signature); VERIFY_RECORD if malformed."""
+    """Split a stored record into (body map, body bytes, signature); VERIFY_RECORD if malformed.
+
+    ``index`` is the record's 0-based position, only used to name it in errors.
+    """
+    where = "record" if index is None else "record %d (index %d)" % (index + 1, index)
     if len(record_bytes) <= SIG_LEN:
-        raise VerifyError("VERIFY_RECORD", "record %s is too short" % index, index)
+        raise VerifyError("VERIFY_RECORD", "%s is too short" % where, index)
     body = record_bytes[:-SIG_LEN]
     try:
         fields = cbor.decode(body)
     except CborError as exc:
-        raise VerifyError("VERIFY_RECORD", "record %s body: %s" % (index, exc.detail), index)
+        raise VerifyError("VERIFY_RECORD", "%s: body %s" % (where, exc.detail), index)
     if not isinstance(fields, dict):
-        raise VerifyError("VERIFY_RECORD", "record %s body is not a map" % index, index)
+        raise VerifyError("VERIFY_RECORD", "%s: body is not a map" % where, index)
     for key in (K_TYPE, K_SEQ, K_COUNTER, K_TIME, K_PREV, K_DEVICE):
         if key not in fields:
-            raise VerifyError("VERIFY_RECORD", "record %s lacks key %d" % (index, key), index)
+            raise VerifyError("VERIFY_RECORD", "%s: body lacks key %d" % (where, key), index)
     return fields, body, record_bytes[-SIG_LEN:]
 
 

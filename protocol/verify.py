@@ -60,7 +60,7 @@ def verify_records(records, public_key, verify_sig=None, progress=None):
     cumulative = []
     invoices = 0
     for index in range(len(records)):
-        fields, body, sig = record.decode(records[index], index + 1)
+        fields, body, sig = record.decode(records[index], index)
         if fields[record.K_SEQ] != index + 1:
             _fail("VERIFY_COUNTER", index, "sequence number is %r, expected %d (a record is missing, added "
                   "or out of order)" % (fields[record.K_SEQ], index + 1))

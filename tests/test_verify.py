@@ -1,0 +1,98 @@
+"""The offline verifier catches tampering and names the record (protocol/verify.py)."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import verify
+from protocol.errors import VerifyError
+from tests.devkit import T0, Bench, encode_invoice, fast_verifier, make_invoice, keystore
+from device.signer import Signer
+
+
+def _journal():
+    bench = Bench()
+    bench.ok("SET_TIME", time=T0)
+    for i, itype in enumerate(["sale", "credit_note", "export", "sale"]):
+        doc = make_invoice(lines=((1000 + i, 1000 * (i + 1), "TG02"), (500, 777, "TG03")), itype=itype)
+        bench.ok("COMMIT", nonce=bench.prepare(encode_invoice(doc))[1]["nonce"])
+        bench.clock.advance(5)
+    bench.reboot()
+    bench.ok("SET_TIME", time=T0 + 100)
+    return bench
+
+
+BENCH = _journal()
+RECORDS = BENCH.records()
+KEY = BENCH.public_key
+FAST = fast_verifier(KEY)
+
+
+def test_genuine_journal_verifies_with_both_verifiers():
+    fast = verify.verify_records(RECORDS, KEY, FAST)
+    pure = verify.verify_records(RECORDS, KEY)   # pure-Python P-256: what MicroPython would run
+    assert fast == pure
+    assert pure["invoices"] == 4 and pure["counter"] == 4 and pure["records"] == len(RECORDS)
+    assert pure["cumulative"] and all(len(entry) == 3 for entry in pure["cumulative"])
+
+
+def test_every_single_byte_flip_is_detected_and_located():
+    for index, rec in enumerate(RECORDS):
+        for pos in range(len(rec)):
+            tampered = list(RECORDS)
+            tampered[index] = rec[:pos] + bytes([rec[pos] ^ 0x01]) + rec[pos + 1:]
+            with pytest.raises(VerifyError) as info:
+                verify.verify_records(tampered, KEY, FAST)
+            assert info.value.index == index, (index, pos, info.value)
+
+
+@given(index=st.integers(0, len(RECORDS) - 1), data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_any_byte_change_is_located(index, data):
+    rec = RECORDS[index]
+    pos = data.draw(st.integers(0, len(rec) - 1))
+    value = data.draw(st.integers(0, 255).filter(lambda v: v != rec[pos]))
+    tampered = list(RECORDS)
+    tampered[index] = rec[:pos] + bytes([value]) + rec[pos + 1:]
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(tampered, KEY, FAST)
+    assert info.value.index == index
+
+
+@pytest.mark.parametrize("index", range(len(RECORDS) - 1))
+def test_removed_record_is_named(index):
+    tampered = RECORDS[:index] + RECORDS[index + 1:]
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(tampered, KEY, FAST)
+    assert info.value.name == "VERIFY_COUNTER" and info.value.index == index
+    assert "missing" in info.value.detail
+
+
+def test_reordered_and_duplicated_records_are_named():
+    swapped = list(RECORDS)
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(swapped, KEY, FAST)
+    assert info.value.index == 2
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(RECORDS[:3] + RECORDS[2:], KEY, FAST)
+    assert info.value.index == 3
+
+
+def test_wrong_key_fails_on_the_first_record():
+    other = Signer(keystore("another device").secret()).public_key()
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(RECORDS, other)
+    assert info.value.name == "VERIFY_SIGNATURE" and info.value.index == 0
+
+
+def test_unusable_key_is_a_typed_error():
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(RECORDS, b"\x04" + b"\x01" * 64)
+    assert info.value.name == "VERIFY_KEY"
+
+
+def test_progress_is_reported():
+    seen = []
+    verify.verify_records(RECORDS, KEY, FAST, progress=seen.append)
+    assert seen == list(range(1, len(RECORDS) + 1))
