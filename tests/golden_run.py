@@ -1,0 +1,98 @@
+"""The golden PREPARE -> COMMIT exchange, runnable unchanged by CPython and by real MicroPython.
+
+Fixed key, fixed entropy, manual clock, in-memory flash: every byte the device emits is then a
+function of the code alone. It prints one line per item (``kind hex``): each request frame and
+the response frames, the journal records and a hash of the whole flash image.
+tools/gen_vectors.py stores the CPython output as protocol/vectors/golden.json; the test suite
+checks that CPython and MicroPython both reproduce it byte for byte.
+
+Run: ``python tests/golden_run.py`` from the repo root (CPython), or through tools/upy_run.mjs.
+"""
+
+import binascii
+import hashlib
+
+from device.core import Core
+from device.flash import Flash
+from device.link import Link
+from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
+from device.signer import Signer, derive_secret
+from protocol import cbor, frames, invoice, messages
+
+T0 = 1771300800  # 2026-02-17T04:00:00Z
+
+
+def hexs(data):
+    return binascii.hexlify(data).decode()
+
+
+def make_invoice(n_lines):
+    """A valid canonical invoice map with ``n_lines`` items over three tax groups."""
+    groups = ("TG02", "TG03", "TG04")
+    items = []
+    for i in range(n_lines):
+        items.append({1: "SKU-%04d" % i, 2: "Item number %d" % i, 3: 1000 + 250 * (i % 5),
+                      4: 1999 + 37 * i, 5: groups[i % 3], 6: "EA"})
+    timestamp = "2026-02-17T04:00:00Z"
+    lines = invoice.compute_groups(items, timestamp)
+    subtotal = 0
+    vat = 0
+    tax_lines = []
+    for code, rate, base, tax in lines:
+        tax_lines.append({1: code, 2: "", 3: rate, 4: base, 5: tax})
+        subtotal += base
+        vat += tax
+    return {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: "cashier-13", 5: "sale", 6: timestamp,
+            7: {1: "Acme Ltd", 2: "123456789", 3: "Company"}, 8: items, 9: tax_lines,
+            10: {1: subtotal, 2: vat, 3: subtotal + vat, 4: "CDF"},
+            11: [{1: "mobile_money", 2: subtotal + vat, 3: "AIRTEL-001", 4: "CDF"}]}
+
+
+class Host:
+    def __init__(self, link):
+        self.link = link
+        self.seq = 0
+
+    def send(self, name, **fields):
+        self.seq = (self.seq + 1) & 0xFF
+        frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
+        out = self.link.feed(frame)
+        print("req %s %s" % (name, hexs(frame)))
+        print("resp %s %s" % (name, hexs(out)))
+        return messages.decode_response(frames.FrameDecoder().feed(out)[0][2])[3]
+
+    def seal(self, canonical, chunk):
+        offset = 0
+        while offset < len(canonical):
+            answer = self.send("PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + chunk])
+            offset += chunk
+        return answer["nonce"], self.send("COMMIT", nonce=answer["nonce"])["sealed"]
+
+
+def main():
+    secret = derive_secret(SeededEntropy("golden-key").random(32))
+    keystore = StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "GLD"))
+    flash = Flash(64 * 1024)
+    clock = ManualClock()
+    core = Core(flash, clock, SeededEntropy("golden"), keystore)
+    host = Host(Link(core))
+    host.send("INFO")
+    host.send("SET_TIME", time=T0)
+    small = cbor.encode(make_invoice(3))
+    print("invoice %s" % hexs(small))
+    nonce, sealed = host.seal(small, 200)
+    print("fiscal_number %s" % sealed[1])
+    clock.advance(2)
+    host.send("COMMIT", nonce=nonce)          # a repeated COMMIT: same seal, nothing written
+    host.send("STATUS", nonce=nonce)
+    host.send("COMMIT", nonce=b"\x00" * 16)  # an unknown nonce: a typed error
+    large = cbor.encode(make_invoice(50))
+    print("invoice50 %d %s" % (len(large), hexs(hashlib.sha256(large).digest())))
+    host.seal(large, 1900)
+    host.send("READ_JOURNAL", first=1, count=16)
+    for seq, payload in core.journal.records():
+        print("record %d %s" % (seq, hexs(payload)))
+    print("flash %s" % hexs(hashlib.sha256(flash.image()).digest()))
+
+
+main()
