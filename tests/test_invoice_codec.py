@@ -1,0 +1,111 @@
+"""The time codec, the tax manifest, the totals rule and the host's JSON -> canonical conversion."""
+
+import datetime
+import json
+import os
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hostd.canonical import to_canonical
+from hostd.errors import InvalidPayload
+from protocol import cbor, invoice, taxgroups, timefmt
+from protocol.errors import InvoiceError
+from tests.devkit import make_invoice
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
+
+
+@given(st.integers(timefmt.MIN_TIME - 10 ** 9, timefmt.MAX_TIME + 10 ** 9))
+@settings(max_examples=2000)
+def test_time_codec_matches_the_calendar(t):
+    text = timefmt.format_time(t)
+    assert text == datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert timefmt.parse_time(text) == t
+
+
+@pytest.mark.parametrize("text", ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-02-17T24:00:00Z",
+                                  "2026-02-17T04:00:00+00:00", "2026-02-17t04:00:00Z", "２026-02-17T04:00:00Z",
+                                  "2026-02-17T04:00:00.0Z", 20260217])
+def test_time_codec_refuses_other_spellings(text):
+    with pytest.raises(InvoiceError) as info:
+        timefmt.parse_time(text)
+    assert info.value.name == "INVOICE_TIMESTAMP"
+
+
+def test_rate_in_force_follows_effective_from():
+    manifest = taxgroups.MANIFEST + (("TG02", "Standard VAT \u2014 Goods", 180000, "2027-01-01T00:00:00Z"),)
+    assert taxgroups.in_force("TG02", "2026-12-31T23:59:59Z", manifest)[2] == 160000
+    assert taxgroups.in_force("TG02", "2027-01-01T00:00:00Z", manifest)[2] == 180000
+    doc = make_invoice(lines=((1000, 100000, "TG02"),), timestamp="2027-01-02T00:00:00Z")
+    with pytest.raises(InvoiceError) as info:
+        invoice.check(doc, manifest)     # built with the 16 % manifest
+    assert info.value.name == "TAX_RATE_MISMATCH"
+    assert len(taxgroups.codes()) == 14
+
+
+@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.integers(0, 10 ** 8), st.sampled_from(taxgroups.codes())),
+                min_size=1, max_size=20))
+@settings(max_examples=300)
+def test_totals_rule_against_exact_decimal_arithmetic(lines):
+    doc = make_invoice(lines)
+    summary = invoice.check(doc)
+    for code, base, tax in summary["groups"]:
+        exact = sum(Decimal(q) * p for q, p, g in lines if g == code) / 1000
+        assert base == int(exact.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+        rate = taxgroups.in_force(code, doc[6])[2]
+        assert tax == int((Decimal(base) * rate / 10 ** 6).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    assert summary["total"] == summary["subtotal"] + summary["total_vat"]
+    assert invoice.decode(cbor.encode(doc))[1] == summary
+
+
+def test_sample_invoices_convert_exactly():
+    for name, total in (("invoice-002-services.json", 116000), ("invoice-000-goods.json", 11600000)):
+        with open(os.path.join(SAMPLES, name), "rb") as fh:
+            canonical, summary = to_canonical(fh.read())
+        assert summary["total"] == total
+        assert cbor.encode(cbor.decode(canonical)) == canonical
+
+
+def _sample(**changes):
+    with open(os.path.join(SAMPLES, "invoice-002-services.json")) as fh:
+        doc = json.load(fh)
+    for path, value in changes.items():
+        target = doc
+        keys = path.split("__")
+        for key in keys[:-1]:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[keys[-1]] = value
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"totals__total": "1160.001"}, "totals.total"),
+    ({"items__0__unit_price": 500.005}, "items[0].unit_price"),
+    ({"items__0__quantity": "0.0001"}, "items[0].quantity"),
+    ({"tax_groups__0__rate": "0.1600001"}, "tax_groups[0].rate"),
+    ({"totals__currency": "EUR"}, "totals.currency"),
+    ({"items__0__unit_price": True}, "items[0].unit_price"),
+    ({"items__0__unit_price": "-5"}, "items[0].unit_price"),
+    ({"totals__subtotal": "999.00"}, "totals.subtotal"),
+    ({"client__classification": "company"}, "client.classification"),
+])
+def test_inexact_or_invalid_json_names_the_field(changes, field):
+    with pytest.raises(InvalidPayload) as info:
+        to_canonical(_sample(**changes))
+    assert info.value.field == field, info.value.detail
+
+
+def test_field_order_and_missing_fields_are_named():
+    doc = json.loads(_sample())
+    reordered = {"outlet_id": doc["outlet_id"], "merchant_nif": doc["merchant_nif"]}
+    reordered.update({k: v for k, v in doc.items() if k not in reordered})
+    with pytest.raises(InvalidPayload) as info:
+        to_canonical(json.dumps(reordered))
+    assert "order" in info.value.detail
+    del doc["payments"]
+    with pytest.raises(InvalidPayload) as info:
+        to_canonical(json.dumps(doc))
+    assert info.value.field == "payments"
