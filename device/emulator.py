@@ -90,6 +90,11 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
     path = os.ttyname(slave)
     with open(os.path.join(profile, "emu.tty"), "w") as fh:
         fh.write(path + "\n")
+    link_path = os.path.join(profile, "tty")   # stable name for the daemon: follows restarts
+    if os.path.lexists(link_path + ".new"):
+        os.unlink(link_path + ".new")
+    os.symlink(path, link_path + ".new")
+    os.replace(link_path + ".new", link_path)
     with open(os.path.join(profile, "emu.pid"), "w") as fh:
         fh.write("%d\n" % os.getpid())
     out.write(path + "\n")

@@ -69,6 +69,110 @@ def demo(profile, as_json, invoices):
     click.echo("device %s, profile %s" % (summary["device_id"], result["profile"]))
 
 
+DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")
+socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
+                             envvar="FISCAL_SOCKET", type=click.Path(dir_okay=False), help="The daemon's unix socket.")
+
+
+@main.command()
+@click.option("--device", required=True, help="Serial port of the device (a board's tty or the emulator's pty).")
+@socket_option
+@click.option("--db", default=None, type=click.Path(dir_okay=False), help="SQLite store (default: beside the socket).")
+@click.option("--group", default=None, help="Group that may use the socket.")
+@click.option("--mode", default="0660", show_default=True, help="Socket file mode (octal).")
+@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Require 'Authorization: Bearer <token>' with the token in this file.")
+@click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
+def daemon(device, socket_path, db, group, mode, token_file, outlet):
+    """Own the device and serve the POS API on a unix socket."""
+    from hostd.server import serve
+
+    token = open(token_file).read().strip() if token_file else None
+    os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
+    serve(device, socket_path, db, int(mode, 8), group, token, outlet)
+
+
+@main.command()
+@click.option("--profile", required=True, type=click.Path(file_okay=False), help="Emulator profile directory.")
+@socket_option
+@click.option("--seed", type=int, default=None, help="Deterministic emulator entropy (tests and demos).")
+def up(profile, socket_path, seed):
+    """The emulator plus the daemon, with sensible defaults; restarts the emulator if it dies."""
+    from hostd.supervisor import run_up
+
+    run_up(profile, socket_path, seed)
+
+
+@main.group()
+def invoice():
+    """Seal and read invoices through the daemon."""
+
+
+@invoice.command("create")
+@click.argument("file", type=click.File("rb"))
+@socket_option
+@click.option("--idempotency-key", default=None, help="Retry-safe key (default: a new one per call).")
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's JSON answer.")
+def invoice_create(file, socket_path, idempotency_key, as_json):
+    """Seal FILE.json (a canonical invoice) and print its fiscal number."""
+    from hostd.client import call_json
+
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    try:
+        status, doc = call_json(socket_path, "POST", "/api/v1/invoices", file.read(), headers)
+    except HostdError as exc:
+        _fail(exc, as_json)
+    _answer(status, doc, as_json, lambda p: "%s  auth %s  at %s" % (p["fiscal_number"], p["auth_code"], p["timestamp"]))
+
+
+@invoice.command("get")
+@click.argument("fiscal_number")
+@socket_option
+@click.option("--json", "as_json", is_flag=True)
+def invoice_get(fiscal_number, socket_path, as_json):
+    """Show a sealed invoice (by fiscal number or counter)."""
+    from hostd.client import call_json
+
+    try:
+        status, doc = call_json(socket_path, "GET", "/api/v1/invoices/%s" % fiscal_number)
+    except HostdError as exc:
+        _fail(exc, as_json)
+    _answer(status, doc, as_json, lambda p: "%s  %s %s  auth %s  ledger %s" % (
+        p["fiscal_number"], p["invoice"]["totals"]["total"] if p["invoice"] else "?",
+        p["invoice"]["totals"]["currency"] if p["invoice"] else "", p["auth_code"], p["ledger_hash"]))
+
+
+@main.command()
+@socket_option
+@click.option("--json", "as_json", is_flag=True)
+def status(socket_path, as_json):
+    """Device state through the daemon: counter, clock, pending PREPAREs, journal fill."""
+    from hostd.client import call_json
+
+    try:
+        code, doc = call_json(socket_path, "GET", "/api/v1/outlets/local/status")
+    except HostdError as exc:
+        _fail(exc, as_json)
+    _answer(code, doc, as_json, lambda p: "\n".join("%-13s %s" % (k, p[k]) for k in sorted(p)))
+
+
+EXIT_FOR_HTTP = {400: 2, 401: 2, 403: 2, 404: 6, 413: 2, 422: 5, 429: 3, 500: 1, 503: 3}
+
+
+def _answer(status, doc, as_json, human):
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    elif status == 200:
+        click.echo(human(doc["payload"]))
+    else:
+        click.echo("error: %s %s%s" % (doc.get("code"), doc.get("detail"),
+                                       " (field %s)" % doc["field"] if doc.get("field") else ""), err=True)
+    if status != 200:
+        sys.exit(EXIT_FOR_HTTP.get(status, 1))
+
+
 def samples_dir():
     here = os.path.dirname(os.path.abspath(__file__))
     return os.path.join(os.path.dirname(here), "samples")

@@ -47,11 +47,11 @@ class DeviceClient:
 
     def _exchange(self, frame, seq):
         deadline = time.monotonic() + self.timeout
-        self.serial.write(frame)
+        self._write(frame)
         while time.monotonic() < deadline:
             try:
                 data = self.serial.read(4096)
-            except serial.SerialException as exc:
+            except (serial.SerialException, OSError) as exc:
                 raise DeviceUnavailable("device link lost: %s" % exc)
             for kind, got_seq, item in self.decoder.feed(data):
                 # A stale answer to an earlier request is never ours; a damaged frame is treated as
@@ -59,6 +59,12 @@ class DeviceClient:
                 if kind == "frame" and got_seq == seq:
                     return item
         return None
+
+    def _write(self, data):
+        try:
+            self.serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceUnavailable("device link lost: %s" % exc)
 
     def call(self, name, **fields):
         """Send one request, wait for its answer, return the response fields by name."""
@@ -82,7 +88,7 @@ class DeviceClient:
     def handshake(self):
         # A previous owner may have died mid-frame: enough zero bytes complete any partial frame
         # (whose CRC then fails) so the device's decoder is resynchronised before our first request.
-        self.serial.write(b"\x00" * (frames.MAX_PAYLOAD + frames.HEADER_LEN + frames.CRC_LEN))
+        self._write(b"\x00" * (frames.MAX_PAYLOAD + frames.HEADER_LEN + frames.CRC_LEN))
         probe = os.urandom(8)
         if self.call("PING", data=probe)["data"] != probe:
             raise DeviceUnavailable("device echoed the wrong PING data")

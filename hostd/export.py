@@ -1,0 +1,278 @@
+"""The audit export ("fiscal-journal-export/1") and its offline verification.
+
+An export is one UTF-8 JSON document an auditor can check with nothing but this file, the device's
+public key and PROTOCOL.md::
+
+    {"format": "fiscal-journal-export/1", "device_id": str, "public_key": hex(X || Y),
+     "certificate": null | hex, "exported_at": "YYYY-MM-DDTHH:MM:SSZ",
+     "device_counter": int, "device_seq": int, "last_hash": hex,
+     "records": [hex(body || signature), ...]}
+
+``records`` are the journal in order. The hash chain shows any record altered, removed, added or
+moved *before* the last one, but not records cut off the end; ``device_counter``, ``device_seq``
+and ``last_hash`` are what the device reported in INFO at export time, so a truncated file no
+longer matches them. They are not signed: they only help when the export is handed over intact
+(or checked against INFO taken independently). ``certificate`` is reserved for device
+certificates; the protocol has none yet, so it is always null today.
+
+A verifier should trust its own copy of the public key (``public_key=`` / ``fiscal verify
+--pubkey``), not the one in the file: whoever forged the records could also replace that key.
+"""
+
+import json
+import re
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from hostd.errors import VerificationFailed
+from protocol import p256, record, timefmt, verify
+from protocol.errors import InvoiceError, VerifyError
+
+FORMAT = "fiscal-journal-export/1"
+FIELDS = ("format", "device_id", "public_key", "certificate", "exported_at", "device_counter",
+          "device_seq", "last_hash", "records")
+_HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
+_WHERE = re.compile(r"\Arecord \d+ \(index \d+\):? ?")
+
+
+class ExportError(VerificationFailed):
+    """VerificationFailed that also names the bad record: ``index`` is 0-based, None if none."""
+
+    def __init__(self, detail, index=None, field=None):
+        VerificationFailed.__init__(self, detail, field)
+        self.index = index
+
+
+def build_export(records, info, exported_at):
+    """The export document (JSON-ready: hex strings) of ``records`` and the INFO answer ``info``.
+
+    ``exported_at`` is seconds since the epoch or the ``YYYY-MM-DDTHH:MM:SSZ`` text. Read INFO
+    after the records (with nothing sealed in between) so the two describe the same journal.
+    """
+    if not isinstance(exported_at, str):
+        exported_at = timefmt.format_time(exported_at)
+    doc = {"format": FORMAT, "device_id": info["device_id"], "public_key": bytes(info["public_key"]).hex(),
+           "certificate": None, "exported_at": exported_at, "device_counter": info["counter"],
+           "device_seq": info["seq"], "last_hash": bytes(info["last_hash"]).hex(),
+           "records": [bytes(r).hex() for r in records]}
+    _parse(doc)
+    return doc
+
+
+def dump_export(doc):
+    """Deterministic bytes of ``doc``: sorted keys, no whitespace, ASCII (hence UTF-8)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ExportError("export is not valid: field %r appears twice" % key, field=key)
+        seen[key] = value
+    return seen
+
+
+def _no_constants(name):
+    raise ExportError("export is not valid JSON: %s is not allowed" % name)
+
+
+def load_export(data):
+    """Parse and check the shape of an export (bytes); return the document, or raise naming the field."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except UnicodeError as exc:
+        raise ExportError("export is not UTF-8 text: %s" % exc)
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError is a ValueError
+        raise ExportError("export is not valid JSON: %s" % exc)
+    _parse(doc)
+    return doc
+
+
+def _bytes_of(value, field, length=None, index=None):
+    if not isinstance(value, str) or not _HEX.match(value):
+        where = field if index is None else "%s (record %d)" % (field, index + 1)
+        raise ExportError("%s is not hex text" % where, index, field)
+    raw = bytes.fromhex(value)
+    if length is not None and len(raw) != length:
+        raise ExportError("%s must be %d bytes, got %d" % (field, length, len(raw)), field=field)
+    return raw
+
+
+def _count(doc, field):
+    value = doc[field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExportError("%s must be a non-negative integer" % field, field=field)
+    return value
+
+
+def _parse(doc):
+    """Check every field of ``doc``; return a dict of the decoded values (bytes, ints)."""
+    if not isinstance(doc, dict):
+        raise ExportError("export is not a JSON object")
+    if doc.get("format") != FORMAT:
+        raise ExportError("format is %r, expected %r" % (doc.get("format"), FORMAT), field="format")
+    for field in FIELDS:
+        if field not in doc:
+            raise ExportError("export lacks the field %s" % field, field=field)
+    for field in sorted(doc):
+        if field not in FIELDS:
+            raise ExportError("export has an unknown field %s" % field, field=field)
+    if not isinstance(doc["device_id"], str) or not doc["device_id"]:
+        raise ExportError("device_id must be a non-empty string", field="device_id")
+    try:
+        timefmt.parse_time(doc["exported_at"], "exported_at")
+    except InvoiceError as exc:
+        raise ExportError(exc.detail, field="exported_at")
+    cert = doc["certificate"]
+    if not isinstance(doc["records"], list):
+        raise ExportError("records must be a list", field="records")
+    records = [_bytes_of(value, "records[%d]" % i, None, i) for i, value in enumerate(doc["records"])]
+    return {"device_id": doc["device_id"], "public_key": _bytes_of(doc["public_key"], "public_key", 64),
+            "certificate": None if cert is None else _bytes_of(cert, "certificate"),
+            "counter": _count(doc, "device_counter"), "seq": _count(doc, "device_seq"),
+            "last_hash": _bytes_of(doc["last_hash"], "last_hash", 32), "records": records}
+
+
+def fast_verifier(public_key):
+    """verify_sig for protocol.verify backed by ``cryptography``: same contract as p256.verify."""
+    x, y = p256.decode_point(public_key)
+    key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+
+    def check(body, sig):
+        if len(sig) != 64:
+            return False
+        r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+        if not (0 < r < p256.N and 0 < s < p256.N):
+            return False
+        try:
+            key.verify(utils.encode_dss_signature(r, s), bytes(body), ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+    return check
+
+
+def load_public_key(path):
+    """64-byte X || Y from a key file: raw 64 or 65 (0x04 ||) bytes, hex of either, or PEM SPKI."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    where = "public key file %s" % path
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as exc:
+            raise ExportError("%s: not a PEM PUBLIC KEY (%s)" % (where, exc), field="pubkey")
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise ExportError("%s: not a P-256 public key" % where, field="pubkey")
+        numbers = key.public_numbers()
+        raw = numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+    elif len(data) == 64 or (len(data) == 65 and data[0] == 4):
+        raw = data
+    else:
+        text = data.decode("ascii", "replace").strip()
+        if not _HEX.match(text) or len(text) not in (128, 130):
+            raise ExportError("%s: expected 64 or 65 raw bytes, their hex, or a PEM PUBLIC KEY" % where,
+                              field="pubkey")
+        raw = bytes.fromhex(text)
+    try:
+        x, y = p256.decode_point(raw)
+    except VerifyError as exc:
+        raise ExportError("%s: %s" % (where, exc.detail), field="pubkey")
+    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def _seq_of(rec):
+    """The sequence number a record claims, or None when it cannot be decoded."""
+    try:
+        return record.decode(rec)[0][record.K_SEQ]
+    except VerifyError:
+        return None
+
+
+def _explain(exc, records, check, key_note):
+    """A VerifyError from protocol.verify as one sentence naming the first bad record.
+
+    protocol.verify checks sequence and chain before the signature, so a byte flipped in a
+    record's seq or prev field first shows as a sequence or chain error; a record whose own
+    signature fails is reported as altered instead, and a gap or reorder of genuine records is
+    explained by looking at the sequence numbers around it.
+    """
+    index = exc.index
+    n = index + 1
+    rest = _WHERE.sub("", exc.detail)
+    if exc.name == "VERIFY_RECORD":
+        return "record %d is damaged: %s" % (n, "it " + rest if rest.startswith("is ") else rest)
+    fields, body, sig = record.decode(records[index], index)
+    if exc.name in ("VERIFY_SIGNATURE", "VERIFY_CHAIN", "VERIFY_COUNTER") and not check(body, sig):
+        if index == 0:
+            return "signature of record 1 does not verify: wrong public key, or record 1 was altered" + key_note
+        return "record %d was altered (signature does not verify)" % n
+    if exc.name == "VERIFY_CHAIN" and index == 0:
+        return "record 1 does not start the chain (its previous-hash is not GENESIS): records before it were removed"
+    if exc.name == "VERIFY_CHAIN":
+        return "record %d does not chain to record %d (altered or reordered)" % (n, n - 1)
+    found = fields[record.K_SEQ]
+    if exc.name == "VERIFY_COUNTER" and isinstance(found, int) and not isinstance(found, bool) and found != n:
+        if found > n:
+            later = [i for i in range(index + 1, len(records)) if _seq_of(records[i]) == n]
+            if later:
+                return ("records out of order at %d: position %d holds record %d, record %d is at position %d"
+                        % (n, n, found, n, later[0] + 1))
+            return "record %d is missing (the file goes on with record %d)" % (n, found)
+        if 0 < found < n and records[found - 1] == records[index]:
+            return "records out of order at %d: record %d appears again (duplicated)" % (n, found)
+        return "records out of order at %d: position %d holds record %d (reordered or duplicated)" % (n, n, found)
+    return "record %d: %s" % (n, rest)
+
+
+def verify_export(doc, public_key=None, progress=None):
+    """Verify an export document; return a JSON-ready summary or raise ExportError (a VerificationFailed).
+
+    ``public_key`` (64 or 65 bytes), when given, is used instead of the file's key. ``progress``
+    is called with the number of records checked so far.
+    """
+    parsed = _parse(doc)
+    records = parsed["records"]
+    key = parsed["public_key"] if public_key is None else bytes(public_key)
+    try:
+        check = fast_verifier(key)
+    except VerifyError as exc:
+        raise ExportError("public key: %s" % exc.detail, field="public_key")
+    key = p256.encode_point(*p256.decode_point(key))
+    matches = key == parsed["public_key"]
+    note = "" if matches else " (the given key differs from the key in the file)"
+    try:
+        summary = verify.verify_records(records, key, check, progress)
+    except VerifyError as exc:
+        raise ExportError(_explain(exc, records, check, note), exc.index)
+    m, n = len(records), parsed["seq"]
+    if m < n:
+        raise ExportError("records removed from the end: the device reported %d records, the file has %d "
+                          "(record %d onward is missing)" % (n, m, m + 1), m)
+    if m > n:
+        raise ExportError("the file has %d records, more than the %d the device reported" % (m, n), n)
+    if summary["counter"] != parsed["counter"]:
+        raise ExportError("fiscal counter of the last record is %d, the device reported %d"
+                          % (summary["counter"], parsed["counter"]), m - 1)
+    if summary["last_hash"] != parsed["last_hash"]:
+        raise ExportError("hash of record %d does not match the last hash the device reported" % m, m - 1)
+    if m and summary["device_id"] != parsed["device_id"]:
+        raise ExportError("the records are from device %s, the file says %s" % (summary["device_id"], parsed["device_id"]),
+                          field="device_id")
+    first = 0
+    for rec in records:   # records before the clock was first set carry time 0
+        first = record.decode(rec)[0][record.K_TIME]
+        if first:
+            break
+    return {"format": FORMAT, "device_id": parsed["device_id"], "records": m, "invoices": summary["invoices"],
+            "counter": summary["counter"], "last_hash": summary["last_hash"].hex(),
+            "first_time": timefmt.format_time(first) if first else None,
+            "last_time": timefmt.format_time(summary["last_time"]) if summary["last_time"] else None,
+            "exported_at": doc["exported_at"], "public_key": key.hex(),
+            "key_source": "file" if public_key is None else "given", "file_key_matches": matches,
+            "certificate": None if parsed["certificate"] is None else "present, not checked",
+            "cumulative": summary["cumulative"]}

@@ -1,0 +1,246 @@
+"""The device owner: one thread, one open port, every device transaction serialised through it.
+
+POS requests queue here and never touch the port themselves (trezord's lesson, DESIGN-NOTES
+section 6). The owner reconnects by itself: any link failure closes the port, and the next job
+reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the store with the
+journal before doing anything else.
+
+Sealing is a small state machine on the ``requests`` row, advanced one durable step at a time:
+``new`` -PREPARE-> ``prepared(nonce)`` -COMMIT-> ``done(response)``. Whatever was interrupted
+(timeout, lost link, daemon killed), the next attempt starts from the row: a prepared nonce is
+first asked about with STATUS, never committed blindly, so nothing is sealed twice or lost.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import time
+
+from protocol import invoice, messages, record, timefmt
+from hostd import envelope
+from hostd.device import DeviceClient
+from hostd.errors import DeviceRefused, DeviceUnavailable
+from hostd.export import build_export, dump_export
+from hostd.invoices import summary_columns
+
+RETRY_STATES = (messages.UNKNOWN, messages.EXPIRED, messages.ABORTED)
+TWO_PHASE = "2p:"   # request keys of the two-phase API: the POS holds the nonce
+
+
+class Owner:
+    def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient):
+        self.path = device_path
+        self.store = store
+        self.timeout = timeout
+        self.client_factory = client_factory
+        self.client = None
+        self.info = None
+        self.last_error = None
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device-owner")
+
+    def run(self, fn, *args):
+        """Queue ``fn(*args)`` on the owner thread; returns a concurrent.futures.Future."""
+        return self.executor.submit(fn, *args)
+
+    def close(self):
+        self.executor.shutdown(wait=True)
+        self._drop()
+
+    # -- connection ------------------------------------------------------------------------------
+    def _drop(self):
+        if self.client is not None:
+            try:
+                self.client.close()
+            except OSError as exc:   # the port may already be gone with the device
+                self.last_error = "closing: %s" % exc
+            self.client = None
+
+    def device(self, deadline):
+        """The connected client, reconnecting (handshake, clock, reconcile) until ``deadline``."""
+        while self.client is None:
+            try:
+                client = self.client_factory(self.path, timeout=self.timeout)
+                try:
+                    self.info = client.handshake()
+                    client.set_time()
+                    self.client = client
+                    self.reconcile()
+                except BaseException:
+                    self.client = None
+                    client.close()
+                    raise
+                self.last_error = None
+            except DeviceUnavailable as exc:
+                self.last_error = exc.detail
+                if time.monotonic() >= deadline:
+                    raise DeviceUnavailable("device unavailable: %s" % exc.detail)
+                time.sleep(0.2)
+        return self.client
+
+    def call(self, deadline, name, **fields):
+        """One device call; a lost link drops the port so the next call reconnects."""
+        client = self.device(deadline)
+        try:
+            return client.call(name, **fields)
+        except DeviceUnavailable:
+            self._drop()
+            raise
+
+    # -- reconciliation ------------------------------------------------------------------------------
+    def reconcile(self):
+        """Make the store agree with the device journal: mirror new records, file every sealed
+        invoice under the request that asked for it (matched by nonce)."""
+        info = self.info
+        known = self.store.meta("device")
+        if known is not None and known["device_id"] != info["device_id"]:
+            raise DeviceUnavailable("device %s is not the device %s this store belongs to"
+                                    % (info["device_id"], known["device_id"]))
+        have = self.store.journal_seq()
+        if info["seq"] < have:
+            raise DeviceUnavailable("device journal has %d records, the store has seen %d: rollback refused"
+                                    % (info["seq"], have))
+        self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex()})
+        if info["seq"] == have:
+            return
+        records = self.client.records(have + 1)
+        self.store.add_journal(have + 1, records)
+        for payload in records:
+            fields, body, sig = record.decode(payload)
+            if fields[record.K_TYPE] == record.INVOICE and not self.store.has_counter(fields[record.K_COUNTER]):
+                row = self.store.request_by_nonce(fields[record.K_NONCE])
+                self._file(row, record.sealed_result(fields, body, sig), fields)
+
+    def _file(self, row, sealed, fields):
+        body = envelope.sealed_body(sealed)
+        doc = {"counter": fields[record.K_COUNTER], "fiscal_number": sealed[record.S_FISCAL_NUMBER],
+               "seq": fields[record.K_SEQ], "invoice_hash": fields[record.K_INVOICE_HASH],
+               "canonical": row["canonical"] if row else None, "invoice_json": row["invoice_json"] if row else None,
+               "sealed_json": body.decode(), "merchant_nif": None, "outlet_id": None, "client_nif": None,
+               "invoice_type": fields[record.K_INVOICE_TYPE], "timestamp": None,
+               "sealed_at": sealed[record.S_TIMESTAMP], "total": fields[record.K_TOTAL],
+               "currency": fields[record.K_CURRENCY]}
+        if row is not None:
+            doc.update(summary_columns(row["invoice_json"]))
+        self.store.record_sealed(doc, row["key"] if row else None, body)
+        return body
+
+    # -- sealing -----------------------------------------------------------------------------------
+    def seal(self, key, budget):
+        """Advance request ``key`` to done; returns (http status, response bytes)."""
+        deadline = time.monotonic() + budget
+        while True:
+            row = self.store.request(key)
+            if row["state"] == "done":
+                return row["status"], row["response"]
+            try:
+                self._step(row, deadline)
+            except DeviceUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _step(self, row, deadline):
+        if row["state"] == "prepared":
+            answer = self.call(deadline, "STATUS", nonce=row["nonce"])
+            if answer["state"] == messages.COMMITTED:
+                self.reconcile_one(row, answer["sealed"])
+                return
+            if answer["state"] in RETRY_STATES:
+                self._retry_or_fail(row, messages.STATE_NAMES[answer["state"]])
+                return
+            self._commit(row, deadline)
+            return
+        try:
+            client = self.device(deadline)
+            nonce = client.prepare(row["canonical"])["nonce"]
+        except DeviceRefused as exc:
+            self.store.set_failed(row["key"], 422, envelope.error_body(
+                "FISCALIZATION_FAILED", exc.detail, device_code=exc.name))
+            return
+        except DeviceUnavailable:
+            self._drop()
+            raise
+        self.store.set_prepared(row["key"], nonce)
+
+    def _commit(self, row, deadline):
+        try:
+            answer = self.call(deadline, "COMMIT", nonce=row["nonce"])
+        except DeviceRefused as exc:
+            if exc.name in ("NONCE_EXPIRED", "NONCE_UNKNOWN", "NONCE_ABORTED"):
+                self._retry_or_fail(row, exc.name)
+                return
+            self.store.set_failed(row["key"], 422, envelope.error_body(
+                "FISCALIZATION_FAILED", exc.detail, device_code=exc.name))
+            return
+        self.reconcile_one(row, answer["sealed"])
+
+    def _retry_or_fail(self, row, why):
+        """The nonce is gone without a seal: a one-shot request PREPAREs again (same invoice bytes);
+        a two-phase request whose POS holds that nonce fails with the reason."""
+        if row["key"].startswith(TWO_PHASE):
+            self.store.set_failed(row["key"], 422, envelope.error_body(
+                "FISCALIZATION_FAILED", "nonce %s: PREPARE the invoice again" % why.lower(), device_code=why))
+        else:
+            self.store.reset_request(row["key"])
+
+    def reconcile_one(self, row, sealed):
+        fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
+        if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
+            raise DeviceUnavailable("device sealed a different invoice under this nonce")
+        self._file(row, sealed, fields)
+
+    # -- the other device operations of the API ----------------------------------------------------
+    def prepare(self, key, budget):
+        """Two-phase PREPARE: advance the row to ``prepared`` and return what the POS shows."""
+        deadline = time.monotonic() + budget
+        row = self.store.request(key)
+        if row["state"] == "done":
+            raise DeviceRefused(0, "ALREADY_DONE", "this request is already %s"
+                                % ("sealed" if row["status"] == 200 else "refused"))
+        if row["state"] == "new":
+            self._step(row, deadline)
+            row = self.store.request(key)
+        if row["state"] == "done":   # the device refused the invoice
+            raise DeviceRefused(0, json.loads(row["response"]).get("device_code", "REFUSED"),
+                                json.loads(row["response"])["detail"])
+        answer = self.call(deadline, "STATUS", nonce=row["nonce"])
+        return {"nonce": row["nonce"].hex(), "state": messages.STATE_NAMES[answer["state"]],
+                "expires": answer.get("expires"), "summary": invoice_summary(row["canonical"])}
+
+    def abort(self, key, budget):
+        row = self.store.request(key)
+        answer = self.call(time.monotonic() + budget, "ABORT", nonce=row["nonce"])
+        state = messages.STATE_NAMES[answer["state"]]
+        self.store.set_failed(key, 422, envelope.error_body("FISCALIZATION_FAILED", "the invoice was aborted",
+                                                            device_code="NONCE_ABORTED"))
+        return state
+
+    def status(self, budget):
+        """Live device state for the outlet status endpoint; never raises for a missing device."""
+        try:
+            info = self.call(time.monotonic() + budget, "INFO")
+        except DeviceUnavailable as exc:
+            last = self.info or {}
+            return {"device_state": "unavailable", "detail": exc.detail, "counter": last.get("counter"),
+                    "device_id": last.get("device_id")}
+        self.info = info
+        return {"device_state": "faulty" if info["fault"] else "ready", "fault": info["fault"] or None,
+                "device_id": info["device_id"], "counter": info["counter"], "records": info["seq"],
+                "clock": info["clock"], "pending": info["pending"], "max_pending": info["max_pending"],
+                "journal_used": info["journal_used"], "journal_size": info["journal_size"],
+                "journal_fill": round(info["journal_used"] / info["journal_size"], 6),
+                "firmware": info["firmware"]}
+
+    def export(self, budget):
+        """Sync the journal mirror with the device, then the verifiable export file (bytes)."""
+        deadline = time.monotonic() + budget
+        self.device(deadline)
+        self.info = self.call(deadline, "INFO")
+        self.reconcile()
+        return dump_export(build_export(self.store.journal(), self.info, timefmt.format_time(int(time.time()))))
+
+
+def invoice_summary(canonical):
+    summary = invoice.decode(canonical)[1]
+    return {"subtotal": summary["subtotal"], "total_vat": summary["total_vat"], "total": summary["total"],
+            "currency": summary["currency"], "tax_groups": summary["groups"]}

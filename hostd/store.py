@@ -1,0 +1,139 @@
+"""The daemon's SQLite store (WAL): full invoices, idempotency keys, and a mirror of the journal.
+
+Why each table exists:
+
+- ``requests``: one row per POS request (its Idempotency-Key, or a generated one). The row moves
+  ``new -> prepared(nonce) -> done(response bytes)`` and every move is committed *before* the next
+  device step, so after a crash the daemon knows exactly which nonce to ask STATUS about, and a
+  retry gets the stored response bytes, byte for byte.
+- ``invoices``: the full canonical invoice (the device keeps only its hash) and the sealed result,
+  bound to the device record by ``invoice_hash``; what GET and list read.
+- ``journal``: every device record, in order, as read back with READ_JOURNAL; reconciliation
+  fills it on start so the store never disagrees with the device, and the audit export reads it.
+
+All writes go through one connection used by the device owner thread; HTTP handlers read through
+their own connections (WAL lets readers proceed during a write).
+"""
+
+import json
+import sqlite3
+import threading
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY, body_hash BLOB NOT NULL, canonical BLOB NOT NULL, invoice_json TEXT NOT NULL,
+    state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_nonce ON requests(nonce);
+CREATE TABLE IF NOT EXISTS invoices (
+    counter INTEGER PRIMARY KEY, fiscal_number TEXT UNIQUE NOT NULL, seq INTEGER NOT NULL,
+    invoice_hash BLOB NOT NULL, canonical BLOB, invoice_json TEXT, sealed_json TEXT NOT NULL,
+    merchant_nif TEXT, outlet_id TEXT, client_nif TEXT, invoice_type TEXT, timestamp TEXT,
+    sealed_at TEXT NOT NULL, total INTEGER NOT NULL, currency TEXT NOT NULL,
+    dgi_status TEXT NOT NULL DEFAULT 'queued');
+CREATE INDEX IF NOT EXISTS invoices_hash ON invoices(invoice_hash);
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+
+
+def connect(path):
+    """A connection with the settings every user of the store needs."""
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")   # an acknowledged seal must survive power loss
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Store:
+    def __init__(self, path):
+        self.path = path
+        self.db = connect(path)
+        self.db.executescript(SCHEMA)
+        self._local = threading.local()
+
+    def reader(self):
+        """A per-thread read connection (HTTP handlers run in the event loop thread)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+        return conn
+
+    # -- requests --------------------------------------------------------------------------------
+    def request(self, key):
+        return self.reader().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
+
+    def add_request(self, key, body_hash, canonical, invoice_json, now):
+        """Insert a new request row; returns False when the key already exists."""
+        try:
+            self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created) "
+                            "VALUES (?, ?, ?, ?, 'new', ?)", (key, body_hash, canonical, invoice_json, now))
+            return True
+        except sqlite3.IntegrityError:
+            return False
+
+    def set_prepared(self, key, nonce):
+        self.db.execute("UPDATE requests SET state='prepared', nonce=? WHERE key=?", (nonce, key))
+
+    def reset_request(self, key):
+        """The device lost the nonce without sealing: the next step PREPAREs again."""
+        self.db.execute("UPDATE requests SET state='new', nonce=NULL WHERE key=?", (key,))
+
+    def set_failed(self, key, status, response):
+        """A final refusal (the device refused the invoice): the retry gets the same answer."""
+        self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?", (status, response, key))
+
+    def unfinished(self):
+        return self.db.execute("SELECT * FROM requests WHERE state != 'done' ORDER BY created").fetchall()
+
+    def request_by_nonce(self, nonce):
+        return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
+
+    # -- invoices and journal ------------------------------------------------------------------
+    def record_sealed(self, row, key, response, status=200):
+        """Store one sealed invoice and, in the same transaction, the request's final response."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
+                "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency) "
+                "VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, :sealed_json, "
+                ":merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, :currency)", row)
+            if key is not None:
+                self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
+                                (status, response, key))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def invoice(self, fiscal_number):
+        return self.reader().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
+                                     (fiscal_number, fiscal_number)).fetchone()
+
+    def has_counter(self, counter):
+        return self.db.execute("SELECT 1 FROM invoices WHERE counter=?", (counter,)).fetchone() is not None
+
+    def journal_seq(self):
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+
+    def add_journal(self, first_seq, records):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for i, rec in enumerate(records):
+                self.db.execute("INSERT OR IGNORE INTO journal (seq, record) VALUES (?, ?)", (first_seq + i, rec))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def journal(self):
+        return [row[0] for row in self.reader().execute("SELECT record FROM journal ORDER BY seq")]
+
+    def meta(self, key, default=None):
+        row = self.reader().execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, json.dumps(value)))

@@ -1,0 +1,54 @@
+"""``fiscal up``: the emulator and the daemon together, for laptops, demos and end-to-end tests.
+
+The emulator runs as a child process on the profile; a watcher thread restarts it whenever it
+exits (a crash, a ``kill -9``, a simulated power cut), as plugging a board back in would. The
+daemon talks to ``PROFILE/tty``, a symlink the emulator points at its new pty on every start, so
+the daemon's ordinary reconnect path finds the restarted device by itself.
+"""
+
+import os
+import sys
+import threading
+import time
+
+from hostd.demo import start_emulator, stop_emulator
+from hostd.server import serve
+
+
+class EmulatorWatch:
+    def __init__(self, profile, extra):
+        self.profile = profile
+        self.extra = extra
+        self.stopping = threading.Event()
+        self.proc = start_emulator(profile, extra)[0]
+        self.restarts = 0
+        self.thread = threading.Thread(target=self._watch, name="emulator-watch", daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        while not self.stopping.is_set():
+            code = self.proc.wait()
+            if self.stopping.is_set():
+                return
+            sys.stderr.write("fiscal up: emulator exited with %s; restarting it\n" % code)
+            time.sleep(0.2)
+            self.proc = start_emulator(self.profile, self.extra)[0]
+            self.restarts += 1
+
+    def stop(self):
+        self.stopping.set()
+        stop_emulator(self.proc)
+
+
+def run_up(profile, socket_path, seed=None):
+    os.makedirs(profile, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
+    watch = EmulatorWatch(profile, [] if seed is None else ["--seed", str(seed)])
+
+    def ready():
+        sys.stdout.write("fiscal up: serving %s (profile %s)\n" % (socket_path, profile))
+        sys.stdout.flush()
+    try:
+        serve(os.path.join(profile, "tty"), socket_path, os.path.join(profile, "fiscal.sqlite"), ready=ready)
+    finally:
+        watch.stop()

@@ -1,0 +1,88 @@
+"""``fiscal verify EXPORT_FILE``: check an audit export offline, with no device and no daemon.
+
+The checks are hostd/export.py's (signatures, hash chain, counters, time, running totals, and the
+device's own count and head hash against truncation). Exit codes follow the README table: 0 the
+export verifies; 4 verification failed (``error: <message naming the first bad record>`` on
+stderr, or one JSON error document with ``--json``); 2 usage error (bad key file, ``--cert``).
+A progress bar goes to stderr for exports of more than PROGRESS_MIN records when stderr is a
+terminal and ``--json`` is off.
+"""
+
+import json
+import sys
+
+import click
+
+from hostd.errors import VerificationFailed
+from hostd.export import load_export, load_public_key, verify_export
+
+PROGRESS_MIN = 1000
+
+
+def _stderr_is_tty():
+    return click.get_text_stream("stderr").isatty()
+
+
+def _print_summary(s):
+    click.echo("export verified: %d records, %d invoices, fiscal counter %d" % (s["records"], s["invoices"], s["counter"]))
+    click.echo("device:    %s" % s["device_id"])
+    click.echo("first:     %s" % (s["first_time"] or "clock never set"))
+    click.echo("last:      %s" % (s["last_time"] or "clock never set"))
+    click.echo("head hash: %s" % s["last_hash"])
+    if s["key_source"] == "file":
+        click.echo("key:       the key in the export file (pass --pubkey to check against your own copy)")
+    elif s["file_key_matches"]:
+        click.echo("key:       given with --pubkey (same as the key in the file)")
+    else:
+        click.echo("key:       given with --pubkey (the key in the file differs and was ignored)")
+    click.echo("exported:  %s" % s["exported_at"])
+
+
+def _fail(exc, as_json):
+    index = getattr(exc, "index", None)
+    if as_json:
+        click.echo(json.dumps({"status": "error", "code": exc.code, "detail": exc.detail,
+                               "record": None if index is None else index + 1}))
+    else:
+        click.echo("error: %s" % exc.detail, err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.command("verify")
+@click.argument("export_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
+              help="Device public key to trust instead of the export's (raw, hex or PEM).")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False),
+              help="Device certificate (not supported yet).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def verify(export_file, pubkey, cert, as_json):
+    """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end."""
+    if cert is not None:
+        raise click.UsageError("device certificates are not supported yet; use --pubkey")
+    key = None
+    if pubkey is not None:
+        try:
+            key = load_public_key(pubkey)
+        except VerificationFailed as exc:
+            raise click.BadParameter(exc.detail, param_hint="--pubkey")
+    try:
+        with open(export_file, "rb") as fh:
+            doc = load_export(fh.read())
+        count = len(doc["records"])
+        show = count > PROGRESS_MIN and not as_json and _stderr_is_tty()
+        with click.progressbar(length=count, label="verifying", file=click.get_text_stream("stderr"),
+                               hidden=not show, show_pos=True) as bar:
+            done = [0]
+
+            def progress(n):
+                bar.update(n - done[0])
+                done[0] = n
+            summary = verify_export(doc, key, progress)
+    except VerificationFailed as exc:
+        _fail(exc, as_json)
+    if as_json:
+        out = {"status": "ok"}
+        out.update(summary)
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        _print_summary(summary)
