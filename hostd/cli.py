@@ -12,6 +12,7 @@ import sys
 import click
 
 from hostd.errors import HostdError
+from hostd.verify_cmd import verify
 
 
 def _fail(exc, as_json):
@@ -49,7 +50,7 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.argument("invoices", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 def demo(profile, as_json, invoices):
-    """Start the emulator, seal invoices (default: the two samples) and verify the journal."""
+    """Run `fiscal up`, seal invoices over its socket (default: the two samples), verify the export."""
     from hostd.demo import run_demo
 
     try:
@@ -57,16 +58,17 @@ def demo(profile, as_json, invoices):
     except HostdError as exc:
         _fail(exc, as_json)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
         return
-    for sealed in result["sealed"]:
-        click.echo("sealed %-28s %s  auth %s  at %s" % (sealed["fiscal_number"], sealed["file"],
-                                                       sealed["auth_code"], sealed["timestamp"]))
-        click.echo("  qr: %s" % sealed["qr_payload"])
-    summary = result["journal"]
-    click.echo("journal verified: %d records, %d invoices, counter %d, head %s"
-               % (summary["records"], summary["invoices"], summary["counter"], summary["last_hash"]))
-    click.echo("device %s, profile %s" % (summary["device_id"], result["profile"]))
+    for p in result["sealed"]:
+        click.echo("sealed %-24s %-26s auth %s  at %s" % (p["fiscal_number"], p["file"], p["auth_code"], p["timestamp"]))
+        click.echo("  qr: %s" % p["qr_payload"])
+    device, summary = result["device"], result["journal"]
+    click.echo("device %s: counter %d, %d records, journal %.3f%% full"
+               % (device["device_id"], device["counter"], device["records"], 100 * device["journal_fill"]))
+    click.echo("audit export %s verified offline: %d records, %d invoices, head %s"
+               % (result["export"], summary["records"], summary["invoices"], summary["last_hash"][:16]))
+    click.echo("profile %s (run `fiscal up --profile %s` to keep the device)" % (result["profile"], result["profile"]))
 
 
 DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")

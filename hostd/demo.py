@@ -1,9 +1,9 @@
-"""The README's main job until the daemon lands: a real emulator process, a real pty, real frames.
+"""The README's main job: the emulator plus the daemon, sealing the sample invoices over HTTP.
 
-It starts ``fiscal emulator`` as a child process, reads the pty path from its first stdout line,
-opens the pty with the same client the daemon will use, sets the clock, seals each invoice with
-PREPARE -> COMMIT, then reads the whole journal back and verifies it offline with the public key
-the device reported.
+It runs ``fiscal up`` (emulator + daemon) as a child process on a profile, waits for its socket,
+POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would, reads the outlet status,
+downloads the audit export and verifies it offline with the device's public key, then stops
+``fiscal up`` (unless ``keep`` is set).
 """
 
 import os
@@ -11,31 +11,32 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 
-from protocol import verify
-from hostd.canonical import to_canonical
-from hostd.device import DeviceClient
-from hostd.errors import DeviceUnavailable, VerificationFailed
-from protocol.errors import VerifyError
+from hostd.client import call_json, request
+from hostd.errors import DeviceUnavailable, HostdError
+from hostd.export import load_export, verify_export
+
+SAMPLES = ("invoice-002-services.json", "invoice-000-goods.json")
 
 
-def start_emulator(profile, extra=(), timeout=20.0):
-    """Spawn the emulator; return (process, pty path). Its stderr is inherited for diagnostics."""
-    cmd = [sys.executable, "-m", "hostd", "emulator", "--profile", profile] + list(extra)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+def start_up(profile, socket_path, timeout=30.0):
+    """Start ``fiscal up``; return the process once its socket answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "hostd", "up", "--profile", profile, "--socket", socket_path],
+                            stdout=subprocess.PIPE)
     ready = select.select([proc.stdout], [], [], timeout)[0]
-    line = proc.stdout.readline().decode().strip() if ready else ""
-    if not line.startswith("/dev/"):
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.startswith("fiscal up:"):
         proc.kill()
         proc.wait()
-        raise DeviceUnavailable("emulator did not start (exit %s, first line %r)" % (proc.poll(), line))
-    return proc, line
+        raise DeviceUnavailable("fiscal up did not start (exit %s)" % proc.poll())
+    return proc
 
 
-def stop_emulator(proc):
+def stop_up(proc):
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -46,30 +47,29 @@ def run_demo(profile=None, files=()):
 
     if profile is None:
         profile = tempfile.mkdtemp(prefix="fiscal-demo-")
-    if not files:
-        files = [os.path.join(samples_dir(), name) for name in ("invoice-002-services.json", "invoice-000-goods.json")]
-    canonicals = []
-    for path in files:
-        with open(path, "rb") as fh:
-            canonicals.append((path, to_canonical(fh.read())[0]))
-    proc, tty = start_emulator(profile)
+    files = list(files) or [os.path.join(samples_dir(), name) for name in SAMPLES]
+    socket_path = os.path.join(profile, "api.sock")
+    proc = start_up(profile, socket_path)
     try:
-        with DeviceClient(tty) as dev:
-            info = dev.handshake()
-            dev.set_time()
-            sealed = []
-            for path, canonical in canonicals:
-                s = dev.seal(canonical)
-                sealed.append({"file": os.path.basename(path), "fiscal_number": s[1], "counter": s[2],
-                               "auth_code": s[3], "timestamp": s[4], "qr_payload": s[5],
-                               "ledger_hash": s[7].hex()})
-            records = dev.records()
+        sealed = []
+        for path in files:
+            with open(path, "rb") as fh:
+                status, doc = call_json(socket_path, "POST", "/api/v1/invoices", fh.read(),
+                                        {"Content-Type": "application/json",
+                                         "Idempotency-Key": "demo-%s-%s" % (os.path.basename(path), time.time())})
+            if status != 200:
+                raise HostdError("%s: %s %s" % (os.path.basename(path), doc.get("code"), doc.get("detail")),
+                                 doc.get("field"))
+            payload = doc["payload"]
+            payload["file"] = os.path.basename(path)
+            sealed.append(payload)
+        status_doc = call_json(socket_path, "GET", "/api/v1/outlets/local/status")[1]["payload"]
+        export = request(socket_path, "GET", "/api/v1/audit/export")[2]
     finally:
-        stop_emulator(proc)
-    try:
-        summary = verify.verify_records(records, info["public_key"])
-    except VerifyError as exc:
-        raise VerificationFailed(exc.detail)
-    summary["last_hash"] = summary["last_hash"].hex()
-    return {"profile": profile, "tty": tty, "public_key": info["public_key"].hex(), "sealed": sealed,
-            "journal": summary}
+        stop_up(proc)
+    export_path = os.path.join(profile, "journal-export.json")
+    with open(export_path, "wb") as fh:
+        fh.write(export)
+    summary = verify_export(load_export(export))
+    return {"profile": profile, "socket": socket_path, "sealed": sealed, "device": status_doc,
+            "export": export_path, "journal": summary}

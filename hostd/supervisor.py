@@ -7,12 +7,36 @@ the daemon's ordinary reconnect path finds the restarted device by itself.
 """
 
 import os
+import select
+import subprocess
 import sys
 import threading
 import time
 
-from hostd.demo import start_emulator, stop_emulator
+from hostd.errors import DeviceUnavailable
 from hostd.server import serve
+
+
+def start_emulator(profile, extra=(), timeout=20.0):
+    """Spawn ``fiscal emulator``; return (process, pty path). Its stderr is inherited for diagnostics."""
+    cmd = [sys.executable, "-m", "hostd", "emulator", "--profile", profile] + list(extra)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    ready = select.select([proc.stdout], [], [], timeout)[0]
+    line = proc.stdout.readline().decode().strip() if ready else ""
+    if not line.startswith("/dev/"):
+        proc.kill()
+        proc.wait()
+        raise DeviceUnavailable("emulator did not start (exit %s, first line %r)" % (proc.poll(), line))
+    return proc, line
+
+
+def stop_emulator(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class EmulatorWatch:

@@ -20,7 +20,7 @@ PROGRESS_MIN = 1000
 
 
 def _stderr_is_tty():
-    return click.get_text_stream("stderr").isatty()
+    return sys.stderr.isatty()
 
 
 def _print_summary(s):
@@ -70,7 +70,7 @@ def verify(export_file, pubkey, cert, as_json):
             doc = load_export(fh.read())
         count = len(doc["records"])
         show = count > PROGRESS_MIN and not as_json and _stderr_is_tty()
-        with click.progressbar(length=count, label="verifying", file=click.get_text_stream("stderr"),
+        with click.progressbar(length=count, label="verifying", file=sys.stderr,
                                hidden=not show, show_pos=True) as bar:
             done = [0]
 

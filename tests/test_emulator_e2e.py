@@ -11,7 +11,7 @@ import pytest
 import serial
 
 from hostd.canonical import to_canonical
-from hostd.demo import start_emulator, stop_emulator
+from hostd.supervisor import start_emulator, stop_emulator
 from hostd.device import DeviceClient
 from hostd.errors import DeviceRefused
 from protocol import messages, verify
