@@ -8,6 +8,7 @@ retried fsync can report success ("fsyncgate", reference ecosystem-and-reliabili
 process stops instead of carrying on with a journal it cannot trust.
 """
 
+import fcntl
 import os
 import sys
 
@@ -25,6 +26,11 @@ class FileFlash(Flash):
             data = fh.read()
         Flash.__init__(self, size, page_size, sector_size, data)
         self._fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ProfileBusy("%s is in use by another emulator" % path)
 
     def _persist(self, offset, length):
         try:
@@ -37,6 +43,10 @@ class FileFlash(Flash):
 
     def close(self):
         os.close(self._fd)
+
+
+class ProfileBusy(RuntimeError):
+    """Two emulators on one flash image would fork the journal: the second one refuses to start."""
 
 
 def _create_erased(path, size):

@@ -76,7 +76,7 @@ def _write_all(fd, data):
 
 
 def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
-          max_pending=10, nonce_ttl=120, out=sys.stdout):
+          max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False):
     """Run until SIGTERM/SIGINT. A simulated power cut ends the process at once (exit 75)."""
     flash, entropy, keystore = open_profile(profile, seed)
     flash.cut_after, flash.cut_bytes, flash.fail_at = cut_after, cut_bytes, fail_program
@@ -101,6 +101,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
     out.flush()
     sys.stderr.write("fiscal emulator %s on %s (counter %d, %d records)\n"
                      % (keystore.device_id(), path, core.counter, core.seq))
+    parent = os.getppid()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -111,6 +112,9 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
             continue
         if not ready:
             link.idle()
+            if exit_with_parent and os.getppid() != parent:
+                sys.stderr.write("fiscal emulator: parent process gone; stopping\n")
+                break
             continue
         data = os.read(master, 4096)
         try:

@@ -37,11 +37,18 @@ def main():
 @click.option("--fail-program", type=int, default=None, help="Make flash program N fail.")
 @click.option("--max-pending", type=int, default=10, show_default=True)
 @click.option("--nonce-ttl", type=int, default=120, show_default=True, help="Seconds before a PREPARE expires.")
-def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl):
+@click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
+def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
+    from device.emu_flash import ProfileBusy
     from device.emulator import serve
 
-    serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl)
+    try:
+        serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
+              exit_with_parent=exit_with_parent)
+    except ProfileBusy as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(3)
 
 
 @main.command()

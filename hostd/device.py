@@ -24,8 +24,9 @@ CHUNK = frames.MAX_PAYLOAD - 64
 
 
 class DeviceClient:
-    def __init__(self, port, timeout=2.0, retries=2):
+    def __init__(self, port, timeout=2.0, retries=2, on_sent=None):
         self.port = port
+        self.on_sent = on_sent   # called with the message name once its frame is written
         self.timeout = timeout
         self.retries = retries
         self.decoder = frames.FrameDecoder()
@@ -45,9 +46,11 @@ class DeviceClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _exchange(self, frame, seq):
+    def _exchange(self, frame, seq, name):
         deadline = time.monotonic() + self.timeout
         self._write(frame)
+        if self.on_sent is not None:
+            self.on_sent(name)
         while time.monotonic() < deadline:
             try:
                 data = self.serial.read(4096)
@@ -71,7 +74,7 @@ class DeviceClient:
         self.seq = (self.seq + 1) & 0xFF
         frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
         for _ in range(self.retries + 1):
-            payload = self._exchange(frame, self.seq)
+            payload = self._exchange(frame, self.seq, name)
             if payload is not None:
                 break
         else:

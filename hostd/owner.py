@@ -14,6 +14,8 @@ first asked about with STATUS, never committed blindly, so nothing is sealed twi
 import concurrent.futures
 import hashlib
 import json
+import os
+import signal
 import time
 
 from protocol import invoice, messages, record, timefmt
@@ -37,6 +39,12 @@ class Owner:
         self.info = None
         self.last_error = None
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device-owner")
+        # Crash-test hook: SIGKILL ourselves at a named step (tests/test_daemon_crash.py).
+        self.crash_at = os.environ.get("FISCAL_TEST_CRASH_AT")
+
+    def _crash_point(self, name):
+        if self.crash_at == name:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def run(self, fn, *args):
         """Queue ``fn(*args)`` on the owner thread; returns a concurrent.futures.Future."""
@@ -59,7 +67,7 @@ class Owner:
         """The connected client, reconnecting (handshake, clock, reconcile) until ``deadline``."""
         while self.client is None:
             try:
-                client = self.client_factory(self.path, timeout=self.timeout)
+                client = self.client_factory(self.path, timeout=self.timeout, on_sent=self._sent)
                 try:
                     self.info = client.handshake()
                     client.set_time()
@@ -76,6 +84,10 @@ class Owner:
                     raise DeviceUnavailable("device unavailable: %s" % exc.detail)
                 time.sleep(0.2)
         return self.client
+
+    def _sent(self, name):
+        if name == "COMMIT":
+            self._crash_point("after_commit_sent")
 
     def call(self, deadline, name, **fields):
         """One device call; a lost link drops the port so the next call reconnects."""
@@ -161,6 +173,7 @@ class Owner:
             self._drop()
             raise
         self.store.set_prepared(row["key"], nonce)
+        self._crash_point("after_prepare")
 
     def _commit(self, row, deadline):
         try:
@@ -172,6 +185,7 @@ class Owner:
             self.store.set_failed(row["key"], 422, envelope.error_body(
                 "FISCALIZATION_FAILED", exc.detail, device_code=exc.name))
             return
+        self._crash_point("after_commit_answered")
         self.reconcile_one(row, answer["sealed"])
 
     def _retry_or_fail(self, row, why):

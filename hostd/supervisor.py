@@ -44,7 +44,15 @@ class EmulatorWatch:
         self.profile = profile
         self.extra = extra
         self.stopping = threading.Event()
-        self.proc = start_emulator(profile, extra)[0]
+        deadline = time.monotonic() + 5.0
+        while True:   # an orphan of a killed `fiscal up` may hold the profile for half a second
+            try:
+                self.proc = start_emulator(profile, extra)[0]
+                break
+            except DeviceUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.restarts = 0
         self.thread = threading.Thread(target=self._watch, name="emulator-watch", daemon=True)
         self.thread.start()
@@ -56,8 +64,11 @@ class EmulatorWatch:
                 return
             sys.stderr.write("fiscal up: emulator exited with %s; restarting it\n" % code)
             time.sleep(0.2)
-            self.proc = start_emulator(self.profile, self.extra)[0]
-            self.restarts += 1
+            try:
+                self.proc = start_emulator(self.profile, self.extra)[0]
+                self.restarts += 1
+            except DeviceUnavailable as exc:
+                sys.stderr.write("fiscal up: %s; retrying\n" % exc.detail)
 
     def stop(self):
         self.stopping.set()
@@ -67,7 +78,7 @@ class EmulatorWatch:
 def run_up(profile, socket_path, seed=None):
     os.makedirs(profile, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    watch = EmulatorWatch(profile, [] if seed is None else ["--seed", str(seed)])
+    watch = EmulatorWatch(profile, ["--exit-with-parent"] + ([] if seed is None else ["--seed", str(seed)]))
 
     def ready():
         sys.stdout.write("fiscal up: serving %s (profile %s)\n" % (socket_path, profile))

@@ -1,0 +1,104 @@
+"""Test kit for the daemon: real ``fiscal emulator`` / ``fiscal daemon`` / ``fiscal up`` processes,
+and a POS client speaking HTTP over the unix socket."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from hostd.client import DaemonUnavailable, request
+from hostd.supervisor import start_emulator, stop_emulator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "samples")
+
+
+def sample(name="invoice-002-services.json", **changes):
+    """Sample invoice JSON bytes with top-level or dotted changes (e.g. cashier_id="c-2")."""
+    with open(os.path.join(SAMPLES, name)) as fh:
+        doc = json.load(fh)
+    for path, value in changes.items():
+        target, keys = doc, path.split("__")
+        for key in keys[:-1]:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[keys[-1]] = value
+    return json.dumps(doc).encode()
+
+
+def wait_for_socket(path, proc=None, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("process exited with %s before serving" % proc.returncode)
+        if os.path.exists(path):
+            try:
+                request(path, "GET", "/api/v1/tax-groups", timeout=2)
+                return
+            except DaemonUnavailable:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("no daemon on %s after %.0f s" % (path, timeout))
+
+
+class Pos:
+    """What a POS does: POST JSON with an Idempotency-Key, read the envelope."""
+
+    def __init__(self, socket_path):
+        self.socket = socket_path
+
+    def post(self, path, body, key=None, timeout=30.0):
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        status, _, data = request(self.socket, "POST", path, body, headers, timeout)
+        return status, data
+
+    def seal(self, body, key=None):
+        status, data = self.post("/api/v1/invoices", body, key)
+        return status, json.loads(data)
+
+    def get(self, path):
+        status, _, data = request(self.socket, "GET", path)
+        return status, json.loads(data)
+
+
+class Stack:
+    """An emulator and a daemon as separate processes, so the daemon can die alone."""
+
+    def __init__(self, tmp_path, seed=11):
+        self.profile = str(tmp_path / "profile")
+        self.socket = str(tmp_path / "api.sock")
+        self.db = str(tmp_path / "fiscal.sqlite")
+        self.emulator, _ = start_emulator(self.profile, ["--seed", str(seed)])
+        self.daemon = None
+        self.pos = Pos(self.socket)
+
+    def start_daemon(self, crash_at=None):
+        env = dict(os.environ)
+        env.pop("FISCAL_TEST_CRASH_AT", None)
+        if crash_at:
+            env["FISCAL_TEST_CRASH_AT"] = crash_at
+        self.daemon = subprocess.Popen([sys.executable, "-m", "hostd", "daemon", "--device",
+                                        os.path.join(self.profile, "tty"), "--socket", self.socket,
+                                        "--db", self.db], env=env, stderr=subprocess.DEVNULL)
+        wait_for_socket(self.socket, self.daemon)
+
+    def kill_daemon(self):
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGKILL)
+        if self.daemon is not None:
+            self.daemon.wait()
+
+    def restart_emulator(self, seed=12):
+        os.kill(self.emulator.pid, signal.SIGKILL)
+        self.emulator.wait()
+        self.emulator, _ = start_emulator(self.profile, ["--seed", str(seed)])
+
+    def close(self):
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.terminate()
+            self.daemon.wait(10)
+        if self.emulator.poll() is None:
+            stop_emulator(self.emulator)
