@@ -88,7 +88,7 @@ def parse(raw):
     for i, name in enumerate(names):
         if i >= len(ORDER) or name != ORDER[i]:
             want = ORDER[i] if i < len(ORDER) else "(end of object)"
-            field = want if want in ORDER and want not in names else name
+            field = want if want in ORDER else name   # the field that belongs here
             raise InvalidPayload("field %d must be %s, found %s (order: %s)" % (i + 1, want, name, ", ".join(ORDER)),
                                  field)
     if len(names) < len(ORDER):
