@@ -75,14 +75,14 @@ class Stack:
         self.daemon = None
         self.pos = Pos(self.socket)
 
-    def start_daemon(self, crash_at=None):
+    def start_daemon(self, crash_at=None, extra=()):
         env = dict(os.environ)
         env.pop("FISCAL_TEST_CRASH_AT", None)
         if crash_at:
             env["FISCAL_TEST_CRASH_AT"] = crash_at
         self.daemon = subprocess.Popen([sys.executable, "-m", "hostd", "daemon", "--device",
                                         os.path.join(self.profile, "tty"), "--socket", self.socket,
-                                        "--db", self.db], env=env, stderr=subprocess.DEVNULL)
+                                        "--db", self.db] + list(extra), env=env, stderr=subprocess.DEVNULL)
         wait_for_socket(self.socket, self.daemon)
 
     def kill_daemon(self):
