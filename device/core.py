@@ -82,8 +82,9 @@ class Core:
         """One request payload (canonical CBOR) -> one response payload. Never raises FiscalError."""
         mid = 0
         try:
-            name, fields = messages.decode_request(payload)
-            mid = messages.msg_id(name)
+            mid, mapping = messages.parse_request(payload)
+            name = messages.MESSAGES[mid][0]
+            fields = messages.request_fields(mid, mapping)
             self.nonces.expire(self.clock.now())
             return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
         except FiscalError as exc:
@@ -147,9 +148,12 @@ class Core:
     def _on_prepare(self, fields):
         now = self._now()
         total, offset, data = fields["total"], fields["offset"], fields["data"]
-        if total > invoice.MAX_INVOICE or total < 1:
+        if total > invoice.MAX_INVOICE:
             raise InvoiceError("INVOICE_TOO_LARGE", "invoice of %d bytes; limit %d" % (total, invoice.MAX_INVOICE))
+        if total < 1:
+            raise InvoiceError("INVOICE_MALFORMED", "PREPARE total must be at least 1 byte")
         if offset == 0:
+            self.nonces.check_room()   # refuse before the host uploads up to 16 KiB for nothing
             upload = [total, bytearray()]
         else:
             upload = self.upload

@@ -43,6 +43,8 @@ def _crc(length_bytes, payload):
 
 class Journal:
     def __init__(self, flash, start=0, size=None):
+        if start % ALIGN:
+            raise ValueError("journal start %d must be a multiple of %d" % (start, ALIGN))
         self.flash = flash
         self.start = start
         self.end = start + (flash.size - start if size is None else size)

@@ -8,8 +8,6 @@ request is executed rather than fed a stale answer. Bad frames are answered with
 a frame carrying the sequence byte read from the header (0 when unknown), so the host can resend.
 """
 
-import binascii
-
 from protocol import frames, messages
 
 
@@ -32,7 +30,7 @@ class Link:
         out = []
         for kind, seq, item in self.decoder.feed(data):
             if kind == "frame":
-                key = (seq, len(item), binascii.crc32(item))
+                key = (seq, bytes(item))   # at most MAX_PAYLOAD bytes kept: compare exactly
                 if key == self._last_key:
                     self.replays += 1
                     out.append(self._last_answer)

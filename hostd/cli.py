@@ -1,7 +1,8 @@
 """``fiscal``: the command-line entry point (a click group).
 
-Exit codes (documented in the README): 0 success; 1 unexpected failure; 2 usage error or invalid
-invoice; 3 device unavailable or not answering; 4 verification failed; 5 the device refused.
+Exit codes (documented in the README): 0 success; 1 verification failed (fiscal verify) or an
+unexpected failure; 2 usage error or invalid invoice; 3 device or daemon unavailable; 5 the device
+refused; 6 not found.
 ``--json`` prints exactly one JSON document on stdout; progress and logs go to stderr.
 """
 
@@ -77,6 +78,8 @@ def demo(profile, as_json, invoices):
                % (result["export"], summary["records"], summary["invoices"], summary["last_hash"][:16]))
     click.echo("profile %s (run `fiscal up --profile %s` to keep the device)" % (result["profile"], result["profile"]))
 
+
+main.add_command(verify)
 
 DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")
 socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,

@@ -71,7 +71,7 @@ class DeviceClient:
 
     def call(self, name, **fields):
         """Send one request, wait for its answer, return the response fields by name."""
-        self.seq = (self.seq + 1) & 0xFF
+        self.seq = self.seq % 255 + 1   # 1..255: seq 0 is what the device uses for unreadable frames
         frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
         for _ in range(self.retries + 1):
             payload = self._exchange(frame, self.seq, name)

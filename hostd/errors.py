@@ -53,4 +53,4 @@ class VerificationFailed(HostdError):
     """A journal or export failed offline verification."""
 
     code = "VERIFICATION_FAILED"
-    exit_code = 4
+    exit_code = 1   # issue 3: `fiscal verify` exits 1 naming the first bad record

@@ -1,28 +1,21 @@
 """The audit export ("fiscal-journal-export/1") and its offline verification.
 
-An export is one UTF-8 JSON document an auditor can check with nothing but this file, the device's
-public key and PROTOCOL.md::
+One UTF-8 JSON document an auditor checks with only this file, the device's public key and
+PROTOCOL.md: ``{"format", "device_id", "public_key": hex X||Y, "certificate": null (reserved for
+device certificates, none exist yet), "exported_at": "YYYY-MM-DDTHH:MM:SSZ", "device_counter",
+"device_seq", "last_hash": hex, "records": [hex(body || signature), ...] in journal order}``.
 
-    {"format": "fiscal-journal-export/1", "device_id": str, "public_key": hex(X || Y),
-     "certificate": null | hex, "exported_at": "YYYY-MM-DDTHH:MM:SSZ",
-     "device_counter": int, "device_seq": int, "last_hash": hex,
-     "records": [hex(body || signature), ...]}
-
-``records`` are the journal in order. The hash chain shows any record altered, removed, added or
-moved *before* the last one, but not records cut off the end; ``device_counter``, ``device_seq``
-and ``last_hash`` are what the device reported in INFO at export time, so a truncated file no
-longer matches them. They are not signed: they only help when the export is handed over intact
-(or checked against INFO taken independently). ``certificate`` is reserved for device
-certificates; the protocol has none yet, so it is always null today.
-
-A verifier should trust its own copy of the public key (``public_key=`` / ``fiscal verify
---pubkey``), not the one in the file: whoever forged the records could also replace that key.
+The hash chain shows a record altered, removed, added or moved before the last one, not records
+cut off the end: ``device_counter``, ``device_seq`` and ``last_hash`` (INFO at export time) catch
+those. They are not signed, so they only help when the file is handed over intact or INFO was
+taken independently. Trust your own copy of the public key (``public_key=``, ``--pubkey``), not
+the file's: whoever forged the records could also replace that key.
 """
 
 import json
 import re
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -46,11 +39,8 @@ class ExportError(VerificationFailed):
 
 
 def build_export(records, info, exported_at):
-    """The export document (JSON-ready: hex strings) of ``records`` and the INFO answer ``info``.
-
-    ``exported_at`` is seconds since the epoch or the ``YYYY-MM-DDTHH:MM:SSZ`` text. Read INFO
-    after the records (with nothing sealed in between) so the two describe the same journal.
-    """
+    """The export document (JSON-ready) of ``records`` and the INFO answer ``info``; ``exported_at`` is
+    epoch seconds or text. Read INFO right after the records, nothing sealed in between."""
     if not isinstance(exported_at, str):
         exported_at = timefmt.format_time(exported_at)
     doc = {"format": FORMAT, "device_id": info["device_id"], "public_key": bytes(info["public_key"]).hex(),
@@ -75,7 +65,7 @@ def _no_duplicates(pairs):
     return seen
 
 
-def _no_constants(name):
+def _no_constants(name):   # NaN, Infinity: Python accepts them, JSON does not
     raise ExportError("export is not valid JSON: %s is not allowed" % name)
 
 
@@ -115,12 +105,9 @@ def _parse(doc):
         raise ExportError("export is not a JSON object")
     if doc.get("format") != FORMAT:
         raise ExportError("format is %r, expected %r" % (doc.get("format"), FORMAT), field="format")
-    for field in FIELDS:
-        if field not in doc:
-            raise ExportError("export lacks the field %s" % field, field=field)
-    for field in sorted(doc):
-        if field not in FIELDS:
-            raise ExportError("export has an unknown field %s" % field, field=field)
+    for field in [f for f in FIELDS if f not in doc] + sorted([f for f in doc if f not in FIELDS]):
+        raise ExportError(("export lacks the field %s" if field in FIELDS else "export has an unknown field %s")
+                          % field, field=field)
     if not isinstance(doc["device_id"], str) or not doc["device_id"]:
         raise ExportError("device_id must be a non-empty string", field="device_id")
     try:
@@ -145,11 +132,9 @@ def fast_verifier(public_key):
     def check(body, sig):
         if len(sig) != 64:
             return False
-        r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
-        if not (0 < r < p256.N and 0 < s < p256.N):
-            return False
-        try:
-            key.verify(utils.encode_dss_signature(r, s), bytes(body), ec.ECDSA(hashes.SHA256()))
+        der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        try:   # r or s outside [1, n-1] is InvalidSignature too (checked against p256.verify in tests)
+            key.verify(der, bytes(body), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             return False
         return True
@@ -164,12 +149,11 @@ def load_public_key(path):
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise ExportError("%s: not a PEM PUBLIC KEY (%s)" % (where, exc), field="pubkey")
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
             raise ExportError("%s: not a P-256 public key" % where, field="pubkey")
-        numbers = key.public_numbers()
-        raw = numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+        raw = p256.encode_point(key.public_numbers().x, key.public_numbers().y)
     elif len(data) == 64 or (len(data) == 65 and data[0] == 4):
         raw = data
     else:
@@ -179,28 +163,23 @@ def load_public_key(path):
                               field="pubkey")
         raw = bytes.fromhex(text)
     try:
-        x, y = p256.decode_point(raw)
+        return p256.encode_point(*p256.decode_point(raw))
     except VerifyError as exc:
         raise ExportError("%s: %s" % (where, exc.detail), field="pubkey")
-    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def _seq_of(rec):
-    """The sequence number a record claims, or None when it cannot be decoded."""
     try:
         return record.decode(rec)[0][record.K_SEQ]
-    except VerifyError:
+    except VerifyError:   # a damaged record further on claims no number
         return None
 
 
 def _explain(exc, records, check, key_note):
     """A VerifyError from protocol.verify as one sentence naming the first bad record.
 
-    protocol.verify checks sequence and chain before the signature, so a byte flipped in a
-    record's seq or prev field first shows as a sequence or chain error; a record whose own
-    signature fails is reported as altered instead, and a gap or reorder of genuine records is
-    explained by looking at the sequence numbers around it.
-    """
+    protocol.verify checks seq and prev before the signature: a record whose own signature fails
+    is reported as altered, a gap or reorder of genuine records from the seq numbers around it."""
     index = exc.index
     n = index + 1
     rest = _WHERE.sub("", exc.detail)
@@ -211,10 +190,9 @@ def _explain(exc, records, check, key_note):
         if index == 0:
             return "signature of record 1 does not verify: wrong public key, or record 1 was altered" + key_note
         return "record %d was altered (signature does not verify)" % n
-    if exc.name == "VERIFY_CHAIN" and index == 0:
-        return "record 1 does not start the chain (its previous-hash is not GENESIS): records before it were removed"
-    if exc.name == "VERIFY_CHAIN":
-        return "record %d does not chain to record %d (altered or reordered)" % (n, n - 1)
+    if exc.name == "VERIFY_CHAIN":   # record 1: only if a device started a journal twice
+        return ("record %d does not chain to record %d (altered or reordered)" % (n, n - 1) if index else
+                "record 1 does not start the chain (its previous-hash is not GENESIS)")
     found = fields[record.K_SEQ]
     if exc.name == "VERIFY_COUNTER" and isinstance(found, int) and not isinstance(found, bool) and found != n:
         if found > n:
@@ -225,7 +203,8 @@ def _explain(exc, records, check, key_note):
             return "record %d is missing (the file goes on with record %d)" % (n, found)
         if 0 < found < n and records[found - 1] == records[index]:
             return "records out of order at %d: record %d appears again (duplicated)" % (n, found)
-        return "records out of order at %d: position %d holds record %d (reordered or duplicated)" % (n, n, found)
+        return ("records out of order at %d: position %d holds a second, different record %d (from another copy "
+                "of the journal)" % (n, n, found))
     return "record %d: %s" % (n, rest)
 
 
@@ -255,19 +234,18 @@ def verify_export(doc, public_key=None, progress=None):
                           "(record %d onward is missing)" % (n, m, m + 1), m)
     if m > n:
         raise ExportError("the file has %d records, more than the %d the device reported" % (m, n), n)
+    last = m - 1 if m else None
     if summary["counter"] != parsed["counter"]:
         raise ExportError("fiscal counter of the last record is %d, the device reported %d"
-                          % (summary["counter"], parsed["counter"]), m - 1)
+                          % (summary["counter"], parsed["counter"]), last)
     if summary["last_hash"] != parsed["last_hash"]:
-        raise ExportError("hash of record %d does not match the last hash the device reported" % m, m - 1)
+        raise ExportError("hash of record %d does not match the last hash the device reported" % m, last)
     if m and summary["device_id"] != parsed["device_id"]:
         raise ExportError("the records are from device %s, the file says %s" % (summary["device_id"], parsed["device_id"]),
                           field="device_id")
     first = 0
     for rec in records:   # records before the clock was first set carry time 0
-        first = record.decode(rec)[0][record.K_TIME]
-        if first:
-            break
+        first = first or record.decode(rec)[0][record.K_TIME]
     return {"format": FORMAT, "device_id": parsed["device_id"], "records": m, "invoices": summary["invoices"],
             "counter": summary["counter"], "last_hash": summary["last_hash"].hex(),
             "first_time": timefmt.format_time(first) if first else None,

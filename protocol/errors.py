@@ -1,8 +1,8 @@
 """Error codes of the fiscal protocol, as data, and the one error hierarchy of the device side.
 
 Every refusal the device (or a shared codec) can produce has a stable numeric code, a name and a
-one-line meaning here.  PROTOCOL.md reproduces this table; `tests/test_errors.py` checks that the
-two agree.  Codes are never reused: a retired code stays in the table marked as such.
+one-line meaning here.  PROTOCOL.md reproduces this table; `tests/test_protocol_doc.py` checks
+that the two agree.  Codes are never reused: a retired code stays in the table marked as such.
 
 The classes exist so callers can catch a family (``except NonceError``) while the wire only
 carries ``code`` and ``detail``.  Runs unchanged in MicroPython (no enum, no dataclasses).
@@ -10,7 +10,7 @@ carries ``code`` and ``detail``.  Runs unchanged in MicroPython (no enum, no dat
 
 # code: (name, family, meaning)
 ERRORS = {
-    0x01: ("FRAME_MALFORMED", "frame", "frame header is invalid (unknown version or impossible length)"),
+    0x01: ("FRAME_MALFORMED", "frame", "frame header carries an unknown protocol version"),
     0x02: ("FRAME_OVERSIZE", "frame", "frame payload is longer than MAX_PAYLOAD; refused before reading it"),
     0x03: ("FRAME_CRC", "frame", "frame CRC-32 does not match its contents"),
     0x10: ("CBOR_MALFORMED", "cbor", "payload is not canonical CBOR of the accepted subset"),

@@ -91,15 +91,30 @@ def encode_request(name, **fields):
     return _pack(mid, MESSAGES[mid][1], fields, {})
 
 
-def decode_request(payload):
-    """Payload bytes -> (message name, fields by name). Raises CborError or MessageError."""
+def _known_id(mid):
+    # Test the type first: a list or map as id is unhashable and must not raise TypeError.
+    return isinstance(mid, int) and not isinstance(mid, bool) and mid in MESSAGES
+
+
+def parse_request(payload):
+    """Payload bytes -> (message id, raw map). Raises CborError or MessageError."""
     mapping = cbor.decode(payload)
     if not isinstance(mapping, dict) or K_MSG not in mapping:
-        raise CborError("request is not a map with a message id")
-    mid = mapping[K_MSG]
-    if mid not in MESSAGES or isinstance(mid, bool):
-        raise MessageError("MESSAGE_UNKNOWN", "message id %r is not known" % (mid,))
-    return MESSAGES[mid][0], _unpack(mapping, MESSAGES[mid][1], True)
+        raise MessageError("MESSAGE_FIELD", "request must be a map holding the message id at key 0")
+    if not _known_id(mapping[K_MSG]):
+        raise MessageError("MESSAGE_UNKNOWN", "message id %r is not known" % (mapping[K_MSG],))
+    return mapping[K_MSG], mapping
+
+
+def request_fields(mid, mapping):
+    """Checked request fields by name for message ``mid``. Raises MessageError."""
+    return _unpack(mapping, MESSAGES[mid][1], True)
+
+
+def decode_request(payload):
+    """Payload bytes -> (message name, fields by name). Raises CborError or MessageError."""
+    mid, mapping = parse_request(payload)
+    return MESSAGES[mid][0], request_fields(mid, mapping)
 
 
 def encode_response(name, fields):
@@ -118,7 +133,7 @@ def decode_response(payload):
     if not isinstance(mapping, dict) or K_MSG not in mapping or K_STATUS not in mapping:
         raise CborError("response is not a map with message id and status")
     mid = mapping[K_MSG]
-    name = MESSAGES[mid][0] if mid in MESSAGES else None
+    name = MESSAGES[mid][0] if _known_id(mid) else None
     if mapping[K_STATUS] != OK:
         return name, mapping[K_STATUS], mapping.get(K_DETAIL, ""), {}
     if name is None:

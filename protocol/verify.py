@@ -25,6 +25,10 @@ from protocol import invoice, p256, record
 from protocol.errors import VerifyError
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)   # bool is an int in CPython only
+
+
 def _fail(name, index, text):
     raise VerifyError(name, "record %d (index %d): %s" % (index + 1, index, text), index)
 
@@ -33,11 +37,11 @@ def _check_invoice(fields, cumulative, index):
     groups = fields.get(record.K_GROUPS)
     total = fields.get(record.K_TOTAL)
     itype = fields.get(record.K_INVOICE_TYPE)
-    if not isinstance(groups, list) or not isinstance(total, int) or itype not in invoice.TYPES:
+    if not isinstance(groups, list) or not _is_int(total) or itype not in invoice.TYPES:
         _fail("VERIFY_RECORD", index, "invoice record lacks groups, total or a valid invoice type")
     for g in groups:
         if not (isinstance(g, list) and len(g) == 3 and isinstance(g[0], str)
-                and isinstance(g[1], int) and isinstance(g[2], int)):
+                and _is_int(g[1]) and _is_int(g[2])):
             _fail("VERIFY_RECORD", index, "tax group entry %r is not [code, base, tax]" % (g,))
     if total != sum([g[1] + g[2] for g in groups]):
         _fail("VERIFY_RECORD", index, "total %d is not the sum of the tax groups" % total)
@@ -76,7 +80,7 @@ def verify_records(records, public_key, verify_sig=None, progress=None):
         want = counter + 1 if rtype == record.INVOICE else counter
         if fields[record.K_COUNTER] != want:
             _fail("VERIFY_COUNTER", index, "fiscal counter is %r, expected %d" % (fields[record.K_COUNTER], want))
-        if not isinstance(fields[record.K_TIME], int) or fields[record.K_TIME] < last_time:
+        if not _is_int(fields[record.K_TIME]) or fields[record.K_TIME] < last_time:
             _fail("VERIFY_TIME", index, "time goes back before %d" % last_time)
         if rtype == record.INVOICE:
             cumulative = _check_invoice(fields, cumulative, index)

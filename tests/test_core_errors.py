@@ -5,6 +5,8 @@ record sequence, the pending nonces, and the clock.
 """
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import cbor, frames, messages
 from protocol.errors import ERRORS, code_of
@@ -56,12 +58,36 @@ def test_bad_frames(bench):
     (cbor.encode({0: 2, 3: "text"}), "MESSAGE_FIELD"),
     (cbor.encode({0: 2, 3: b"", 9: 1}), "MESSAGE_FIELD"),
     (cbor.encode({0: 5, 3: b"short"}), "MESSAGE_FIELD"),
-    (cbor.encode([1, 2]), "CBOR_MALFORMED"),
+    (cbor.encode([1, 2]), "MESSAGE_FIELD"),
+    (cbor.encode({0: [1]}), "MESSAGE_UNKNOWN"),     # an unhashable id must not crash the device
+    (cbor.encode({0: {1: 2}}), "MESSAGE_UNKNOWN"),
+    (cbor.encode({0: True}), "MESSAGE_UNKNOWN"),
+    (cbor.encode({0: 4, 3: [1], 4: {}, 5: None}), "MESSAGE_FIELD"),
 ])
 def test_bad_messages(bench, payload, name):
     before = snapshot(bench)
     assert messages.decode_response(bench.core.handle(payload))[1] == code_of(name)
     assert snapshot(bench) == before
+
+
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 64, 2 ** 64 - 1) | st.text(max_size=8) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.integers(0, 20) | st.text(max_size=3), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(value=cbor_values, mid=st.integers(0, 12) | cbor_values)
+@settings(max_examples=1000, deadline=None)
+def test_any_well_formed_request_gets_a_typed_answer(value, mid):
+    """Arbitrary CBOR maps and values in place of a request: always an error frame, never a crash."""
+    bench = BENCH
+    payloads = [cbor.encode(value), cbor.encode({0: mid, 3: value, 4: value, 5: value})]
+    for payload in payloads:
+        name, status, detail, fields = messages.decode_response(bench.core.handle(payload))
+        assert status == 0 or ERRORS[status][1] in ("cbor", "message", "invoice", "nonce", "clock", "journal")
+
+
+BENCH = Bench()
 
 
 def _mutations():

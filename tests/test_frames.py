@@ -148,7 +148,12 @@ def test_truncated_frame_then_good_frame(data, s1, p1, s2, p2):
     cut = data.draw(st.integers(1, len(first) - 1))
     stream = first[:cut] + encode_frame(s2, p2) + PAD
     events = run(FrameDecoder(), data.draw(chunked(stream)))
-    assert frames_of(events) == [(s2, p2)]   # (p1 may hide fake headers: errors are not counted)
+    if cut == len(first) - 1 and first[-1] == stream[cut]:
+        # The missing last CRC byte happens to be the next frame's first magic byte (0xF1): the
+        # first frame is then genuinely complete and valid, and it consumed that byte.
+        assert frames_of(events)[:1] == [(s1, p1)]
+    else:
+        assert frames_of(events) == [(s2, p2)]   # (p1 may hide fake headers: errors are not counted)
 
 
 def test_frame_behind_truncated_frame_waits_for_the_declared_length_then_appears():

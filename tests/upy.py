@@ -5,22 +5,23 @@
 becomes an AssertionError carrying stderr.  Missing node or npm package is a failure, never a skip:
 the MicroPython guarantee is the point of these tests.
 
-Heap measurement, and why it is not a plain "smallest heapsize that works" bisection
----------------------------------------------------------------------------------------
+Heap measurement: read this before quoting a number
+---------------------------------------------------
 This port is built with MICROPY_GC_SPLIT_HEAP_AUTO: ``heapsize`` is only the *first* heap area;
 when an allocation does not fit, the port adds a new area (up to 2 GiB of WebAssembly memory)
 instead of raising MemoryError.  Worse for measurement, its ``gc_collect()`` only marks a
 collection pending; garbage is really collected when control returns to JavaScript (between
 ``#upy:collect`` parts of a script), never inside a call, not even by ``gc.collect()``.
 
-So inside one part every byte allocated stays allocated.  `heap_stats` reports, for a given initial
-heap, whether it ever had to grow (``grew``) and the largest live heap measured after a real
-collection at the end of each part (``live``).  `min_heap` bisects (1 KiB resolution) the smallest
-initial heap that never grows: the heap a board would need **if it never collected** inside a part,
-an upper bound of the true peak (live data plus all garbage plus fragmentation).  ``live`` is a lower
-bound.  Put imports and setup in an earlier part (``#upy:collect`` line) so compiling modules from
-source is not charged to the operation measured.  A part that allocates more than ~2 GiB in total
-dies with MemoryError even if almost everything is garbage: split long loops into parts.
+So inside one part every byte allocated stays allocated, and a "smallest heapsize" can only mean
+the smallest heap in which no part ever needs the port to add an area, i.e. the heap a board would
+need if it collected only between parts (``#upy:collect`` lines).  That is what `min_heap` bisects
+(1 KiB resolution): an upper bound of the true peak (live data + all garbage + fragmentation).
+With ``last_part=True`` only the last part is measured, after the earlier ones (imports, setup)
+were collected, so compiling sources is not charged; the modules' bytecode still is (a board with
+frozen modules keeps it in flash).  ``heap_stats(...)["live"]`` (after a real collection) is a
+lower bound.  A part allocating over ~2 GiB in total dies with MemoryError even if it is all
+garbage: split long loops into parts.
 """
 
 import json
@@ -47,15 +48,16 @@ def _node():
     return node
 
 
-def _run(script_text, heap, timeout, want_stats):
+def _run(script_text, heap, timeout, stats_args):
     """Run the script; return (stdout bytes, stats dict or None).  Raise AssertionError on failure."""
     node = _node()
     with tempfile.TemporaryDirectory(prefix="upy-") as tmp:
-        script = os.path.join(tmp, "script.py")
+        script, stats = os.path.join(tmp, "script.py"), os.path.join(tmp, "stats.json")
         with open(script, "w", encoding="utf-8") as f:
             f.write(script_text)
-        stats = os.path.join(tmp, "stats.json")
-        cmd = [node, RUNNER, "--heap", str(heap)] + (["--stats", stats] if want_stats else [])
+        cmd = [node, RUNNER, "--heap", str(heap)]
+        if stats_args is not None:
+            cmd += ["--stats", stats] + stats_args
         try:
             proc = subprocess.run(cmd + [script], capture_output=True, timeout=timeout, cwd=tmp)
         except subprocess.TimeoutExpired as e:
@@ -65,15 +67,17 @@ def _run(script_text, heap, timeout, want_stats):
             raise AssertionError("MicroPython exited with status %d\n--- stderr ---\n%s--- stdout ---\n%s"
                                  % (proc.returncode, proc.stderr.decode("utf-8", "replace"),
                                     proc.stdout.decode("utf-8", "replace")))
-        if not want_stats:
+        if stats_args is None:
             return proc.stdout, None
+        if not os.path.exists(stats):
+            raise AssertionError("no heap statistics: did the script end with SystemExit?")
         with open(stats, encoding="utf-8") as f:
             return proc.stdout, json.load(f)
 
 
 def run_upy_bytes(script_text, heap=1 << 20, timeout=120):
     """Run ``script_text`` as __main__ in MicroPython; return its stdout exactly as bytes."""
-    return _run(script_text, heap, timeout, False)[0]
+    return _run(script_text, heap, timeout, None)[0]
 
 
 def run_upy(script_text, heap=1 << 20, timeout=120):
@@ -81,33 +85,55 @@ def run_upy(script_text, heap=1 << 20, timeout=120):
     return run_upy_bytes(script_text, heap, timeout).decode("utf-8")
 
 
-def heap_stats(script_text, heap=1 << 20, timeout=120):
-    """Run the script and return {"heap", "arena", "grew", "live"} (see the module docstring).
+def heap_stats(script_text, heap=1 << 20, headroom=None, timeout=120):
+    """Run the script; return the runner's statistics (lists have one entry per part):
 
-    ``arena`` is the usable GC pool of the initial area (``heap`` minus allocation tables),
-    ``grew`` whether any part needed more than that, ``live`` the largest heap use measured after
-    a real collection at the end of each part.
+    ``arena`` usable bytes of the heap (``heap`` minus GC tables; before the last part when
+    ``headroom`` is given), ``grew[i]`` whether part i needed more heap than it had (part 0 also
+    counts start-up), ``live[i]`` bytes in use after a real collection at the end of part i,
+    ``ballast`` bytes made unusable before the last part so only ~``headroom`` bytes were free.
     """
-    return _run(script_text, heap, timeout, True)[1]
+    extra = [] if headroom is None else ["--headroom", str(headroom)]
+    return _run(script_text, heap, timeout, extra)[1]
 
 
-def min_heap(script_text, lo=4 * 1024, hi=16 << 20, timeout=120):
-    """Smallest initial heap (multiple of 1 KiB, in [lo, hi]) in which no part of the script ever
-    needs the heap to grow: an upper bound of the peak heap on a board (see the module docstring).
-    """
-    lo_k, hi_k = lo // 1024, -(-hi // 1024)
-
-    def fits(kib):
-        return not heap_stats(script_text, kib * 1024, timeout)["grew"]
-
+def _bisect_kib(fits, lo_k, hi_k):
+    """Smallest k in [lo_k, hi_k] with fits(k) true, assuming fits is monotonic."""
     if not fits(hi_k):
-        raise AssertionError("script needs more than %d bytes of MicroPython heap" % (hi_k * 1024))
+        raise AssertionError("needs more than %d KiB of MicroPython heap" % hi_k)
     if fits(lo_k):
-        return lo_k * 1024
+        return lo_k
     while hi_k - lo_k > 1:  # invariant: lo_k does not fit, hi_k fits
         mid = (lo_k + hi_k) // 2
         if fits(mid):
             hi_k = mid
         else:
             lo_k = mid
-    return hi_k * 1024
+    return hi_k
+
+
+def min_heap(script_text, lo=4 * 1024, hi=16 << 20, last_part=False, timeout=120):
+    """Smallest heap, in bytes at 1 KiB resolution like ``--heap``, that the script needs when
+    garbage is collected only between parts: an upper bound of the peak heap on a board.
+
+    By default every part must fit in an initial heap bisected in [lo, hi].  With ``last_part``,
+    the earlier parts (imports, setup) run in a ``hi`` heap and only the last part is measured:
+    the holes they left are filled, the free space left after them is bisected, and the result is
+    what they left live (compacted: their fragmentation is not charged) plus the contiguous free
+    space the last part needed.
+    """
+    if not last_part:
+        k = _bisect_kib(lambda kib: not any(heap_stats(script_text, kib * 1024, None, timeout)["grew"]),
+                        lo // 1024, -(-hi // 1024))
+        return k * 1024
+    found = {}
+
+    def fits(kib):
+        stats = found[kib] = heap_stats(script_text, hi, kib * 1024, timeout)
+        if any(stats["grew"][:-1]):
+            raise AssertionError("the parts before the last need more than hi=%d bytes" % hi)
+        return not stats["grew"][-1]
+
+    stats = found[_bisect_kib(fits, 0, -(-hi // 1024))]
+    usable = stats["arena"] - stats["ballast"]
+    return -(-usable * hi // stats["arena"] // 1024) * 1024  # back to --heap units (GC tables)

@@ -1,0 +1,372 @@
+"""The audit export and ``fiscal verify`` (hostd/export.py, hostd/verify_cmd.py).
+
+A real journal from the core on the flash model is exported, written to a file and checked with
+the command; each kind of tampering must fail with exit 4 (README: "verification failed") and
+its own message naming the record.
+"""
+
+import json
+
+import click
+import click._termui_impl
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from device.signer import Signer
+from hostd import export, verify_cmd
+from hostd.errors import VerificationFailed
+from hostd.verify_cmd import verify
+from protocol import p256, record
+from tests.devkit import T0, Bench, digest, encode_invoice, keystore, make_invoice
+
+FAILED = 1   # README exit codes: 4 verification failed
+USAGE = 2
+
+
+def _seal(bench, doc):
+    bench.ok("COMMIT", nonce=bench.prepare(encode_invoice(doc))[1]["nonce"])
+
+
+def _journal(seed=0):
+    bench = Bench(seed=seed)
+    bench.ok("SET_TIME", time=T0)
+    for i, itype in enumerate(["sale", "credit_note", "sale", "export", "sale"]):
+        _seal(bench, make_invoice(lines=((1000 + i, 1000 * (i + 1), "TG02"), (500, 777, "TG03")), itype=itype))
+        bench.clock.advance(5)
+    bench.reboot()
+    bench.ok("SET_TIME", time=T0 + 100)
+    _seal(bench, make_invoice())
+    return bench
+
+
+BENCH = _journal()
+RECORDS = BENCH.records()          # 1 power-up, 2 time, 3-7 invoices, 8 power-up, 9 time, 10 invoice
+INFO = BENCH.ok("INFO")
+KEY = BENCH.public_key
+DOC = export.build_export(RECORDS, INFO, T0 + 3600)
+OTHER_KEY = Signer(keystore("other").secret()).public_key()
+# Same device, same key, same requests, other PREPARE nonces: a second history of the journal, as a
+# restored flash image would give. Records 1-2 are identical, 3 onward differ but all verify.
+FORK = _journal(seed=1).records()
+
+
+def _write(tmp_path, doc, name="export.json"):
+    path = tmp_path / name
+    path.write_bytes(export.dump_export(doc) if isinstance(doc, dict) else doc)
+    return str(path)
+
+
+def _with_records(records, **changes):
+    doc = dict(DOC, records=[r.hex() for r in records])
+    doc.update(changes)
+    return doc
+
+
+def _run(*args):
+    return CliRunner().invoke(verify, [str(a) for a in args])
+
+
+def _flip(rec, pos):
+    return rec[:pos] + bytes([rec[pos] ^ 0x01]) + rec[pos + 1:]
+
+
+def _error_of(result):
+    assert result.exit_code == FAILED, (result.exit_code, result.output)
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    return result.stderr[len("error: "):].strip()
+
+
+def test_journal_is_what_the_tests_assume():
+    kinds = [record.decode(r)[0][record.K_TYPE] for r in RECORDS]
+    assert kinds == [record.POWER_UP, record.TIME] + [record.INVOICE] * 5 + [record.POWER_UP, record.TIME, record.INVOICE]
+    assert INFO["seq"] == 10 and INFO["counter"] == 6
+    assert FORK[:2] == RECORDS[:2] and all(FORK[i] != RECORDS[i] for i in range(2, 10))
+    export.verify_export(_with_records(FORK, last_hash=record.record_hash(*record.decode(FORK[-1])[1:]).hex()))
+
+
+def test_genuine_export_verifies(tmp_path):
+    result = _run(_write(tmp_path, DOC))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "export verified: 10 records, 6 invoices, fiscal counter 6" in out
+    assert "device:    %s" % INFO["device_id"] in out
+    assert "first:     2026-02-17T04:00:00Z" in out and "last:      2026-02-17T04:01:40Z" in out
+    assert INFO["last_hash"].hex() in out
+    assert "the key in the export file" in out
+    assert result.stderr == ""
+
+
+def test_json_summary(tmp_path):
+    result = _run(_write(tmp_path, DOC), "--json")
+    assert result.exit_code == 0
+    got = json.loads(result.stdout)
+    assert got["status"] == "ok" and got["records"] == 10 and got["invoices"] == 6 and got["counter"] == 6
+    assert got["last_hash"] == INFO["last_hash"].hex() and got["device_id"] == INFO["device_id"]
+    assert got["key_source"] == "file" and got["file_key_matches"] is True
+    assert got["exported_at"] == "2026-02-17T05:00:00Z"
+
+
+def test_export_round_trips_and_is_deterministic():
+    data = export.dump_export(DOC)
+    assert export.load_export(data) == DOC
+    assert export.dump_export(json.loads(data)) == data
+    assert b" " not in data and list(json.loads(data)) == sorted(json.loads(data))
+    assert DOC["device_seq"] == len(RECORDS) and bytes.fromhex(DOC["last_hash"]) == record.record_hash(
+        *record.decode(RECORDS[-1])[1:])
+
+
+def _pem(key):
+    x, y = p256.decode_point(key)
+    pub = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+KEY_FILES = {
+    "raw64": lambda k: k,
+    "raw65": lambda k: b"\x04" + k,
+    "hex64": lambda k: k.hex().encode() + b"\n",
+    "hex65": lambda k: b"  04" + k.hex().upper().encode() + b"\r\n",
+    "pem": _pem,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KEY_FILES))
+def test_pubkey_file_variants(tmp_path, kind):
+    keyfile = tmp_path / "device.key"
+    keyfile.write_bytes(KEY_FILES[kind](KEY))
+    assert export.load_public_key(str(keyfile)) == KEY
+    result = _run(_write(tmp_path, DOC), "--pubkey", keyfile, "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["key_source"] == "given" and got["file_key_matches"] is True and got["public_key"] == KEY.hex()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x04" * 64 + b"\x05", b"zz" * 64, KEY.hex()[:-2].encode(),
+                                     b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                                     bytes(64)])   # (0, 0) is not a point of the curve
+def test_unusable_pubkey_file_is_a_usage_error(tmp_path, content):
+    keyfile = tmp_path / "bad.key"
+    keyfile.write_bytes(content)
+    with pytest.raises(VerificationFailed):
+        export.load_public_key(str(keyfile))
+    result = _run(_write(tmp_path, DOC), "--pubkey", keyfile)
+    assert result.exit_code == USAGE and "--pubkey" in result.stderr
+
+
+def test_pem_key_of_another_curve_is_refused(tmp_path):
+    other = ec.generate_private_key(ec.SECP384R1()).public_key()
+    keyfile = tmp_path / "p384.pem"
+    keyfile.write_bytes(other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(VerificationFailed, match="not a P-256 public key"):
+        export.load_public_key(str(keyfile))
+
+
+def test_cert_is_not_supported_yet(tmp_path):
+    cert = tmp_path / "device.crt"
+    cert.write_bytes(b"anything")
+    result = _run(_write(tmp_path, DOC), "--cert", cert)
+    assert result.exit_code == USAGE and "device certificates are not supported yet" in result.stderr
+
+
+# -- tampering: one distinct sentence per kind, naming the record -------------------------------
+
+def _body_flip_record3():
+    rec = RECORDS[2]
+    fields, body, _ = record.decode(rec)
+    pos = body.index(fields[record.K_INVOICE_HASH]) + 7   # inside the invoice hash: CBOR stays valid
+    return _with_records(RECORDS[:2] + [_flip(rec, pos)] + RECORDS[3:])
+
+
+def _sig_flip_record3():
+    rec = RECORDS[2]
+    return _with_records(RECORDS[:2] + [_flip(rec, len(rec) - 10)] + RECORDS[3:])
+
+
+def _prev_flip_record3():
+    rec = RECORDS[2]
+    pos = rec.index(record.decode(rec)[0][record.K_PREV]) + 3
+    return _with_records(RECORDS[:2] + [_flip(rec, pos)] + RECORDS[3:])
+
+
+def _other_key_file(tmp_path):
+    keyfile = tmp_path / "other.key"
+    keyfile.write_bytes(OTHER_KEY.hex().encode())
+    return keyfile
+
+
+TAMPERED = {
+    "body byte": (_body_flip_record3, 3, "record 3 was altered (signature does not verify)"),
+    "signature byte": (_sig_flip_record3, 3, "record 3 was altered (signature does not verify)"),
+    "prev-hash byte": (_prev_flip_record3, 3, "record 3 was altered (signature does not verify)"),
+    "removed in the middle": (lambda: _with_records(RECORDS[:4] + RECORDS[5:]), 5,
+                              "record 5 is missing (the file goes on with record 6)"),
+    "removed at the end": (lambda: _with_records(RECORDS[:-1]), 10,
+                           "records removed from the end: the device reported 10 records, the file has 9 "
+                           "(record 10 onward is missing)"),
+    "swapped": (lambda: _with_records(RECORDS[:3] + [RECORDS[4], RECORDS[3]] + RECORDS[5:]), 4,
+                "records out of order at 4: position 4 holds record 5, record 4 is at position 5"),
+    "duplicated": (lambda: _with_records(RECORDS[:4] + [RECORDS[3]] + RECORDS[4:]), 5,
+                   "records out of order at 5: record 4 appears again (duplicated)"),
+    "removed first": (lambda: _with_records(RECORDS[1:]), 1, "record 1 is missing (the file goes on with record 2)"),
+    "spliced from another copy": (lambda: _with_records(RECORDS[:3] + FORK[3:]), 4,
+                                  "record 4 does not chain to record 3 (altered or reordered)"),
+    "a second record 4": (lambda: _with_records(RECORDS[:4] + [FORK[3]] + RECORDS[4:]), 5,
+                          "records out of order at 5: position 5 holds a second, different record 4 "
+                          "(from another copy of the journal)"),
+    "not hex": (lambda: dict(DOC, records=DOC["records"][:2] + ["zz" + DOC["records"][2]] + DOC["records"][3:]), 3,
+                "records[2] (record 3) is not hex text"),
+    "truncated record": (lambda: _with_records(RECORDS[:2] + [RECORDS[2][:40]] + RECORDS[3:]), 3,
+                         "record 3 is damaged: it is too short"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERED))
+def test_tampering_is_named(tmp_path, kind):
+    make, number, message = TAMPERED[kind]
+    path = _write(tmp_path, make())
+    assert _error_of(_run(path)) == message
+    result = _run(path, "--json")
+    assert result.exit_code == FAILED
+    assert json.loads(result.stdout) == {"status": "error", "code": "VERIFICATION_FAILED", "detail": message,
+                                         "record": number}
+
+
+def test_signature_and_sequence_kinds_have_distinct_messages():
+    messages = set(m for _, _, m in TAMPERED.values())
+    assert len(messages) == len(TAMPERED) - 2   # three byte flips in record 3 all read "record 3 was altered"
+
+
+def test_wrong_key_is_named(tmp_path):
+    result = _run(_write(tmp_path, DOC), "--pubkey", _other_key_file(tmp_path))
+    assert _error_of(result) == ("signature of record 1 does not verify: wrong public key, or record 1 was altered "
+                                 "(the given key differs from the key in the file)")
+
+
+def test_key_in_the_file_is_not_trusted_when_a_key_is_given(tmp_path):
+    path = _write(tmp_path, dict(DOC, public_key=OTHER_KEY.hex()))
+    assert _error_of(_run(path)).startswith("signature of record 1 does not verify: wrong public key")
+    keyfile = tmp_path / "device.key"
+    keyfile.write_bytes(KEY)
+    result = _run(path, "--pubkey", keyfile)
+    assert result.exit_code == 0 and "the key in the file differs and was ignored" in result.stdout
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"device_counter": 7}, "fiscal counter of the last record is 6, the device reported 7"),
+    ({"last_hash": "00" * 32}, "hash of record 10 does not match the last hash the device reported"),
+    ({"device_seq": 9}, "the file has 10 records, more than the 9 the device reported"),
+    ({"device_id": "TST-00000000"}, "the records are from device %s, the file says TST-00000000" % INFO["device_id"]),
+])
+def test_trailer_mismatch_is_named(tmp_path, change, message):
+    assert _error_of(_run(_write(tmp_path, dict(DOC, **change)))) == message
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"{not json", "export is not valid JSON: "),
+    (b"\xff\xfe{}", "export is not UTF-8 text: "),
+    (b"[1, 2]", "export is not a JSON object"),
+    (b"[" * 100000, "export is not valid JSON: "),
+    (b'{"format": "fiscal-journal-export/2"}', "format is 'fiscal-journal-export/2', expected"),
+    (b'{"format": "fiscal-journal-export/1", "format": "fiscal-journal-export/1"}', "field 'format' appears twice"),
+    (export.dump_export(dict(DOC, device_seq=True)), "device_seq must be a non-negative integer"),
+    (export.dump_export(dict(DOC, public_key=KEY.hex()[2:])), "public_key must be 64 bytes, got 63"),
+    (export.dump_export(dict(DOC, records="00")), "records must be a list"),
+    (export.dump_export(dict(DOC, exported_at="2026-02-30T00:00:00Z")), "exported_at is not a real date"),
+    (export.dump_export(dict(DOC, extra=1)), "export has an unknown field extra"),
+    (export.dump_export({k: v for k, v in DOC.items() if k != "last_hash"}), "export lacks the field last_hash"),
+    (export.dump_export(DOC).replace(b'"device_seq":10', b'"device_seq":NaN'), "NaN is not allowed"),
+])
+def test_malformed_file_is_named(tmp_path, data, message):
+    path = _write(tmp_path, data)
+    assert message in _error_of(_run(path))
+    result = _run(path, "--json")
+    got = json.loads(result.stdout)
+    assert result.exit_code == FAILED and got["status"] == "error" and message in got["detail"]
+    assert got["record"] is None
+
+
+def test_fast_verifier_agrees_with_pure_python():
+    check = export.fast_verifier(KEY)
+    for rec in RECORDS[:3]:
+        fields, body, sig = record.decode(rec)
+        for s in (sig, _flip(sig, 5), _flip(sig, 40), bytes(64), sig[:32] + p256.N.to_bytes(32, "big"), sig[:63],
+                  sig[:32] + b"\x00" + sig[32:]):   # 65 bytes holding the same r and s: still not 64
+            assert check(body, s) == p256.verify(KEY, digest(body), s)
+        assert check(body, sig) is True and check(_flip(body, 3), sig) is False
+
+
+@given(index=st.integers(0, len(RECORDS) - 1), data=st.data())
+@settings(max_examples=150, deadline=None)
+def test_any_changed_byte_names_its_record(index, data):
+    rec = RECORDS[index]
+    pos = data.draw(st.integers(0, len(rec) - 1))
+    value = data.draw(st.integers(0, 255).filter(lambda v: v != rec[pos]))
+    tampered = RECORDS[:index] + [rec[:pos] + bytes([value]) + rec[pos + 1:]] + RECORDS[index + 1:]
+    with pytest.raises(VerificationFailed) as info:
+        export.verify_export(_with_records(tampered))
+    assert info.value.index == index and ("record %d " % (index + 1)) in info.value.detail
+
+
+@given(st.binary(max_size=300) | st.builds(lambda cut, junk: export.dump_export(DOC)[:cut] + junk,
+                                          st.integers(0, 3000), st.binary(max_size=20)))
+@settings(max_examples=300, deadline=None)
+def test_loader_fails_only_with_verification_failed(data):
+    try:
+        export.verify_export(export.load_export(data))
+    except VerificationFailed as exc:
+        assert exc.detail
+
+
+# -- large exports: the progress bar -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def large_export(tmp_path_factory):
+    bench = Bench(flash_size=1024 * 1024)
+    bench.ok("SET_TIME", time=T0)
+    canonical = encode_invoice(make_invoice())
+    for _ in range(1198):
+        bench.ok("COMMIT", nonce=bench.prepare(canonical)[1]["nonce"])
+    records = bench.records()
+    assert len(records) == 1200
+    path = tmp_path_factory.mktemp("large") / "large.json"
+    path.write_bytes(export.dump_export(export.build_export(records, bench.ok("INFO"), T0 + 60)))
+    return str(path)
+
+
+def test_large_export_shows_progress_on_a_terminal(large_export, monkeypatch):
+    monkeypatch.setattr(verify_cmd, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)   # let click draw into the runner
+    result = _run(large_export)
+    assert result.exit_code == 0, result.output
+    assert "export verified: 1200 records, 1198 invoices, fiscal counter 1198" in result.stdout
+    assert "verifying" in result.stderr and "1200/1200" in result.stderr and "#" * 36 in result.stderr
+
+
+def test_large_export_no_progress_off_a_terminal_or_with_json(large_export, monkeypatch):
+    result = _run(large_export)
+    assert result.exit_code == 0 and result.stderr == ""
+    monkeypatch.setattr(verify_cmd, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)
+    result = _run(large_export, "--json")
+    assert result.exit_code == 0 and result.stderr == "" and json.loads(result.stdout)["records"] == 1200
+
+
+def test_small_export_no_progress_even_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify_cmd, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)
+    result = _run(_write(tmp_path, DOC))
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_command_registers_into_a_group(tmp_path):
+    @click.group()
+    def fiscal():
+        pass
+    fiscal.add_command(verify)
+    result = CliRunner().invoke(fiscal, ["verify", _write(tmp_path, DOC)])
+    assert result.exit_code == 0 and "export verified" in result.stdout

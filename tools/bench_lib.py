@@ -1,0 +1,203 @@
+"""Floors for tools/bench: the cost of each thing one sealed invoice cannot avoid, measured alone.
+
+Why: this machine is noisy, so an absolute invoices/s means little on its own. The bench measures
+these floors in the same run as the end-to-end figures and reports ratios against them. Each floor
+reproduces what the real stack does, no less and no more:
+
+- the pure-Python signer the emulator runs (device/signer.py) on a ~300-byte record body, and
+  OpenSSL's deterministic ECDSA (pyca/cryptography) for reference;
+- a durable flash program: ``os.pwrite`` of 320 bytes + ``os.fdatasync`` into an existing file, as
+  device/emu_flash.py does per program (a COMMIT is about 2 programs);
+- a pty round trip: a child echoing on the master of a raw-mode pty (device/emulator.py's setup);
+  also through pyserial read exactly as hostd/device.py reads (``timeout=0.05``, ``read(4096)``);
+- an HTTP round trip over a unix socket to a trivial aiohttp app in its own process, driven by
+  hostd/client.py ``request()`` like the real bench;
+- one SQLite commit with the daemon's settings (hostd/store.py: WAL, synchronous=FULL).
+Nothing here asserts on time (docs/CONTRIBUTING.md).
+"""
+
+import hashlib
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+
+ECHO_CHILD = """
+import os, sys
+fd = int(sys.argv[1])
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    while data:
+        data = data[os.write(fd, data):]
+"""
+
+HTTP_CHILD = """
+import sys
+from aiohttp import web
+async def ping(request):
+    return web.Response(body=b'{"status":"ok","code":"PONG"}', content_type="application/json")
+app = web.Application()
+app.add_routes([web.get("/ping", ping)])
+web.run_app(app, path=sys.argv[1], print=None, access_log=None, handle_signals=True)
+"""
+
+
+def stats(durations, elapsed=None):
+    """{n, rate (calls/s over the whole loop), p50_ms, p99_ms, mean_ms} of per-call durations (s)."""
+    ordered = sorted(durations)
+    n = len(ordered)
+    total = elapsed if elapsed is not None else sum(ordered)
+    return {"n": n, "rate": n / total, "p50_ms": 1000 * ordered[n // 2],
+            "p99_ms": 1000 * ordered[min(n - 1, int(n * 0.99))], "mean_ms": 1000 * total / n}
+
+
+def timed(fn, seconds, least=5, most=100000):
+    """Call fn(i) for about ``seconds`` (at least ``least`` calls); stats of the calls."""
+    durations = []
+    start = time.perf_counter()
+    while len(durations) < most:
+        t0 = time.perf_counter()
+        fn(len(durations))
+        t1 = time.perf_counter()
+        durations.append(t1 - t0)
+        if len(durations) >= least and t1 - start >= seconds:
+            break
+    return stats(durations, time.perf_counter() - start)
+
+
+def sign_floors(seconds):
+    """(pure-Python signer stats, cryptography stats), on distinct 300-byte bodies, same key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from device.signer import Signer
+
+    secret = hashlib.sha256(b"tools/bench fixed key").digest()
+    bodies = [hashlib.sha256(b"%d" % i).digest() * 9 + b"x" * 12 for i in range(64)]   # 300 bytes
+    signer = Signer(secret)
+    pure = timed(lambda i: signer.sign(bodies[i % 64]), seconds)
+    key = ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1())
+    algo = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+    native = timed(lambda i: key.sign(bodies[i % 64], algo), seconds / 3)
+    return pure, native
+
+
+def fsync_floor(seconds, workdir, record=320, size=2 * 1024 * 1024):
+    """pwrite + fdatasync of ``record`` bytes at increasing offsets of a pre-made file (like flash.bin)."""
+    path = os.path.join(workdir, "fsync-floor.bin")
+    with open(path, "wb") as fh:
+        fh.write(b"\xff" * size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fd = os.open(path, os.O_RDWR)
+    data = b"\x5a" * record
+    try:
+        def program(i):
+            os.pwrite(fd, data, (i * 336) % (size - record))   # 336: the journal's aligned record step
+            os.fdatasync(fd)
+        return timed(program, seconds)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def sqlite_floor(seconds, workdir):
+    """One autocommitted INSERT with hostd/store.py's connection settings (WAL, synchronous=FULL)."""
+    from hostd.store import connect
+
+    path = os.path.join(workdir, "floor.sqlite")
+    db = connect(path)
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    try:
+        return timed(lambda i: db.execute("INSERT INTO t (k, v) VALUES (?, ?)", (i, b"\0" * 300)), seconds)
+    finally:
+        db.close()
+
+
+def _echo_pty():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    child = subprocess.Popen([sys.executable, "-c", ECHO_CHILD, str(master)], pass_fds=(master,))
+    os.close(master)
+    return child, slave
+
+
+def pty_floors(seconds, size=300):
+    """{raw, pyserial_as_hostd, pyserial_in_waiting}: round trips of ``size`` bytes to an echo child."""
+    import serial
+
+    child, slave = _echo_pty()
+    msg = bytes(range(256)) + bytes(size - 256)
+    try:
+        def raw(i):
+            os.write(slave, msg)
+            got = 0
+            while got < size:
+                select.select([slave], [], [])
+                got += len(os.read(slave, 4096))
+        out = {"raw": timed(raw, seconds)}
+        port = serial.Serial(os.ttyname(slave), 115200, timeout=0.05, exclusive=True)
+        try:
+            def hostd_read(i):   # hostd/device.py DeviceClient._exchange: read(4096), timeout 0.05
+                port.write(msg)
+                got = 0
+                while got < size:
+                    got += len(port.read(4096))
+            out["pyserial_as_hostd"] = timed(hostd_read, seconds / 2, least=5, most=40)
+
+            def waiting_read(i):   # the usual idiom: block for 1 byte, then take what has arrived
+                port.write(msg)
+                got = 0
+                while got < size:
+                    got += len(port.read(port.in_waiting or 1))
+            out["pyserial_in_waiting"] = timed(waiting_read, seconds / 2)
+        finally:
+            port.close()
+        return out
+    finally:
+        child.kill()
+        child.wait()
+        os.close(slave)
+
+
+def http_floor(seconds, workdir):
+    """GET round trips over a unix socket to a trivial aiohttp app, via hostd.client.request."""
+    from hostd.client import DaemonUnavailable, request
+
+    path = os.path.join(workdir, "floor.sock")
+    child = subprocess.Popen([sys.executable, "-c", HTTP_CHILD, path])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if request(path, "GET", "/ping", timeout=2)[0] == 200:
+                    break
+            except DaemonUnavailable:
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        return timed(lambda i: request(path, "GET", "/ping"), seconds)
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def measure_floors(seconds):
+    """Every floor, ~``seconds`` each (the signer gets more: it is the slowest per call)."""
+    workdir = tempfile.mkdtemp(prefix="fiscal-bench-floor-")
+    try:
+        pure, native = sign_floors(seconds * 1.5)
+        return {"sign_pure": pure, "sign_openssl": native, "fsync": fsync_floor(seconds, workdir),
+                "sqlite_commit": sqlite_floor(seconds / 2, workdir), "pty": pty_floors(seconds),
+                "http": http_floor(seconds, workdir)}
+    finally:
+        shutil.rmtree(workdir)
