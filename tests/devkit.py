@@ -2,21 +2,18 @@
 
 ``Bench`` wraps the real Core and Link on the real NOR-flash model; ``reboot()`` is a power cycle
 (RAM state gone, flash kept exactly as left, faults cleared). Signatures in the journal are
-checked with ``cryptography`` here for speed; tests/test_p256.py proves the pure-Python verifier
-agrees with it.
+checked with the host's ``cryptography``-backed verifier for speed; tests/test_p256.py and
+tests/test_verify_cli.py prove it agrees with the pure-Python one.
 """
 
 import hashlib
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from device.core import Core
 from device.flash import Flash
 from device.link import Link
 from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
 from device.signer import Signer, derive_secret
+from hostd.export import fast_verifier
 from protocol import cbor, invoice, messages, verify
 
 T0 = 1771300800  # 2026-02-17T04:00:00Z
@@ -25,21 +22,6 @@ T0 = 1771300800  # 2026-02-17T04:00:00Z
 def keystore(seed="test-key"):
     secret = derive_secret(SeededEntropy(seed).random(32))
     return StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "TST"))
-
-
-def fast_verifier(public_key):
-    """verify_sig for protocol.verify backed by cryptography (same contract as p256.verify)."""
-    x, y = int.from_bytes(public_key[:32], "big"), int.from_bytes(public_key[32:64], "big")
-    key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-
-    def check(body, sig):
-        der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-        try:
-            key.verify(der, body, ec.ECDSA(hashes.SHA256()))
-            return True
-        except InvalidSignature:
-            return False
-    return check
 
 
 class Bench:
