@@ -140,13 +140,21 @@ class Owner:
     def seal(self, key, budget):
         """Advance request ``key`` to done; returns (http status, response bytes)."""
         deadline = time.monotonic() + budget
+        fresh = None   # a nonce PREPAREd by this very call needs no STATUS before its COMMIT
         while True:
             row = self.store.request(key)
             if row["state"] == "done":
                 return row["status"], row["response"]
             try:
+                if row["state"] == "prepared" and row["nonce"] == fresh:
+                    self._commit(row, deadline)
+                    continue
+                if row["state"] == "new":
+                    fresh = self._step(row, deadline)
+                    continue
                 self._step(row, deadline)
             except DeviceUnavailable:
+                fresh = None   # after a timeout or a lost link: ask STATUS, never COMMIT blindly
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
@@ -174,6 +182,7 @@ class Owner:
             raise
         self.store.set_prepared(row["key"], nonce)
         self._crash_point("after_prepare")
+        return nonce
 
     def _commit(self, row, deadline):
         try:
