@@ -157,23 +157,27 @@ class Api:
         return _json(200, {"status": "ok", "code": "INVOICE_ABORTED", "payload": {"state": state}})
 
     async def get(self, request):
+        self._authorise(request)
         row = self.store.invoice(request.match_info["fiscal_number"])
         if row is None:
             raise _Refusal("NOT_FOUND", "no sealed invoice %s" % request.match_info["fiscal_number"])
         return _json(200, {"status": "ok", "code": "INVOICE_FOUND", "payload": invoice_view(row)})
 
     async def list(self, request):
+        self._authorise(request)
         sql, args, page, per_page = list_query(request.query)
-        rows = self.store.reader().execute(sql, args).fetchall()
+        rows = self.store.conn().execute(sql, args).fetchall()
         return _json(200, {"status": "ok", "code": "INVOICES", "page": page, "per_page": per_page,
                            "payload": [invoice_view(row) for row in rows]})
 
     async def tax_groups(self, request):
+        self._authorise(request)
         groups = [{"code": c, "name": n, "rate": "%d.%06d" % divmod(r, taxgroups.PPM), "rate_ppm": r,
                    "effective_from": e} for c, n, r, e in taxgroups.MANIFEST]
         return _json(200, {"status": "ok", "code": "TAX_GROUPS", "payload": groups})
 
     async def verify(self, request):
+        self._authorise(request)
         row = self.store.invoice(request.match_info["fiscal_number"])
         if row is None:
             raise _Refusal("NOT_FOUND", "no sealed invoice %s" % request.match_info["fiscal_number"])
@@ -188,6 +192,7 @@ class Api:
                                        "checks": checks, "public_key": key.hex()}})
 
     async def status(self, request):
+        self._authorise(request)
         info = await self._device(self.owner.status, 2.0)
         info["outlet_id"] = request.match_info["outlet_id"]
         return _json(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

@@ -36,8 +36,9 @@ def main():
 @click.option("--cut-after", type=int, default=None, help="Simulate power loss on flash program N+1.")
 @click.option("--cut-bytes", type=int, default=0, show_default=True, help="Bytes of the cut program that land.")
 @click.option("--fail-program", type=int, default=None, help="Make flash program N fail.")
-@click.option("--max-pending", type=int, default=10, show_default=True)
-@click.option("--nonce-ttl", type=int, default=120, show_default=True, help="Seconds before a PREPARE expires.")
+@click.option("--max-pending", type=click.IntRange(1, 255), default=10, show_default=True)
+@click.option("--nonce-ttl", type=click.IntRange(1, 3600), default=120, show_default=True,
+              help="Seconds before a PREPARE expires.")
 @click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""

@@ -17,10 +17,11 @@ import time
 import serial
 
 from protocol import frames, messages
-from protocol.errors import FiscalError, name_of
+from protocol.errors import FiscalError, code_of, name_of
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 
 CHUNK = frames.MAX_PAYLOAD - 64
+FRAME_ERRORS = (code_of("FRAME_MALFORMED"), code_of("FRAME_OVERSIZE"), code_of("FRAME_CRC"))
 
 
 class DeviceClient:
@@ -32,7 +33,8 @@ class DeviceClient:
         self.decoder = frames.FrameDecoder()
         self.seq = int.from_bytes(os.urandom(1), "big")
         try:
-            self.serial = serial.Serial(port, 115200, timeout=0.05, exclusive=True)
+            # write_timeout: a device that stops reading must not block the owner thread forever.
+            self.serial = serial.Serial(port, 115200, timeout=0.05, write_timeout=timeout, exclusive=True)
         except (serial.SerialException, OSError) as exc:
             raise DeviceUnavailable("cannot open %s: %s" % (port, exc))
         self.info = None
@@ -72,22 +74,28 @@ class DeviceClient:
             raise DeviceUnavailable("device link lost: %s" % exc)
 
     def call(self, name, **fields):
-        """Send one request, wait for its answer, return the response fields by name."""
+        """Send one request, wait for its answer, return the response fields by name.
+
+        No answer, a damaged-frame answer (FRAME_*: our request was corrupted on the way) or an
+        answer to another message all count as "no answer yet": the identical frame is sent again,
+        which the device either executes (it never got it) or answers from its replay slot.
+        """
         self.seq = self.seq % 255 + 1   # 1..255: seq 0 is what the device uses for unreadable frames
         frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
         for _ in range(self.retries + 1):
             payload = self._exchange(frame, self.seq, name)
-            if payload is not None:
-                break
-        else:
-            raise DeviceTimeout("%s got no answer within %d tries of %.1f s" % (name, self.retries + 1, self.timeout))
-        try:
-            got, status, detail, answer = messages.decode_response(payload)
-        except FiscalError as exc:
-            raise DeviceUnavailable("device sent an unreadable answer: %s" % exc)
-        if status != messages.OK:
-            raise DeviceRefused(status, name_of(status), detail)
-        return answer
+            if payload is None:
+                continue
+            try:
+                got, status, detail, answer = messages.decode_response(payload)
+            except FiscalError as exc:
+                raise DeviceUnavailable("device sent an unreadable answer: %s" % exc)
+            if status in FRAME_ERRORS or got not in (name, None):
+                continue
+            if status != messages.OK:
+                raise DeviceRefused(status, name_of(status), detail)
+            return answer
+        raise DeviceTimeout("%s got no answer within %d tries of %.1f s" % (name, self.retries + 1, self.timeout))
 
     # -- operations ----------------------------------------------------------------------------
     def handshake(self):

@@ -36,6 +36,14 @@ class DeviceTimeout(DeviceUnavailable):
     code = "DEVICE_TIMEOUT"
 
 
+class DeviceBusy(HostdError):
+    """The device has no room for another open PREPARE right now (HTTP 429, Retry-After)."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+    exit_code = 3
+    retry = 1
+
+
 class DeviceRefused(HostdError):
     """The device answered with a typed error (HTTP 422 FISCALIZATION_FAILED for invoices)."""
 
@@ -46,6 +54,7 @@ class DeviceRefused(HostdError):
         HostdError.__init__(self, "%s: %s" % (name, detail) if detail else name)
         self.status = status
         self.name = name
+        self.device_code = name
         self.device_detail = detail
 
 

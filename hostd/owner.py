@@ -19,13 +19,19 @@ import signal
 import time
 
 from protocol import invoice, messages, record, timefmt
+from protocol.errors import ERRORS
 from hostd import envelope
 from hostd.device import DeviceClient
-from hostd.errors import DeviceRefused, DeviceUnavailable
+from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable
 from hostd.export import build_export, dump_export
 from hostd.invoices import summary_columns
 
 RETRY_STATES = (messages.UNKNOWN, messages.EXPIRED, messages.ABORTED)
+NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
+# Device refusals that are the final answer for an invoice (its content, or a device that will
+# not seal again); every other refusal is transient and is never stored as the answer to a key.
+FINAL_REFUSALS = tuple(name for code, (name, family, _) in ERRORS.items()
+                       if family == "invoice" and name != "CHUNK_SEQUENCE") + ("JOURNAL_FULL", "JOURNAL_CORRUPT")
 TWO_PHASE = "2p:"   # request keys of the two-phase API: the POS holds the nonce
 
 
@@ -64,26 +70,36 @@ class Owner:
             self.client = None
 
     def device(self, deadline):
-        """The connected client, reconnecting (handshake, clock, reconcile) until ``deadline``."""
+        """The connected client, reconnecting (handshake, clock, reconcile) until ``deadline``.
+
+        Whatever goes wrong while connecting (including a device refusal of SET_TIME) is reported
+        as DEVICE_UNAVAILABLE: it says nothing about any invoice, so it must never become a
+        stored answer.
+        """
         while self.client is None:
             try:
-                client = self.client_factory(self.path, timeout=self.timeout, on_sent=self._sent)
-                try:
-                    self.info = client.handshake()
-                    client.set_time()
-                    self.client = client
-                    self.reconcile()
-                except BaseException:
-                    self.client = None
-                    client.close()
-                    raise
+                self._connect()
                 self.last_error = None
-            except DeviceUnavailable as exc:
+            except (DeviceUnavailable, DeviceRefused) as exc:
                 self.last_error = exc.detail
                 if time.monotonic() >= deadline:
                     raise DeviceUnavailable("device unavailable: %s" % exc.detail)
                 time.sleep(0.2)
         return self.client
+
+    def _connect(self):
+        client = self.client_factory(self.path, timeout=self.timeout, on_sent=self._sent)
+        try:
+            self.info = client.handshake()
+            # The device refuses a clock before its last record (a host clock behind a drifting
+            # board clock): never ask for that; the device clock keeps running from there.
+            client.set_time(max(int(time.time()), self.info["last_time"]))
+            self.client = client
+            self.reconcile()
+        except BaseException:
+            self.client = None
+            client.close()
+            raise
 
     def _sent(self, name):
         if name == "COMMIT":
@@ -100,27 +116,38 @@ class Owner:
 
     # -- reconciliation ------------------------------------------------------------------------------
     def reconcile(self):
-        """Make the store agree with the device journal: mirror new records, file every sealed
-        invoice under the request that asked for it (matched by nonce)."""
+        """Make the store agree with the device journal: mirror new records, then file every
+        sealed invoice under the request that asked for it (matched by nonce).
+
+        Filing resumes from the ``filed_seq`` mark, so a crash between mirroring and filing is
+        repaired by the next reconcile. A device that has fewer records than the store has seen,
+        or whose record under a known fiscal counter differs, was rolled back: refused.
+        """
         info = self.info
         known = self.store.meta("device")
         if known is not None and known["device_id"] != info["device_id"]:
             raise DeviceUnavailable("device %s is not the device %s this store belongs to"
                                     % (info["device_id"], known["device_id"]))
         have = self.store.journal_seq()
-        if info["seq"] < have:
+        seen = max(have, self.store.max_sealed_seq())
+        if info["seq"] < seen:
             raise DeviceUnavailable("device journal has %d records, the store has seen %d: rollback refused"
-                                    % (info["seq"], have))
+                                    % (info["seq"], seen))
         self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex()})
-        if info["seq"] == have:
-            return
-        records = self.client.records(have + 1)
-        self.store.add_journal(have + 1, records)
-        for payload in records:
+        if info["seq"] > have:
+            try:
+                records = self.client.records(have + 1)
+            except DeviceUnavailable:
+                self._drop()
+                raise
+            self.store.add_journal(have + 1, records)
+        filed = self.store.meta("filed_seq", 0)
+        for seq, payload in self.store.journal_from(filed + 1):
             fields, body, sig = record.decode(payload)
-            if fields[record.K_TYPE] == record.INVOICE and not self.store.has_counter(fields[record.K_COUNTER]):
+            if fields[record.K_TYPE] == record.INVOICE:
                 row = self.store.request_by_nonce(fields[record.K_NONCE])
                 self._file(row, record.sealed_result(fields, body, sig), fields)
+            self.store.set_meta("filed_seq", seq)
 
     def _file(self, row, sealed, fields):
         body = envelope.sealed_body(sealed)
@@ -133,50 +160,59 @@ class Owner:
                "currency": fields[record.K_CURRENCY]}
         if row is not None:
             doc.update(summary_columns(row["invoice_json"]))
+        filed = self.store.sealed_ledger(doc["counter"])
+        if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
+            raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
+                                    "journal was rolled back or replaced; refusing it" % doc["counter"])
         self.store.record_sealed(doc, row["key"] if row else None, body)
         return body
 
     # -- sealing -----------------------------------------------------------------------------------
     def seal(self, key, budget):
-        """Advance request ``key`` to done; returns (http status, response bytes)."""
+        """Advance request ``key`` to done; returns (http status, response bytes).
+
+        Only two outcomes leave here for a request the device may have sealed: the stored answer,
+        or DEVICE_UNAVAILABLE (nothing stored, the POS retries with the same key).
+        """
         deadline = time.monotonic() + budget
         fresh = None   # a nonce PREPAREd by this very call needs no STATUS before its COMMIT
         while True:
             row = self.store.request(key)
             if row["state"] == "done":
                 return row["status"], row["response"]
+            if time.monotonic() >= deadline:
+                raise DeviceUnavailable("the invoice could not be sealed within %.0f s; retry with the "
+                                        "same Idempotency-Key" % budget)
             try:
                 if row["state"] == "prepared" and row["nonce"] == fresh:
                     self._commit(row, deadline)
-                    continue
-                if row["state"] == "new":
-                    fresh = self._step(row, deadline)
-                    continue
-                self._step(row, deadline)
+                elif row["state"] == "prepared":
+                    self._recover(row, deadline)
+                else:
+                    fresh = self._prepare(row, deadline)
             except DeviceUnavailable:
                 fresh = None   # after a timeout or a lost link: ask STATUS, never COMMIT blindly
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
 
-    def _step(self, row, deadline):
-        if row["state"] == "prepared":
-            answer = self.call(deadline, "STATUS", nonce=row["nonce"])
-            if answer["state"] == messages.COMMITTED:
-                self.reconcile_one(row, answer["sealed"])
-                return
-            if answer["state"] in RETRY_STATES:
-                self._retry_or_fail(row, messages.STATE_NAMES[answer["state"]])
-                return
-            self._commit(row, deadline)
-            return
+    def _refused(self, row, exc):
+        """Store a refusal only when it is final for this invoice; otherwise raise a retryable error."""
+        if exc.name in FINAL_REFUSALS:
+            self.store.set_failed(row["key"], 422, envelope.error_body(
+                "FISCALIZATION_FAILED", exc.device_detail, device_code=exc.name))
+        elif exc.name == "TOO_MANY_PENDING":
+            raise DeviceBusy("the device has its maximum of open PREPAREs; retry shortly")
+        else:
+            raise DeviceUnavailable("device refused %s: %s" % (exc.name, exc.device_detail))
+
+    def _prepare(self, row, deadline):
+        client = self.device(deadline)
         try:
-            client = self.device(deadline)
             nonce = client.prepare(row["canonical"])["nonce"]
         except DeviceRefused as exc:
-            self.store.set_failed(row["key"], 422, envelope.error_body(
-                "FISCALIZATION_FAILED", exc.detail, device_code=exc.name))
-            return
+            self._refused(row, exc)
+            return None
         except DeviceUnavailable:
             self._drop()
             raise
@@ -184,25 +220,35 @@ class Owner:
         self._crash_point("after_prepare")
         return nonce
 
+    def _recover(self, row, deadline):
+        """A nonce from an interrupted attempt: ask the device what became of it."""
+        answer = self.call(deadline, "STATUS", nonce=row["nonce"])
+        if answer["state"] == messages.COMMITTED:
+            self.reconcile_one(row, answer["sealed"])
+        elif answer["state"] in RETRY_STATES:
+            self._retry_or_fail(row, NONCE_CODES[answer["state"]])
+        else:
+            self._commit(row, deadline)
+
     def _commit(self, row, deadline):
         try:
             answer = self.call(deadline, "COMMIT", nonce=row["nonce"])
         except DeviceRefused as exc:
-            if exc.name in ("NONCE_EXPIRED", "NONCE_UNKNOWN", "NONCE_ABORTED"):
+            if exc.name in NONCE_CODES.values():
                 self._retry_or_fail(row, exc.name)
-                return
-            self.store.set_failed(row["key"], 422, envelope.error_body(
-                "FISCALIZATION_FAILED", exc.detail, device_code=exc.name))
+            else:
+                self._refused(row, exc)
             return
         self._crash_point("after_commit_answered")
         self.reconcile_one(row, answer["sealed"])
 
-    def _retry_or_fail(self, row, why):
+    def _retry_or_fail(self, row, code):
         """The nonce is gone without a seal: a one-shot request PREPAREs again (same invoice bytes);
         a two-phase request whose POS holds that nonce fails with the reason."""
         if row["key"].startswith(TWO_PHASE):
             self.store.set_failed(row["key"], 422, envelope.error_body(
-                "FISCALIZATION_FAILED", "nonce %s: PREPARE the invoice again" % why.lower(), device_code=why))
+                "FISCALIZATION_FAILED", "the nonce is %s: PREPARE the invoice again"
+                % code[len("NONCE_"):].lower(), device_code=code))
         else:
             self.store.reset_request(row["key"])
 
@@ -217,32 +263,35 @@ class Owner:
         """Two-phase PREPARE: advance the row to ``prepared`` and return what the POS shows."""
         deadline = time.monotonic() + budget
         row = self.store.request(key)
-        if row["state"] == "done":
-            raise DeviceRefused(0, "ALREADY_DONE", "this request is already %s"
-                                % ("sealed" if row["status"] == 200 else "refused"))
         if row["state"] == "new":
-            self._step(row, deadline)
+            self._prepare(row, deadline)
             row = self.store.request(key)
-        if row["state"] == "done":   # the device refused the invoice
-            raise DeviceRefused(0, json.loads(row["response"]).get("device_code", "REFUSED"),
-                                json.loads(row["response"])["detail"])
+        if row["state"] == "done":
+            if row["status"] == 200:
+                raise DeviceRefused(0, "NONCE_COMMITTED", "this request is already sealed")
+            stored = json.loads(row["response"])
+            raise DeviceRefused(0, stored.get("device_code", "REFUSED"), stored["detail"])
         answer = self.call(deadline, "STATUS", nonce=row["nonce"])
         return {"nonce": row["nonce"].hex(), "state": messages.STATE_NAMES[answer["state"]],
                 "expires": answer.get("expires"), "summary": invoice_summary(row["canonical"])}
 
     def abort(self, key, budget):
+        """Two-phase ABORT; idempotent, and it never overwrites a final answer."""
         row = self.store.request(key)
+        if row["state"] == "done":
+            if row["status"] == 200:
+                raise DeviceRefused(0, "NONCE_COMMITTED", "the invoice is already sealed; issue a credit note")
+            return "aborted"
         answer = self.call(time.monotonic() + budget, "ABORT", nonce=row["nonce"])
-        state = messages.STATE_NAMES[answer["state"]]
         self.store.set_failed(key, 422, envelope.error_body("FISCALIZATION_FAILED", "the invoice was aborted",
                                                             device_code="NONCE_ABORTED"))
-        return state
+        return messages.STATE_NAMES[answer["state"]]
 
     def status(self, budget):
         """Live device state for the outlet status endpoint; never raises for a missing device."""
         try:
             info = self.call(time.monotonic() + budget, "INFO")
-        except DeviceUnavailable as exc:
+        except (DeviceUnavailable, DeviceRefused) as exc:
             last = self.info or {}
             return {"device_state": "unavailable", "detail": exc.detail, "counter": last.get("counter"),
                     "device_id": last.get("device_id")}

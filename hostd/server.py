@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 from aiohttp import web
 
@@ -54,6 +55,9 @@ def _first_connect(owner):
         owner.device(time.monotonic() + 5.0)
     except DeviceUnavailable as exc:
         owner.last_error = exc.detail
+    except Exception:
+        # Nobody reads this future: log the bug here rather than lose it; requests retry anyway.
+        traceback.print_exc(file=sys.stderr)
 
 
 def serve(device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None, ready=None):

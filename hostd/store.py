@@ -11,8 +11,10 @@ Why each table exists:
 - ``journal``: every device record, in order, as read back with READ_JOURNAL; reconciliation
   fills it on start so the store never disagrees with the device, and the audit export reads it.
 
-All writes go through one connection used by the device owner thread; HTTP handlers read through
-their own connections (WAL lets readers proceed during a write).
+Every thread uses its own connection (``conn()``): the device owner thread writes invoices, the
+journal mirror and request progress; HTTP handlers insert new request rows and read. A connection
+is never shared across threads, so one thread's transaction can never swallow another's write;
+WAL plus the busy timeout serialise the writers.
 """
 
 import json
@@ -49,20 +51,23 @@ def connect(path):
 class Store:
     def __init__(self, path):
         self.path = path
-        self.db = connect(path)
-        self.db.executescript(SCHEMA)
         self._local = threading.local()
+        self.conn().executescript(SCHEMA)
 
-    def reader(self):
-        """A per-thread read connection (HTTP handlers run in the event loop thread)."""
+    def conn(self):
+        """This thread's connection (the event loop and the device owner each have one)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path)
         return conn
 
+    @property
+    def db(self):
+        return self.conn()
+
     # -- requests --------------------------------------------------------------------------------
     def request(self, key):
-        return self.reader().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
+        return self.conn().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
 
     def add_request(self, key, body_hash, canonical, invoice_json, now):
         """Insert a new request row; returns False when the key already exists."""
@@ -90,6 +95,18 @@ class Store:
     def request_by_nonce(self, nonce):
         return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
 
+    def max_sealed_seq(self):
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM invoices").fetchone()[0]
+
+    def sealed_ledger(self, counter):
+        """The ledger hash (hex) filed under fiscal ``counter``, or None."""
+        row = self.db.execute("SELECT sealed_json FROM invoices WHERE counter=?", (counter,)).fetchone()
+        return json.loads(row[0])["payload"]["ledger_hash"] if row else None
+
+    def journal_from(self, seq):
+        """(seq, record) of the mirrored journal from ``seq`` on."""
+        return self.db.execute("SELECT seq, record FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+
     # -- invoices and journal ------------------------------------------------------------------
     def record_sealed(self, row, key, response, status=200):
         """Store one sealed invoice and, in the same transaction, the request's final response."""
@@ -109,11 +126,8 @@ class Store:
             raise
 
     def invoice(self, fiscal_number):
-        return self.reader().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
+        return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
                                      (fiscal_number, fiscal_number)).fetchone()
-
-    def has_counter(self, counter):
-        return self.db.execute("SELECT 1 FROM invoices WHERE counter=?", (counter,)).fetchone() is not None
 
     def journal_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
@@ -129,10 +143,10 @@ class Store:
             raise
 
     def journal(self):
-        return [row[0] for row in self.reader().execute("SELECT record FROM journal ORDER BY seq")]
+        return [row[0] for row in self.conn().execute("SELECT record FROM journal ORDER BY seq")]
 
     def meta(self, key, default=None):
-        row = self.reader().execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        row = self.conn().execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
     def set_meta(self, key, value):

@@ -1,0 +1,129 @@
+"""The daemon's device owner against the real core, in process, for the failure windows a review
+found: clock behind the device, a full pending table, a crash between mirroring and filing, a
+rolled-back device, a device that stops reading."""
+
+import json
+import os
+import threading
+import time
+import tty
+
+import pytest
+
+from hostd.canonical import to_canonical
+from hostd.device import DeviceClient
+from hostd.errors import DeviceBusy, DeviceUnavailable
+from hostd.owner import TWO_PHASE, Owner
+from hostd.store import Store
+from protocol import frames
+from tests.daemonkit import sample
+from tests.devkit import Bench
+
+
+class CoreClient(DeviceClient):
+    """The real DeviceClient logic over an in-memory byte link to the real Link and Core."""
+
+    def __init__(self, bench, timeout=0.2, retries=1, on_sent=None):
+        self.bench, self.port, self.timeout, self.retries, self.on_sent = bench, "memory", timeout, retries, on_sent
+        self.decoder = frames.FrameDecoder()
+        self.seq = 0
+        self.info = None
+
+    def _write(self, data):
+        self._pending = self.bench.link.feed(data)
+
+    def _exchange(self, frame, seq, name):
+        self._write(frame)
+        for kind, got, item in self.decoder.feed(self._pending):
+            if kind == "frame" and got == seq:
+                return item
+        return None
+
+    def close(self):
+        pass
+
+
+def make_owner(tmp_path, bench):
+    store = Store(str(tmp_path / "fiscal.sqlite"))
+    return Owner("memory", store, client_factory=lambda path, timeout, on_sent: CoreClient(bench, on_sent=on_sent)), store
+
+
+def add(store, key, body):
+    canonical, _ = to_canonical(body)
+    assert store.add_request(key, b"h" + key.encode(), canonical, body.decode(), time.time())
+
+
+def test_device_clock_ahead_of_host_is_not_a_refusal(tmp_path):
+    bench = Bench()
+    bench.ok("SET_TIME", time=int(time.time()) + 3600)      # a board clock an hour ahead
+    bench.ok("COMMIT", nonce=bench.prepare(to_canonical(sample())[0])[1]["nonce"])
+    bench.reboot()                                           # clock unset, last record an hour ahead
+    owner, store = make_owner(tmp_path, bench)
+    add(store, "1p:k", sample(cashier_id="ahead"))
+    status, body = owner.seal("1p:k", 5)
+    assert status == 200 and json.loads(body)["payload"]["counter"] == 2
+
+
+def test_full_pending_table_is_busy_not_a_stored_refusal(tmp_path):
+    bench = Bench(max_pending=1)
+    owner, store = make_owner(tmp_path, bench)
+    add(store, TWO_PHASE + "open", sample(cashier_id="open"))
+    owner.prepare(TWO_PHASE + "open", 5)                     # the one pending slot is taken
+    add(store, "1p:later", sample(cashier_id="later"))
+    with pytest.raises(DeviceBusy):
+        owner.seal("1p:later", 5)
+    assert store.request("1p:later")["state"] == "new"       # nothing stored as the answer
+    assert owner.abort(TWO_PHASE + "open", 5) == "aborted"
+    assert owner.seal("1p:later", 5)[0] == 200
+
+
+def test_crash_between_mirroring_and_filing_is_repaired(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    add(store, "1p:a", sample(cashier_id="a"))
+    assert owner.seal("1p:a", 5)[0] == 200
+    nonce = bench.prepare(to_canonical(sample(cashier_id="b"))[0])[1]["nonce"]
+    add(store, "1p:b", sample(cashier_id="b"))
+    store.set_prepared("1p:b", nonce)
+    bench.ok("COMMIT", nonce=nonce)                          # sealed; the daemon never heard
+    records = [p for _, p in bench.core.journal.records()]
+    store.add_journal(1, records)                            # mirrored, then "killed" before filing
+    owner2, _ = make_owner(tmp_path, bench)
+    owner2.device(time.monotonic() + 5)                      # reconnect: info seq == mirror seq
+    assert store.invoice("2") is not None
+    assert store.request("1p:b")["state"] == "done"
+
+
+def test_rolled_back_device_is_refused(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    old_image = bench.flash.image()
+    for i in range(2):
+        add(store, "1p:%d" % i, sample(cashier_id="r%d" % i))
+        assert owner.seal("1p:%d" % i, 5)[0] == 200
+    bench.flash = type(bench.flash)(bench.flash.size, data=old_image)   # restore an older flash
+    bench.reboot()
+    owner.client = None
+    with pytest.raises(DeviceUnavailable) as info:
+        owner.device(time.monotonic() + 0.5)
+    assert "rollback" in info.value.detail or "rolled back" in info.value.detail
+
+
+def test_a_device_that_stops_reading_cannot_hang_the_owner():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    client = DeviceClient(os.ttyname(slave), timeout=0.5)
+    done = []
+
+    def flood():
+        try:
+            client._write(b"\x00" * (4 << 20))               # nobody reads the other end
+        except DeviceUnavailable:
+            done.append("unavailable")
+    worker = threading.Thread(target=flood, daemon=True)
+    worker.start()
+    worker.join(15)
+    client.close()
+    os.close(master)
+    os.close(slave)
+    assert done == ["unavailable"]
