@@ -168,7 +168,6 @@ class Core:
             return {"received": len(upload[1])}
         self.upload = None
         canonical = bytes(upload[1])
-        self.nonces.check_room()
         summary = invoice.decode(canonical, self.manifest)[1]
         nonce = self.entropy.random(NONCE_LEN)
         while self.nonces.known(nonce):

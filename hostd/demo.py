@@ -7,39 +7,24 @@ downloads the audit export and verifies it offline with the device's public key,
 """
 
 import os
-import select
-import subprocess
-import sys
 import tempfile
 import time
 
 from hostd.client import call_json, request
-from hostd.errors import DeviceUnavailable, HostdError
+from hostd.errors import HostdError
 from hostd.export import load_export, verify_export
+from hostd.supervisor import spawn_ready, stop_process
 
 SAMPLES = ("invoice-002-services.json", "invoice-000-goods.json")
 
 
 def start_up(profile, socket_path, timeout=30.0):
-    """Start ``fiscal up``; return the process once its socket answers."""
-    proc = subprocess.Popen([sys.executable, "-m", "hostd", "up", "--profile", profile, "--socket", socket_path],
-                            stdout=subprocess.PIPE)
-    ready = select.select([proc.stdout], [], [], timeout)[0]
-    line = proc.stdout.readline().decode() if ready else ""
-    if not line.startswith("fiscal up:"):
-        proc.kill()
-        proc.wait()
-        raise DeviceUnavailable("fiscal up did not start (exit %s)" % proc.poll())
-    return proc
+    """Start ``fiscal up``; return the process once its socket is served."""
+    return spawn_ready(["up", "--profile", profile, "--socket", socket_path], "fiscal up:", "fiscal up", timeout)[0]
 
 
 def stop_up(proc):
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, 15)
 
 
 def run_demo(profile=None, files=()):

@@ -89,9 +89,6 @@ class Store:
         """A final refusal (the device refused the invoice): the retry gets the same answer."""
         self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?", (status, response, key))
 
-    def unfinished(self):
-        return self.db.execute("SELECT * FROM requests WHERE state != 'done' ORDER BY created").fetchall()
-
     def request_by_nonce(self, nonce):
         return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
 

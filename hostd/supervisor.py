@@ -17,26 +17,36 @@ from hostd.errors import DeviceUnavailable
 from hostd.server import serve
 
 
-def start_emulator(profile, extra=(), timeout=20.0):
-    """Spawn ``fiscal emulator``; return (process, pty path). Its stderr is inherited for diagnostics."""
-    cmd = [sys.executable, "-m", "hostd", "emulator", "--profile", profile] + list(extra)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+def spawn_ready(args, prefix, what, timeout=20.0):
+    """Start ``python -m hostd ARGS``; return (process, first stdout line) once that line, which
+    must start with ``prefix``, says it is ready. Its stderr is inherited for diagnostics."""
+    proc = subprocess.Popen([sys.executable, "-m", "hostd"] + list(args), stdout=subprocess.PIPE)
     ready = select.select([proc.stdout], [], [], timeout)[0]
     line = proc.stdout.readline().decode().strip() if ready else ""
-    if not line.startswith("/dev/"):
+    if not line.startswith(prefix):
         proc.kill()
         proc.wait()
-        raise DeviceUnavailable("emulator did not start (exit %s, first line %r)" % (proc.poll(), line))
+        raise DeviceUnavailable("%s did not start (exit %s, first line %r)" % (what, proc.poll(), line))
     return proc, line
 
 
-def stop_emulator(proc):
+def stop_process(proc, grace=10):
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(grace)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def start_emulator(profile, extra=(), timeout=20.0):
+    """Spawn ``fiscal emulator``; return (process, pty path)."""
+    return spawn_ready(["emulator", "--profile", profile] + list(extra), "/dev/", "emulator", timeout)
+
+
+def stop_emulator(proc):
+    stop_process(proc, 10)
 
 
 class EmulatorWatch:

@@ -111,11 +111,6 @@ def request_fields(mid, mapping):
     return _unpack(mapping, MESSAGES[mid][1], True)
 
 
-def decode_request(payload):
-    """Payload bytes -> (message name, fields by name). Raises CborError or MessageError."""
-    mid, mapping = parse_request(payload)
-    return MESSAGES[mid][0], request_fields(mid, mapping)
-
 
 def encode_response(name, fields):
     mid = msg_id(name)

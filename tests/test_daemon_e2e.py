@@ -10,7 +10,6 @@ import time
 import pytest
 
 from hostd.demo import start_up, stop_up
-from hostd.export import load_export
 from protocol import verify
 from tests.daemonkit import Pos, Stack, sample, wait_for_socket
 
