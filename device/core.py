@@ -12,10 +12,10 @@ import hashlib
 from protocol import invoice, messages, record, taxgroups, timefmt
 from protocol.errors import ClockError, FiscalError, InvoiceError, JournalError, MessageError, NonceError
 from protocol.frames import MAX_PAYLOAD
+from device.identity import Identity
 from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
-from device.signer import Signer
 
 FIRMWARE = "fiscal-core 0.1.0"
 PROTOCOL_VERSION = 1
@@ -24,13 +24,15 @@ TIME_SLACK = 2          # clock adjustments up to this many seconds are not jour
 MAX_PING = 64
 
 
-class Core:
+class Core(Identity):
     def __init__(self, flash, clock, entropy, keystore, max_pending=10, nonce_ttl=120,
-                 manifest=taxgroups.MANIFEST, journal_start=0, journal_size=None, firmware=FIRMWARE):
+                 manifest=taxgroups.MANIFEST, journal_start=0, journal_size=None, firmware=FIRMWARE,
+                 table=None):
+        """``table``: the signer's fixed-base table (device/table_file.py on a board)."""
         self.entropy = entropy
         self.clock = DeviceClock(clock)
-        self.signer = Signer(keystore.secret())
-        self.device_id = keystore.device_id()
+        self.keystore = keystore
+        self.table = table
         self.manifest = manifest
         self.firmware = firmware
         self.nonces = Nonces(max_pending, nonce_ttl)
@@ -38,8 +40,13 @@ class Core:
         self.upload = None   # [total, bytearray] while a chunked PREPARE is in progress
         self._load_tail()
         self.fault = ""
+        self._load_identity()
+        if self.signer is not None:
+            self._power_up()
+
+    def _power_up(self):
         try:
-            self._append(record.POWER_UP, {record.K_FIRMWARE: firmware}, self.last_time)
+            self._append(record.POWER_UP, {record.K_FIRMWARE: self.firmware}, self.last_time)
         except JournalError as exc:
             # A full or damaged journal: stay up read-only so INFO and READ_JOURNAL still work.
             self.fault = exc.name
@@ -85,6 +92,7 @@ class Core:
             mid, mapping = messages.parse_request(payload)
             name = messages.MESSAGES[mid][0]
             fields = messages.request_fields(mid, mapping)
+            self._require_key(name)
             self.nonces.expire(self.clock.now())
             return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
         except FiscalError as exc:
@@ -117,12 +125,12 @@ class Core:
     # -- messages ----------------------------------------------------------------------------
     def _on_info(self, fields):
         return {"device_id": self.device_id, "firmware": self.firmware, "protocol": PROTOCOL_VERSION,
-                "public_key": self.signer.public_key(), "counter": self.counter, "seq": self.seq,
+                "public_key": self.signer.public_key() if self.signer else b"", "counter": self.counter, "seq": self.seq,
                 "last_hash": self.last_hash, "clock": self.clock.now(), "pending": len(self.nonces.pending),
                 "journal_used": self.journal.used(), "journal_size": self.journal.capacity(),
                 "max_pending": self.nonces.max_pending, "nonce_ttl": self.nonces.ttl,
                 "max_payload": MAX_PAYLOAD, "max_invoice": invoice.MAX_INVOICE, "last_time": self.last_time,
-                "fault": self.fault}
+                "fault": self.fault, "certificate": self.certificate}
 
     def _on_ping(self, fields):
         if len(fields["data"]) > MAX_PING:

@@ -22,18 +22,24 @@ from protocol.errors import JournalError, PowerCut
 
 
 class Flash:
+    """The rules and the fault injection; where the bytes live is up to ``_fetch``/``_store``/
+    ``_wipe``: a bytearray here, a board's block device in device/block_flash.py."""
+
     def __init__(self, size, page_size=256, sector_size=4096, data=None):
-        if size % sector_size or sector_size % page_size:
-            raise ValueError("flash size must be whole sectors of whole pages")
-        self.size = size
-        self.page_size = page_size
-        self.sector_size = sector_size
+        self._geometry(size, page_size, sector_size)
         if data is None:
             self._mem = bytearray(b"\xff" * size)
         else:
             if len(data) != size:
                 raise ValueError("flash image is %d bytes, expected %d" % (len(data), size))
             self._mem = bytearray(data)
+
+    def _geometry(self, size, page_size, sector_size):
+        if size <= 0 or size % sector_size or sector_size % page_size:
+            raise ValueError("flash size must be whole sectors of whole pages")
+        self.size = size
+        self.page_size = page_size
+        self.sector_size = sector_size
         self.programs = 0
         self.cut_after = None
         self.cut_bytes = 0
@@ -46,7 +52,7 @@ class Flash:
         self._alive()
         if offset < 0 or length < 0 or offset + length > self.size:
             raise JournalError("STORAGE_FAILURE", "read %d+%d outside flash of %d bytes" % (offset, length, self.size))
-        return bytes(self._mem[offset:offset + length])
+        return self._fetch(offset, length)
 
     def program(self, offset, data):
         """Clear bits so that ``data`` is stored at ``offset`` (within one page)."""
@@ -58,16 +64,16 @@ class Flash:
             raise JournalError("STORAGE_FAILURE", "program %d+%d outside flash" % (offset, n))
         if offset // self.page_size != (offset + n - 1) // self.page_size:
             raise JournalError("STORAGE_FAILURE", "program %d+%d crosses a page boundary" % (offset, n))
+        current = self._fetch(offset, n)
         for i in range(n):
-            if self._mem[offset + i] & data[i] != data[i]:
+            if current[i] & data[i] != data[i]:
                 raise JournalError("STORAGE_FAILURE", "program at %d would set bits (erase first)" % (offset + i))
         number = self.programs + 1
         if self.cut_after is not None and number > self.cut_after:
             land = min(self.cut_bytes, n)
             self._land(offset, data, land)
             if self.cut_mask is not None and land < n:
-                self._mem[offset + land] &= data[land] | self.cut_mask
-                self._persist(offset + land, 1)
+                self._store(offset + land, bytes([data[land] | self.cut_mask]))
             self.dead = True
             raise PowerCut("power cut during program %d at offset %d" % (number, offset))
         if self.fail_at == number:
@@ -82,13 +88,11 @@ class Flash:
         self._alive()
         if offset % self.sector_size or offset < 0 or offset >= self.size:
             raise JournalError("STORAGE_FAILURE", "erase offset %d is not a sector start" % offset)
-        for i in range(offset, offset + self.sector_size):
-            self._mem[i] = 0xFF
-        self._persist(offset, self.sector_size)
+        self._wipe(offset)
 
     def image(self):
         """A copy of the whole flash, e.g. to build a second device from the same state."""
-        return bytes(self._mem)
+        return self._fetch(0, self.size)
 
     def revive(self):
         """Power comes back: clear injected faults, keep the data exactly as it was left."""
@@ -102,10 +106,23 @@ class Flash:
             raise PowerCut("flash is unpowered")
 
     def _land(self, offset, data, count):
-        for i in range(count):
-            self._mem[offset + i] &= data[i]
         if count:
-            self._persist(offset, count)
+            self._store(offset, data[:count])
+
+    # -- where the bytes live (overridden by device/block_flash.py) ------------------------------
+    def _fetch(self, offset, length):
+        return bytes(self._mem[offset:offset + length])
+
+    def _store(self, offset, data):
+        """Program: clear bits, as NOR does (the caller checked no bit has to be set)."""
+        for i in range(len(data)):
+            self._mem[offset + i] &= data[i]
+        self._persist(offset, len(data))
+
+    def _wipe(self, offset):
+        for i in range(offset, offset + self.sector_size):
+            self._mem[i] = 0xFF
+        self._persist(offset, self.sector_size)
 
     def _persist(self, offset, length):
         """Hook for durable subclasses; the in-memory flash has nothing to do."""

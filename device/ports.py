@@ -41,17 +41,39 @@ class ManualClock:
 
 
 class StaticKeystore:
-    """A keystore holding one secret scalar and the device id derived from its public key."""
+    """The keystore contract (device/keystore.py) in RAM: tests, golden runs, the WASM board run.
 
-    def __init__(self, secret, device_id):
+    ``secret=None`` is a factory-fresh device; PROVISION stores the secret it generates here, and
+    the device id is then derived from the public key with ``prefix``.
+    """
+
+    def __init__(self, secret, device_id, prefix="FMD", table=None):
         self._secret = secret
         self._device_id = device_id
+        self._prefix = prefix
+        self._table = table
+        self._cert = None
 
     def secret(self):
         return self._secret
 
     def device_id(self):
+        if self._device_id is None and self._secret is not None:
+            from device.signer import Signer
+
+            self._device_id = device_id_for(Signer(self._secret, self._table).public_key(), self._prefix)
         return self._device_id
+
+    def store_secret(self, secret):
+        if self._secret is not None:
+            raise ValueError("a device key exists already; it is never replaced")
+        self._secret = secret
+
+    def certificate(self):
+        return self._cert
+
+    def store_certificate(self, data):
+        self._cert = bytes(data)
 
 
 def device_id_for(public_key, prefix="FMD"):

@@ -133,8 +133,9 @@ class Signer:
             k >>= 4
             if digit:
                 at = offset + digit * 64
-                x = int.from_bytes(table[at:at + 32], "big")
-                y = int.from_bytes(table[at + 32:at + 64], "big")
+                entry = table[at:at + 64]   # one read when the table is a file (device/table_file.py)
+                x = int.from_bytes(entry[:32], "big")
+                y = int.from_bytes(entry[32:], "big")
                 acc = p256.jacobian_add_affine(acc, x, y)
             offset += TABLE_DIGITS * 64
         return p256.to_affine(acc)

@@ -49,6 +49,11 @@ ERRORS = {
     0x63: ("VERIFY_COUNTER", "verify", "record sequence or fiscal counter is not continuous"),
     0x64: ("VERIFY_TIME", "verify", "a journal record's time goes back"),
     0x65: ("VERIFY_KEY", "verify", "the public key or certificate is unusable"),
+    0x70: ("NOT_PROVISIONED", "identity", "the device has no key yet; send PROVISION first"),
+    0x71: ("CERT_REFUSED", "identity", "the certificate is malformed or names another device or key"),
+    0x72: ("CERT_PRESENT", "identity", "a different certificate is already stored; it is never replaced"),
+    0x73: ("KEY_MISSING", "identity", "the journal has records but the device key is gone; the device stays read-only"),
+    0x74: ("KEYSTORE_FAILURE", "identity", "the key or certificate could not be stored; nothing changed"),
 }
 
 _BY_NAME = {}
@@ -114,6 +119,10 @@ class ClockError(FiscalError):
 
 class JournalError(FiscalError):
     family = "journal"
+
+
+class IdentityError(FiscalError):
+    family = "identity"
 
 
 class VerifyError(FiscalError):

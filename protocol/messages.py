@@ -25,7 +25,8 @@ MESSAGES = {
         7: ("counter", "int"), 8: ("seq", "int"), 9: ("last_hash", "bytes"), 10: ("clock", "?int"),
         11: ("pending", "int"), 12: ("journal_used", "int"), 13: ("journal_size", "int"),
         14: ("max_pending", "int"), 15: ("nonce_ttl", "int"), 16: ("max_payload", "int"),
-        17: ("max_invoice", "int"), 18: ("last_time", "int"), 19: ("fault", "str")}),
+        17: ("max_invoice", "int"), 18: ("last_time", "int"), 19: ("fault", "str"),
+        20: ("certificate", "bytes")}),
     2: ("PING", {3: ("data", "bytes")}, {3: ("data", "bytes")}),
     3: ("SET_TIME", {3: ("time", "int")}, {3: ("time", "int"), 4: ("journaled", "bool")}),
     4: ("PREPARE", {3: ("total", "int"), 4: ("offset", "int"), 5: ("data", "bytes")}, {
@@ -36,6 +37,8 @@ MESSAGES = {
     7: ("STATUS", {3: ("nonce", "bytes")}, {3: ("state", "int"), 4: ("sealed", "map"), 5: ("expires", "int")}),
     8: ("READ_JOURNAL", {3: ("first", "int"), 4: ("count", "int")},
         {3: ("records", "list"), 4: ("next", "int"), 5: ("last", "int")}),
+    9: ("PROVISION", {}, {3: ("device_id", "str"), 4: ("public_key", "bytes"), 5: ("created", "bool")}),
+    10: ("CERTIFY", {3: ("certificate", "bytes")}, {3: ("stored", "bool")}),
 }
 
 _IDS = {}

@@ -1,0 +1,73 @@
+"""Keystores: where a device keeps its signing secret and its certificate.
+
+The core asks a keystore for ``secret()`` (32 bytes, or None before provisioning), ``device_id()``,
+``certificate()`` (bytes or None), and, to provision, ``store_secret(secret)`` and
+``store_certificate(data)``. The secret is generated *inside* the device (core PROVISION, from the
+entropy port: os.urandom on a board) and never leaves it; only the public key is exported.
+
+:class:`FileKeystore` keeps both in a directory: on a board the littlefs filesystem, in the
+emulator the profile directory. Each file is written whole to ``NAME.new`` and renamed over the
+old one (littlefs and POSIX renames are atomic), so a power cut leaves the old file or the new one.
+The device id is derived from the public key (device.ports.device_id_for), never stored apart
+from the key, so the two cannot disagree.
+"""
+
+import os
+
+from device.ports import device_id_for
+from device.signer import Signer
+
+KEY_FILE = "key.bin"
+CERT_FILE = "cert.bin"
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _write(path, data):
+    with open(path + ".new", "wb") as fh:
+        fh.write(data)
+    os.rename(path + ".new", path)
+
+
+class FileKeystore:
+    def __init__(self, directory, prefix="FMD", table=None):
+        self._dir = directory
+        self._prefix = prefix
+        self._table = table
+        self._device_id = None
+
+    def _path(self, name):
+        return self._dir + "/" + name
+
+    def secret(self):
+        data = _read(self._path(KEY_FILE))
+        if data is not None and len(data) != 32:
+            raise ValueError("%s holds %d bytes, not a 32-byte secret" % (self._path(KEY_FILE), len(data)))
+        return data
+
+    def device_id(self):
+        if self._device_id is None:
+            secret = self.secret()
+            if secret is None:
+                return None
+            self._device_id = device_id_for(Signer(secret, self._table).public_key(), self._prefix)
+        return self._device_id
+
+    def store_secret(self, secret):
+        if self.secret() is not None:
+            raise ValueError("a device key exists already; it is never replaced")
+        _write(self._path(KEY_FILE), secret)
+        self._device_id = None
+
+    def certificate(self):
+        return _read(self._path(CERT_FILE))
+
+    def store_certificate(self, data):
+        _write(self._path(CERT_FILE), data)
+
