@@ -15,6 +15,7 @@ boundary and "erase before setting a bit" rules the emulator enforces are enforc
 too, by the same code (the fault injection as well, which the board never arms).
 """
 
+from protocol.errors import JournalError
 from device.flash import Flash
 
 IOCTL_BLOCK_COUNT = 4
@@ -32,17 +33,27 @@ class BlockFlash(Flash):
         self._block = block
         self._geometry(block * count, page_size, block)
 
+    # A driver's OSError becomes STORAGE_FAILURE, the journal's typed refusal: nothing sealed.
     def _fetch(self, offset, length):
         buf = bytearray(length)
         if length:
-            self._bdev.readblocks(offset // self._block, buf, offset % self._block)
+            try:
+                self._bdev.readblocks(offset // self._block, buf, offset % self._block)
+            except OSError as exc:
+                raise JournalError("STORAGE_FAILURE", "flash read at %d failed: %s" % (offset, exc))
         return bytes(buf)
 
     def _store(self, offset, data):
-        self._bdev.writeblocks(offset // self._block, data, offset % self._block)
+        try:
+            self._bdev.writeblocks(offset // self._block, data, offset % self._block)
+        except OSError as exc:
+            raise JournalError("STORAGE_FAILURE", "flash program at %d failed: %s" % (offset, exc))
 
     def _wipe(self, offset):
-        self._bdev.ioctl(IOCTL_BLOCK_ERASE, offset // self._block)
+        try:
+            self._bdev.ioctl(IOCTL_BLOCK_ERASE, offset // self._block)
+        except OSError as exc:
+            raise JournalError("STORAGE_FAILURE", "flash erase at %d failed: %s" % (offset, exc))
 
 
 class FileBlockDevice:

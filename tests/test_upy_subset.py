@@ -21,8 +21,8 @@ import pytest
 from tests.upy import run_upy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("protocol", "device")
-CPYTHON_ONLY = ("emu", "emulator", "host", "cpython")
+PACKAGES = ("protocol", "device", "board")
+CPYTHON_ONLY = ("emu", "emulator", "host", "cpython", "manifest")   # manifest.py: a build-time file
 BANNED_MODULES = {"typing", "dataclasses", "enum", "abc", "decimal", "functools", "pathlib",
                   "asyncio", "cbor2", "cryptography", "serial", "zlib"}
 # `=` closing the expression of a replacement field: f"{x=}", f"{x = !r}", f"{x=:>8}"

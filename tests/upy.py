@@ -48,7 +48,7 @@ def _node():
     return node
 
 
-def _run(script_text, heap, timeout, stats_args):
+def _run(script_text, heap, timeout, stats_args, lib=None, root=None):
     """Run the script; return (stdout bytes, stats dict or None).  Raise AssertionError on failure."""
     node = _node()
     with tempfile.TemporaryDirectory(prefix="upy-") as tmp:
@@ -56,6 +56,10 @@ def _run(script_text, heap, timeout, stats_args):
         with open(script, "w", encoding="utf-8") as f:
             f.write(script_text)
         cmd = [node, RUNNER, "--heap", str(heap)]
+        if lib is not None:
+            cmd += ["--lib", os.path.abspath(lib)]
+        if root is not None:
+            cmd += ["--root", os.path.abspath(root)]
         if stats_args is not None:
             cmd += ["--stats", stats] + stats_args
         try:
@@ -75,17 +79,20 @@ def _run(script_text, heap, timeout, stats_args):
             return proc.stdout, json.load(f)
 
 
-def run_upy_bytes(script_text, heap=1 << 20, timeout=120):
-    """Run ``script_text`` as __main__ in MicroPython; return its stdout exactly as bytes."""
-    return _run(script_text, heap, timeout, None)[0]
+def run_upy_bytes(script_text, heap=1 << 20, timeout=120, lib=None, root=None):
+    """Run ``script_text`` as __main__ in MicroPython; return its stdout exactly as bytes.
+
+    ``lib``: a host directory whose files are copied into ``/lib`` too (fake modules, data);
+    ``root``: where ``protocol/`` and ``device/`` sources come from (default: this checkout)."""
+    return _run(script_text, heap, timeout, None, lib, root)[0]
 
 
-def run_upy(script_text, heap=1 << 20, timeout=120):
+def run_upy(script_text, heap=1 << 20, timeout=120, lib=None, root=None):
     """Run ``script_text`` as __main__ in MicroPython; return its stdout decoded as UTF-8."""
-    return run_upy_bytes(script_text, heap, timeout).decode("utf-8")
+    return run_upy_bytes(script_text, heap, timeout, lib, root).decode("utf-8")
 
 
-def heap_stats(script_text, heap=1 << 20, headroom=None, timeout=120):
+def heap_stats(script_text, heap=1 << 20, headroom=None, timeout=120, lib=None, root=None):
     """Run the script; return the runner's statistics (lists have one entry per part):
 
     ``arena`` usable bytes of the heap (``heap`` minus GC tables; before the last part when
@@ -94,7 +101,7 @@ def heap_stats(script_text, heap=1 << 20, headroom=None, timeout=120):
     ``ballast`` bytes made unusable before the last part so only ~``headroom`` bytes were free.
     """
     extra = [] if headroom is None else ["--headroom", str(headroom)]
-    return _run(script_text, heap, timeout, extra)[1]
+    return _run(script_text, heap, timeout, extra, lib, root)[1]
 
 
 def _bisect_kib(fits, lo_k, hi_k):

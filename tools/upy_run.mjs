@@ -1,10 +1,11 @@
-// node tools/upy_run.mjs [--heap BYTES] [--root DIR] [--stats FILE] [--headroom BYTES] SCRIPT.py
+// node tools/upy_run.mjs [--heap BYTES] [--root DIR] [--lib DIR] [--stats FILE] [--headroom BYTES] SCRIPT.py
 // Runs SCRIPT.py as __main__ in real MicroPython (the pinned WebAssembly build) with protocol/ and
 // device/ importable from /lib.  Output bytes pass through unchanged; uncaught exception: traceback
 // on stderr, exit 1; SystemExit(n): exit n; harness failure: exit 2.  `#upy:collect` lines split the
 // script into parts: only between parts (back in JS) does this port really collect garbage.  --heap
 // is only the *initial* heap (the port grows it rather than raise MemoryError); --stats FILE and
-// --headroom BYTES measure heap use, explained in tests/upy.py.
+// --headroom BYTES measure heap use, explained in tests/upy.py.  --lib DIR copies every file under DIR
+// into /lib as well (fake `machine`/`usb` modules, data files such as p256_table.bin).
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +43,15 @@ function copyPy(FS, src, dst) {  // every .py under host dir src to dst in the E
   }
 }
 
+function copyAll(FS, src, dst) {  // every file under host dir src (any type) to dst
+  if (!FS.analyzePath(dst).exists) FS.mkdirTree(dst);
+  for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, ent.name);
+    if (ent.isDirectory() && ent.name !== "__pycache__") copyAll(FS, from, `${dst}/${ent.name}`);
+    else if (ent.isFile()) FS.writeFile(`${dst}/${ent.name}`, fs.readFileSync(from));
+  }
+}
+
 function parts(src) {  // split at #upy:collect; leading newlines keep the file's line numbers
   let lines = 0;
   return src.split(/^#[ \t]*upy:collect[ \t\r]*$/m).map((part) => {
@@ -56,21 +66,22 @@ function exitCodeOf(error) {  // SystemExit's argument mapped to a process statu
   if (arg === "" || arg === "None" || /^-?\d+$/.test(arg)) return Number(arg === "None" ? 0 : arg) & 255;
   return (process.stderr.write(arg + "\n"), 1);
 }
-const opt = { heap: 1 << 20, root: path.dirname(here), stats: null, headroom: null }, argv = process.argv.slice(2);
+const opt = { heap: 1 << 20, root: path.dirname(here), lib: null, stats: null, headroom: null }, argv = process.argv.slice(2);
 let script = null;
 while (argv.length) {
   const a = argv.shift(), key = a.slice(2);
-  if (a.startsWith("--") && key in opt && argv.length) opt[key] = ["root", "stats"].includes(key) ? argv.shift() : Number(argv.shift());
+  if (a.startsWith("--") && key in opt && argv.length) opt[key] = ["root", "lib", "stats"].includes(key) ? argv.shift() : Number(argv.shift());
   else if (script === null && !a.startsWith("--")) script = a;
   else fail(`unexpected argument ${a}`);
 }
-if (!script || !(opt.heap > 0)) fail("usage: upy_run.mjs [--heap BYTES] [--root DIR] [--stats FILE] [--headroom BYTES] SCRIPT.py");
+if (!script || !(opt.heap > 0)) fail("usage: upy_run.mjs [--heap BYTES] [--root DIR] [--lib DIR] [--stats FILE] [--headroom BYTES] SCRIPT.py");
 const source = fs.existsSync(script) ? fs.readFileSync(script, "utf8") : fail(`no such script: ${script}`);
 const { loadMicroPython } = await import(new URL(PKG, import.meta.url)).catch((e) =>
   fail(`cannot load the MicroPython WebAssembly build (${e.message}); run \`npm ci\` in ${path.dirname(here)}`));
 const out = sink(process.stdout), err = sink(process.stderr);
 const mp = await loadMicroPython({ heapsize: opt.heap, linebuffer: false, stdout: out.put, stderr: err.put });
-for (const pkg of ["protocol", "device"]) copyPy(mp.FS, path.resolve(opt.root, pkg), `/lib/${pkg}`);
+for (const pkg of ["protocol", "device", "board"]) copyPy(mp.FS, path.resolve(opt.root, pkg), `/lib/${pkg}`);
+if (opt.lib) copyAll(mp.FS, path.resolve(opt.lib), "/lib");
 const py = (name) => mp.globals.get(name);  // calling Python from JS compiles nothing
 let collect, alloc, sum, fill, memInfoRaw;  // set once the prelude has run
 function memInfo() {  // GC heap {total, free, maxFree} in bytes (blocks are 16 bytes on wasm32)
