@@ -1,15 +1,16 @@
 """The audit export ("fiscal-journal-export/1") and its offline verification.
 
 One UTF-8 JSON document an auditor checks with only this file, the device's public key and
-PROTOCOL.md: ``{"format", "device_id", "public_key": hex X||Y, "certificate": null (reserved for
-device certificates, none exist yet), "exported_at": "YYYY-MM-DDTHH:MM:SSZ", "device_counter",
+PROTOCOL.md: ``{"format", "device_id", "public_key": hex X||Y, "certificate": hex of the device
+certificate or null (protocol/cert.py), "exported_at": "YYYY-MM-DDTHH:MM:SSZ", "device_counter",
 "device_seq", "last_hash": hex, "records": [hex(body || signature), ...] in journal order}``.
 
 The hash chain shows a record altered, removed, added or moved before the last one, not records
 cut off the end: ``device_counter``, ``device_seq`` and ``last_hash`` (INFO at export time) catch
 those. They are not signed, so they only help when the file is handed over intact or INFO was
-taken independently. Trust your own copy of the public key (``public_key=``, ``--pubkey``), not
-the file's: whoever forged the records could also replace that key.
+taken independently. Trust your own copy of the public key (``public_key=``, ``--pubkey``), or
+the authority that certified the key (``authority=``, ``--authority``), not the file's key alone:
+whoever forged the records could also replace that key.
 """
 
 import json
@@ -44,7 +45,8 @@ def build_export(records, info, exported_at):
     if not isinstance(exported_at, str):
         exported_at = timefmt.format_time(exported_at)
     doc = {"format": FORMAT, "device_id": info["device_id"], "public_key": bytes(info["public_key"]).hex(),
-           "certificate": None, "exported_at": exported_at, "device_counter": info["counter"],
+           "certificate": bytes(info["certificate"]).hex() if info.get("certificate") else None,
+           "exported_at": exported_at, "device_counter": info["counter"],
            "device_seq": info["seq"], "last_hash": bytes(info["last_hash"]).hex(),
            "records": [bytes(r).hex() for r in records]}
     _parse(doc)
@@ -208,11 +210,12 @@ def _explain(exc, records, check, key_note):
     return "record %d: %s" % (n, rest)
 
 
-def verify_export(doc, public_key=None, progress=None):
+def verify_export(doc, public_key=None, progress=None, authority=None):
     """Verify an export document; return a JSON-ready summary or raise ExportError (a VerificationFailed).
 
-    ``public_key`` (64 or 65 bytes), when given, is used instead of the file's key. ``progress``
-    is called with the number of records checked so far.
+    ``public_key`` (64 or 65 bytes), when given, is used instead of the file's key. ``authority``
+    (64 bytes), when given, must have certified the key used and the device id (PROTOCOL.md 4.14).
+    ``progress`` is called with the number of records checked so far.
     """
     parsed = _parse(doc)
     records = parsed["records"]
@@ -243,6 +246,7 @@ def verify_export(doc, public_key=None, progress=None):
     if m and summary["device_id"] != parsed["device_id"]:
         raise ExportError("the records are from device %s, the file says %s" % (summary["device_id"], parsed["device_id"]),
                           field="device_id")
+    cert_note = _check_certificate(parsed, key, authority)
     first = 0
     for rec in records:   # records before the clock was first set carry time 0
         first = first or record.decode(rec)[0][record.K_TIME]
@@ -252,5 +256,27 @@ def verify_export(doc, public_key=None, progress=None):
             "last_time": timefmt.format_time(summary["last_time"]) if summary["last_time"] else None,
             "exported_at": doc["exported_at"], "public_key": key.hex(),
             "key_source": "file" if public_key is None else "given", "file_key_matches": matches,
-            "certificate": None if parsed["certificate"] is None else "present, not checked",
+            "certificate": cert_note,
             "cumulative": summary["cumulative"]}
+
+
+def _check_certificate(parsed, key, authority):
+    """One line on the certificate for the summary; ExportError if ``authority`` does not vouch."""
+    data = parsed["certificate"]
+    if authority is None:
+        return None if data is None else "present, not checked (pass --authority)"
+    if data is None:
+        raise ExportError("the export carries no device certificate, so the authority cannot vouch for the key",
+                          field="certificate")
+    from hostd.authority import verify_certificate   # imports this module: import here, not at the top
+    from protocol import cert
+
+    fields = verify_certificate(data, bytes(authority))
+    if fields[cert.C_PUBLIC_KEY] != key:
+        raise ExportError("the certificate is for another public key than the one the records verify with",
+                          field="certificate")
+    if fields[cert.C_DEVICE] != parsed["device_id"]:
+        raise ExportError("the certificate names device %s, the export %s" % (fields[cert.C_DEVICE], parsed["device_id"]),
+                          field="certificate")
+    return "verified: issued to %s by %s at %s" % (fields[cert.C_DEVICE], fields[cert.C_AUTHORITY],
+                                                  timefmt.format_time(fields[cert.C_ISSUED]))

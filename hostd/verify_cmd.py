@@ -1,9 +1,10 @@
 """``fiscal verify EXPORT_FILE``: check an audit export offline, with no device and no daemon.
 
 The checks are hostd/export.py's (signatures, hash chain, counters, time, running totals, and the
-device's own count and head hash against truncation). Exit codes follow the README table: 0 the
-export verifies; 4 verification failed (``error: <message naming the first bad record>`` on
-stderr, or one JSON error document with ``--json``); 2 usage error (bad key file, ``--cert``).
+device's own count and head hash against truncation), plus with ``--authority`` the device
+certificate up to the authority key. Exit codes follow the README table: 0 the export verifies;
+1 verification failed (``error: <message naming the first bad record>`` on stderr, or one JSON
+error document with ``--json``); 2 usage error (bad key file).
 A progress bar goes to stderr for exports of more than PROGRESS_MIN records when stderr is a
 terminal and ``--json`` is off.
 """
@@ -35,6 +36,8 @@ def _print_summary(s):
         click.echo("key:       given with --pubkey (same as the key in the file)")
     else:
         click.echo("key:       given with --pubkey (the key in the file differs and was ignored)")
+    if s["certificate"]:
+        click.echo("cert:      %s" % s["certificate"])
     click.echo("exported:  %s" % s["exported_at"])
 
 
@@ -52,19 +55,19 @@ def _fail(exc, as_json):
 @click.argument("export_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
               help="Device public key to trust instead of the export's (raw, hex or PEM).")
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False),
-              help="Device certificate (not supported yet).")
+@click.option("--authority", type=click.Path(exists=True, dir_okay=False),
+              help="Authority public key (authority.pub): the export's device certificate must chain to it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def verify(export_file, pubkey, cert, as_json):
+def verify(export_file, pubkey, authority, as_json):
     """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end."""
-    if cert is not None:
-        raise click.UsageError("device certificates are not supported yet; use --pubkey")
-    key = None
-    if pubkey is not None:
-        try:
-            key = load_public_key(pubkey)
-        except VerificationFailed as exc:
-            raise click.BadParameter(exc.detail, param_hint="--pubkey")
+    key = auth = None
+    for path, hint in ((pubkey, "--pubkey"), (authority, "--authority")):
+        if path is not None:
+            try:
+                loaded = load_public_key(path)
+            except VerificationFailed as exc:
+                raise click.BadParameter(exc.detail, param_hint=hint)
+            key, auth = (loaded, auth) if hint == "--pubkey" else (key, loaded)
     try:
         with open(export_file, "rb") as fh:
             doc = load_export(fh.read())
@@ -77,7 +80,7 @@ def verify(export_file, pubkey, cert, as_json):
             def progress(n):
                 bar.update(n - done[0])
                 done[0] = n
-            summary = verify_export(doc, key, progress)
+            summary = verify_export(doc, key, progress, auth)
     except VerificationFailed as exc:
         _fail(exc, as_json)
     if as_json:

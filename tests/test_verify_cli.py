@@ -23,7 +23,7 @@ from hostd.verify_cmd import verify
 from protocol import p256, record
 from tests.devkit import T0, Bench, digest, encode_invoice, keystore, make_invoice
 
-FAILED = 1   # README exit codes: 4 verification failed
+FAILED = 1   # README exit codes: 1 verification failed
 USAGE = 2
 
 
@@ -164,13 +164,6 @@ def test_pem_key_of_another_curve_is_refused(tmp_path):
     keyfile.write_bytes(other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     with pytest.raises(VerificationFailed, match="not a P-256 public key"):
         export.load_public_key(str(keyfile))
-
-
-def test_cert_is_not_supported_yet(tmp_path):
-    cert = tmp_path / "device.crt"
-    cert.write_bytes(b"anything")
-    result = _run(_write(tmp_path, DOC), "--cert", cert)
-    assert result.exit_code == USAGE and "device certificates are not supported yet" in result.stderr
 
 
 # -- tampering: one distinct sentence per kind, naming the record -------------------------------

@@ -1,0 +1,178 @@
+"""Provisioning and certificates: PROVISION makes the key inside, CERTIFY stores the authority's
+certificate, and `fiscal verify --authority` checks authority -> certificate -> key -> records."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from device.core import Core
+from device.flash import Flash
+from device.keystore import FileKeystore
+from device.ports import ManualClock, SeededEntropy, StaticKeystore
+from hostd import authority, export
+from hostd.errors import InvalidPayload, VerificationFailed
+from hostd.verify_cmd import verify
+from protocol import cert, messages
+from protocol.errors import code_of
+from device.signer import Signer
+from tests.devkit import T0, encode_invoice, make_invoice
+
+
+def _call(core, name, **fields):
+    return messages.decode_response(core.handle(messages.encode_request(name, **fields)))
+
+
+def _fresh(keystore=None, flash=None, seed="id"):
+    flash = flash or Flash(64 * 1024)
+    keystore = keystore or StaticKeystore(None, None, "TST")
+    return Core(flash, ManualClock(), SeededEntropy(seed), keystore), flash, keystore
+
+
+@pytest.fixture(scope="module")
+def auth_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("authority")
+    authority.init(str(d))
+    return str(d)
+
+
+def test_fresh_device_serves_only_unsigned_messages():
+    core, flash, _ = _fresh()
+    info = _call(core, "INFO")[3]
+    assert info["public_key"] == b"" and info["device_id"] == "" and info["seq"] == 0
+    for name, fields in (("SET_TIME", {"time": T0}), ("STATUS", {"nonce": bytes(16)}),
+                         ("PREPARE", {"total": 3, "offset": 0, "data": b"abc"})):
+        assert _call(core, name, **fields)[1] == code_of("NOT_PROVISIONED")
+    assert _call(core, "PING", data=b"x")[3] == {"data": b"x"}
+    assert flash.programs == 0                          # nothing written before the key exists
+
+
+def test_provision_makes_the_key_once_and_starts_the_journal():
+    core, flash, keys = _fresh()
+    first = _call(core, "PROVISION")[3]
+    assert first["created"] is True and keys.secret() is not None
+    assert first["device_id"].startswith("TST-") and len(first["public_key"]) == 64
+    assert _call(core, "INFO")[3]["seq"] == 1                       # the POWER_UP record
+    again = _call(core, "PROVISION")[3]
+    assert again == dict(first, created=False)
+    reboot = Core(flash, ManualClock(), SeededEntropy("other"), keys)   # same key after power-up
+    assert _call(reboot, "INFO")[3]["public_key"] == first["public_key"]
+    assert _call(reboot, "SET_TIME", time=T0)[1] == 0
+
+
+def test_records_without_key_make_the_device_read_only():
+    core, flash, _ = _fresh()
+    _call(core, "PROVISION")
+    lost = Core(flash, ManualClock(), SeededEntropy("x"), StaticKeystore(None, None, "TST"))
+    assert _call(lost, "INFO")[3]["fault"] == "KEY_MISSING"
+    assert _call(lost, "PROVISION")[1] == code_of("KEY_MISSING")
+    assert _call(lost, "SET_TIME", time=T0)[1] == code_of("KEY_MISSING")
+    assert len(_call(lost, "READ_JOURNAL", first=1, count=5)[3]["records"]) == 1
+
+
+def test_file_keystore_survives_reboot_and_keeps_the_certificate(tmp_path, auth_dir):
+    flash = Flash(64 * 1024)
+    core, _, _ = _fresh(FileKeystore(str(tmp_path), "FMD"), flash)
+    prov = _call(core, "PROVISION")[3]
+    data = authority.issue(auth_dir, prov["device_id"], prov["public_key"])
+    assert _call(core, "CERTIFY", certificate=data)[3] == {"stored": True}
+    again = Core(flash, ManualClock(), SeededEntropy("y"), FileKeystore(str(tmp_path), "FMD"))
+    info = _call(again, "INFO")[3]
+    assert info["certificate"] == data and info["device_id"] == prov["device_id"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.bin", "key.bin"]
+
+
+def test_certify_checks_subject_and_never_replaces(auth_dir, tmp_path):
+    core, _, keys = _fresh()
+    prov = _call(core, "PROVISION")[3]
+    other = _call(_fresh(seed="other")[0], "PROVISION")[3]["public_key"]
+    assert other != prov["public_key"]
+    assert _call(core, "CERTIFY", certificate=authority.issue(auth_dir, prov["device_id"], other))[1] \
+        == code_of("CERT_REFUSED")
+    assert _call(core, "CERTIFY", certificate=authority.issue(auth_dir, "TST-00000000", prov["public_key"]))[1] \
+        == code_of("CERT_REFUSED")
+    assert _call(core, "CERTIFY", certificate=b"\xa0")[1] == code_of("CERT_REFUSED")
+    good = authority.issue(auth_dir, prov["device_id"], prov["public_key"], issued=T0)
+    assert _call(core, "CERTIFY", certificate=good)[3] == {"stored": True}
+    assert _call(core, "CERTIFY", certificate=good)[3] == {"stored": False}
+    later = authority.issue(auth_dir, prov["device_id"], prov["public_key"], issued=T0 + 1)
+    assert _call(core, "CERTIFY", certificate=later)[1] == code_of("CERT_PRESENT")
+    assert keys.certificate() == good
+
+
+def _pub(keystore):
+    return Signer(keystore.secret()).public_key()
+
+
+def test_authority_refuses_to_overwrite_its_key(auth_dir):
+    with pytest.raises(InvalidPayload, match="never replaced"):
+        authority.init(auth_dir)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_changed_certificate_bit_fails_verification(data):
+    auth = _AUTH
+    good = authority.issue(auth["dir"], "TST-0000ABCD", auth["device_pub"], issued=T0)
+    pos = data.draw(st.integers(0, len(good) - 1))
+    bit = data.draw(st.integers(0, 7))
+    bad = bytearray(good)
+    bad[pos] ^= 1 << bit
+    with pytest.raises(VerificationFailed):
+        authority.verify_certificate(bytes(bad), auth["pub"])
+    assert authority.verify_certificate(good, auth["pub"])[cert.C_DEVICE] == "TST-0000ABCD"
+
+
+_AUTH = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _auth_values(auth_dir):
+    _AUTH.update(dir=auth_dir, pub=authority.public_key(auth_dir), device_pub=_pub(StaticKeystore(
+        (7).to_bytes(32, "big"), "x")))
+
+
+def _certified_export(auth_dir, seed="id"):
+    core, _, _ = _fresh(seed=seed)
+    prov = _call(core, "PROVISION")[3]
+    data = authority.issue(auth_dir, prov["device_id"], prov["public_key"])
+    _call(core, "CERTIFY", certificate=data)
+    _call(core, "SET_TIME", time=T0)
+    canonical = encode_invoice(make_invoice())
+    nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical)[3]["nonce"]
+    _call(core, "COMMIT", nonce=nonce)
+    info = _call(core, "INFO")[3]
+    recs = _call(core, "READ_JOURNAL", first=1, count=50)[3]["records"]
+    return export.build_export(recs, info, T0 + 10)
+
+
+def _verify_cli(tmp_path, doc, *args):
+    path = tmp_path / "export.json"
+    path.write_bytes(export.dump_export(doc))
+    return CliRunner().invoke(verify, [str(path)] + [str(a) for a in args])
+
+
+def test_verify_checks_the_chain_up_to_the_authority(tmp_path, auth_dir):
+    doc = _certified_export(auth_dir)
+    assert doc["certificate"]
+    ok = _verify_cli(tmp_path, doc, "--authority", f"{auth_dir}/authority.pub", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["certificate"].startswith("verified: issued to " + doc["device_id"])
+    plain = _verify_cli(tmp_path, doc)
+    assert plain.exit_code == 0 and "present, not checked" in plain.output
+
+
+def test_verify_refuses_another_authority_a_missing_or_mismatched_certificate(tmp_path, auth_dir):
+    stranger = tmp_path / "stranger"
+    authority.init(str(stranger))
+    doc = _certified_export(auth_dir)
+    res = _verify_cli(tmp_path, doc, "--authority", stranger / "authority.pub")
+    assert res.exit_code == 1 and "not by the given authority" in res.output
+    res = _verify_cli(tmp_path, dict(doc, certificate=None), "--authority", f"{auth_dir}/authority.pub")
+    assert res.exit_code == 1 and "carries no device certificate" in res.output
+    other = _certified_export(auth_dir, seed="another")      # a genuine certificate of another device
+    res = _verify_cli(tmp_path, dict(doc, certificate=other["certificate"]), "--authority",
+                      f"{auth_dir}/authority.pub")
+    assert res.exit_code == 1 and "another public key" in res.output
