@@ -18,9 +18,10 @@ import tty
 
 from device.core import Core
 from device.emu_flash import FileFlash
+from device.keystore import KEY_FILE, FileKeystore
 from device.link import Link
-from device.ports import SeededEntropy, StaticKeystore, device_id_for
-from device.signer import Signer, derive_secret
+from device.ports import SeededEntropy
+from device.signer import derive_secret
 from protocol.errors import PowerCut
 
 FLASH_SIZE = 2 * 1024 * 1024
@@ -46,8 +47,11 @@ def _write_private(path, data):
     os.replace(path + ".new", path)
 
 
-def open_profile(profile, seed=None, flash_size=FLASH_SIZE):
+def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False):
     """(flash, entropy, keystore) for a profile directory, creating key and flash on first use.
+
+    ``factory_fresh`` leaves a new profile without a key, as a board comes from the factory: the
+    key is then made inside the emulator by PROVISION (``fiscal board provision``).
 
     With ``seed`` the entropy is deterministic but still differs per boot: it is keyed with a hash
     of the flash image, which every boot changes (it appends a power-up record), so a restarted
@@ -59,14 +63,11 @@ def open_profile(profile, seed=None, flash_size=FLASH_SIZE):
         entropy = OsEntropy()
     else:
         entropy = SeededEntropy("%s:%s" % (seed, hashlib.sha256(flash.image()).hexdigest()))
-    key_path = os.path.join(profile, "key.bin")
-    if not os.path.exists(key_path):
+    key_path = os.path.join(profile, KEY_FILE)
+    if not os.path.exists(key_path) and not factory_fresh:
         key_entropy = SeededEntropy("key:%s" % seed) if seed is not None else entropy
         _write_private(key_path, derive_secret(key_entropy.random(32)))
-    with open(key_path, "rb") as fh:
-        secret = fh.read()
-    keystore = StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "EMU"))
-    return flash, entropy, keystore
+    return flash, entropy, FileKeystore(profile, "EMU")
 
 
 def _write_all(fd, data):
@@ -76,9 +77,9 @@ def _write_all(fd, data):
 
 
 def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
-          max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False):
+          max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False, factory_fresh=False):
     """Run until SIGTERM/SIGINT. A simulated power cut ends the process at once (exit 75)."""
-    flash, entropy, keystore = open_profile(profile, seed)
+    flash, entropy, keystore = open_profile(profile, seed, factory_fresh=factory_fresh)
     flash.cut_after, flash.cut_bytes, flash.fail_at = cut_after, cut_bytes, fail_program
     try:
         core = Core(flash, MonotonicClock(), entropy, keystore, max_pending, nonce_ttl)
@@ -100,7 +101,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
     out.write(path + "\n")
     out.flush()
     sys.stderr.write("fiscal emulator %s on %s (counter %d, %d records)\n"
-                     % (keystore.device_id(), path, core.counter, core.seq))
+                     % (keystore.device_id() or "(not provisioned)", path, core.counter, core.seq))
     parent = os.getppid()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

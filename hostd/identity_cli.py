@@ -1,0 +1,87 @@
+"""``fiscal authority ...`` and ``fiscal board provision``: the device-identity commands.
+
+Exit codes as in hostd/cli.py: 0 done; 1 a certificate check failed; 2 usage or bad input (no
+authority key, an authority key already there); 3 the device is unavailable (not found, busy with
+the daemon, permissions); 5 the device refused (for instance KEY_MISSING).
+"""
+
+import json
+
+import click
+
+from hostd.errors import HostdError
+
+
+def _fail(exc, as_json):
+    from hostd.cli import _fail as fail   # the one translation point; cli imports this module
+
+    fail(exc, as_json)
+
+
+@click.group()
+def authority():
+    """A development certificate authority for device keys (production keeps this key in an HSM)."""
+
+
+@authority.command("init")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
+              help="Directory for authority.key (mode 0600) and authority.pub.")
+@click.option("--json", "as_json", is_flag=True)
+def authority_init(directory, as_json):
+    """Make the authority key pair; never overwrites an existing one."""
+    from hostd import authority as ca
+
+    try:
+        auth_id, public = ca.init(directory)
+    except HostdError as exc:
+        _fail(exc, as_json)
+    doc = {"authority": auth_id, "public_key": public.hex(), "directory": directory}
+    click.echo(json.dumps(doc, indent=2) if as_json else
+               "authority %s created in %s (give authority.pub to verifiers)" % (auth_id, directory))
+
+
+@authority.command("issue")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
+@click.option("--device-id", required=True, help="The id the device reported (PROVISION / INFO).")
+@click.option("--public-key", required=True, help="The device public key, 128 hex digits (X then Y).")
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="Certificate file to write.")
+def authority_issue(directory, device_id, public_key, out):
+    """Issue a certificate for a device key exported elsewhere (an offline provisioning station)."""
+    from hostd import authority as ca
+
+    try:
+        key = bytes.fromhex(public_key)
+    except ValueError:
+        raise click.BadParameter("not hex", param_hint="--public-key")
+    try:
+        data = ca.issue(directory, device_id, key)
+    except HostdError as exc:
+        _fail(exc, False)
+    with open(out, "wb") as fh:
+        fh.write(data)
+    click.echo("certificate for %s written to %s (%d bytes)" % (device_id, out, len(data)))
+
+
+@click.command("provision")
+@click.option("--device", "device_spec", default="auto", show_default=True,
+              help="The fiscal port: auto, serial:<SERIAL>, or a path (an emulator pty).")
+@click.option("--authority", "authority_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Authority directory (fiscal authority init).")
+@click.option("--json", "as_json", is_flag=True)
+def provision(device_spec, authority_dir, as_json):
+    """Make the device key inside the device, certify it, store the certificate on the device."""
+    from hostd.discovery import resolve
+    from hostd.provision import provision as run
+
+    try:
+        summary = run(resolve(device_spec), authority_dir)
+    except HostdError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    click.echo("device %s on %s" % (summary["device_id"], summary["port"]))
+    click.echo("key:         %s" % ("made now, inside the device" if summary["key_created"] else "already there"))
+    click.echo("public key:  %s" % summary["public_key"])
+    click.echo("certificate: %s by %s" % ("stored now" if summary["certificate_stored"] else "already held",
+                                        summary["authority"]))
