@@ -1,8 +1,8 @@
 """``fiscal``: the command-line entry point (a click group).
 
 Exit codes (documented in the README): 0 success; 1 verification failed (fiscal verify) or an
-unexpected failure; 2 usage error or invalid invoice; 3 device or daemon unavailable; 5 the device
-refused; 6 not found.
+unexpected failure or, for fiscal doctor, a problem found; 2 usage error or invalid invoice; 3 device or
+daemon unavailable; 4 fiscal doctor found no board (and nothing wrong); 5 the device refused; 6 not found.
 ``--json`` prints exactly one JSON document on stdout; progress and logs go to stderr.
 """
 
@@ -12,7 +12,9 @@ import sys
 
 import click
 
+from hostd.doctor import doctor
 from hostd.errors import HostdError
+from hostd.identity_cli import authority
 from hostd.verify_cmd import verify
 
 
@@ -40,14 +42,17 @@ def main():
 @click.option("--nonce-ttl", type=click.IntRange(1, 3600), default=120, show_default=True,
               help="Seconds before a PREPARE expires.")
 @click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
-def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent):
+@click.option("--factory-fresh", is_flag=True,
+              help="A new profile gets no key: provision it like a board (`fiscal board provision`).")
+def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
+             factory_fresh):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileBusy
     from device.emulator import serve
 
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
-              exit_with_parent=exit_with_parent)
+              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
     except ProfileBusy as exc:
         click.echo("error: %s" % exc, err=True)
         sys.exit(3)
@@ -81,6 +86,8 @@ def demo(profile, as_json, invoices):
 
 
 main.add_command(verify)
+main.add_command(doctor)
+main.add_command(authority)
 
 DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")
 socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
@@ -88,7 +95,10 @@ socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, 
 
 
 @main.command()
-@click.option("--device", required=True, help="Serial port of the device (a board's tty or the emulator's pty).")
+@click.option("--device", required=True,
+              help="'auto' (the one fiscal board on USB), 'serial:<SERIAL>' (the board with that USB serial "
+                   "number), or a path (a tty, /dev/fiscal/<SERIAL>, the emulator's pty). Looked up again at "
+                   "every reconnect, so the board may be plugged in after the daemon starts.")
 @socket_option
 @click.option("--db", default=None, type=click.Path(dir_okay=False), help="SQLite store (default: beside the socket).")
 @click.option("--group", default=None, help="Group that may use the socket.")

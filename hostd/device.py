@@ -11,6 +11,7 @@ Rules from DESIGN-NOTES sections 4-6 and reference ecosystem-and-reliability.md 
 - if the link dies mid-COMMIT, the caller asks STATUS(nonce) instead of committing blindly again.
 """
 
+import errno
 import os
 import time
 
@@ -18,6 +19,7 @@ import serial
 
 from protocol import frames, messages
 from protocol.errors import FiscalError, code_of, name_of
+from hostd.discovery import permission_error
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 
 CHUNK = frames.MAX_PAYLOAD - 64
@@ -36,6 +38,9 @@ class DeviceClient:
             # write_timeout: a device that stops reading must not block the owner thread forever.
             self.serial = serial.Serial(port, 115200, timeout=0.05, write_timeout=timeout, exclusive=True)
         except (serial.SerialException, OSError) as exc:
+            # pyserial wraps the os.open error as SerialException(errno, text): keep its errno.
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise permission_error(port)
             raise DeviceUnavailable("cannot open %s: %s" % (port, exc))
         self.info = None
 

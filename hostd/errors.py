@@ -63,3 +63,17 @@ class VerificationFailed(HostdError):
 
     code = "VERIFICATION_FAILED"
     exit_code = 1   # issue 3: `fiscal verify` exits 1 naming the first bad record
+
+
+UDEV_HINT = "install udev/70-fiscal.rules: see udev/README.md, or run `fiscal doctor`"
+
+
+class DevicePermission(DeviceUnavailable):
+    """The board is there but this user may not open its port: a udev or group problem, not a
+    missing device, so the message carries the fix (a plain "cannot open" sends people looking
+    for a cable fault; trezorlib and PlatformIO add the same udev hint)."""
+
+
+class DiscoveryFailed(DeviceUnavailable):
+    """Enumerating USB serial ports itself failed. Raised instead of returning an empty list, so
+    "no board" always means that none is attached (python-fido2 #127)."""

@@ -20,7 +20,7 @@ import time
 
 from protocol import invoice, messages, record, timefmt
 from protocol.errors import ERRORS
-from hostd import envelope
+from hostd import discovery, envelope
 from hostd.device import DeviceClient
 from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable
 from hostd.export import build_export, dump_export
@@ -88,9 +88,15 @@ class Owner:
         return self.client
 
     def _connect(self):
-        client = self.client_factory(self.path, timeout=self.timeout, on_sent=self._sent)
+        # ``auto`` and ``serial:<SERIAL>`` are looked up again at every attempt: a board plugged in
+        # (or moved to another port) after the daemon started is found by this reconnect loop.
+        port = discovery.resolve(self.path)
+        client = self.client_factory(port, timeout=self.timeout, on_sent=self._sent)
         try:
             self.info = client.handshake()
+            if not self.info["public_key"]:
+                raise DeviceUnavailable("device on %s has no key yet: run `fiscal board provision --device %s "
+                                        "--authority DIR` before serving" % (port, self.path))
             # The device refuses a clock before its last record (a host clock behind a drifting
             # board clock): never ask for that; the device clock keeps running from there.
             client.set_time(max(int(time.time()), self.info["last_time"]))
