@@ -201,3 +201,13 @@ def test_udevadm_verify(tmp_path):
         pytest.skip("udevadm verify needs systemd >= 253")
     done = subprocess.run([udevadm, "verify", "--resolve-names=never", RULES], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_install_script_installs_the_shipped_rules(tmp_path):
+    """udev/install (docs/BOARDS.md step 3), dry run: the shipped file, the group, the user."""
+    script = os.path.join(os.path.dirname(RULES), "install")
+    out = subprocess.run(["bash", script, "alice"], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, DRY_RUN="1", RULES_DIR=str(tmp_path)))
+    lines = out.stdout.splitlines()
+    assert lines[0] == "install -m 0644 %s %s/70-fiscal.rules" % (RULES, tmp_path)
+    assert "groupadd -f --system fiscal" in lines and "usermod -aG fiscal alice" in lines
