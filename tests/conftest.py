@@ -16,9 +16,9 @@ def pytest_collection_modifyitems(config, items):
     if port is None:
         skip = pytest.mark.skip(reason="hardware test: pass --board PORT to run it (it writes to the device)")
         for item in items:
-            if "board" in item.keywords:
+            if item.get_closest_marker("board") is not None:
                 item.add_marker(skip)
-    elif any("board" in item.keywords for item in items):
+    elif any(item.get_closest_marker("board") is not None for item in items):
         warnings.warn("--board %s: the hardware tests seal test invoices on that device; fiscal records "
                       "are permanent (use a development board, never one in service)" % port)
 
