@@ -9,11 +9,13 @@ MicroPython exposes raw flash through the *extended* block-device protocol that 
 
 ``rp2.Flash()`` (optionally ``start=``/``len=`` on a custom build that leaves room next to the
 filesystem) and ``esp32.Partition`` (a data partition labelled ``fiscal``) implement it, and so
-does :class:`FileBlockDevice` below, a preallocated file for stock firmware whose whole flash
+does :class:`FileBlockDevice` below, one file per block for stock firmware whose whole flash
 belongs to littlefs. :class:`BlockFlash` subclasses :class:`device.flash.Flash`, so the page
 boundary and "erase before setting a bit" rules the emulator enforces are enforced on the board
 too, by the same code (the fault injection as well, which the board never arms).
 """
+
+import os
 
 from protocol.errors import JournalError
 from device.flash import Flash
@@ -44,8 +46,14 @@ class BlockFlash(Flash):
         return bytes(buf)
 
     def _store(self, offset, data):
+        """Program whole pages: rp2.Flash hands offset and length to flash_range_program, which
+        needs both 256-aligned. 0xFF around ``data`` leaves the other bytes as they are (NOR
+        programming only clears bits), and Flash.program never lets ``data`` cross a page."""
+        start = offset - offset % self.page_size
+        page = bytearray(b"\xff" * self.page_size)
+        page[offset - start:offset - start + len(data)] = data
         try:
-            self._bdev.writeblocks(offset // self._block, data, offset % self._block)
+            self._bdev.writeblocks(start // self._block, page, start % self._block)
         except OSError as exc:
             raise JournalError("STORAGE_FAILURE", "flash program at %d failed: %s" % (offset, exc))
 
@@ -57,54 +65,70 @@ class BlockFlash(Flash):
 
 
 class FileBlockDevice:
-    """A block device in one preallocated file: for stock firmware, where littlefs owns all flash.
+    """A block device as one file per erase block, for stock firmware where littlefs owns all flash.
 
-    Programs AND into the stored bytes (what NOR does, and what BlockFlash has checked is
-    harmless); erase writes 0xFF. littlefs commits each write copy-on-write, so a power cut leaves
-    either the old or the new bytes of that write; the journal's torn-tail recovery covers the rest.
-    A board meant for production uses a raw partition instead (README "Boards").
+    Why not one big file: littlefs stores a file as a backward-linked list of blocks, so a write
+    in the middle of a file copies every block from there to its end (littlefs issues #27, #244);
+    a 256 KiB journal file would rewrite up to 256 KiB per flash program. One small file per
+    block bounds that to one block. A missing file reads as erased (0xFF); erase deletes it;
+    a program ANDs into the stored bytes, as NOR does (BlockFlash has checked that is harmless).
+    A new block file is written whole to ``NN.new`` and renamed, so a power cut leaves no short
+    file. A product uses a raw partition instead (docs/BOARDS.md).
     """
 
-    def __init__(self, path, size, block_size=4096):
-        if size % block_size:
+    def __init__(self, directory, size, block_size=4096):
+        if size % block_size or size <= 0:
             raise ValueError("size must be whole blocks of %d bytes" % block_size)
-        self.path = path
+        self.directory = directory
         self.size = size
         self.block_size = block_size
         try:
-            fh = open(path, "r+b")
-        except OSError:
-            fh = self._create(path, size, block_size)
-        fh.seek(0, 2)
-        if fh.tell() != size:
-            fh.close()
-            raise ValueError("%s is %d bytes, expected %d" % (path, fh.tell(), size))
-        self._fh = fh
+            os.mkdir(directory)
+        except OSError:   # it exists; anything else shows at the first read or write
+            pass
 
-    @staticmethod
-    def _create(path, size, block_size):
-        fh = open(path, "w+b")
-        blank = b"\xff" * block_size
-        for _ in range(size // block_size):
-            fh.write(blank)
-        fh.flush()
-        return fh
+    def _path(self, block):
+        return "%s/%03d" % (self.directory, block)
+
+    def _load(self, block):
+        if "%03d" % block not in os.listdir(self.directory):
+            return None
+        with open(self._path(block), "rb") as fh:
+            data = fh.read()
+        if len(data) != self.block_size:
+            raise OSError("block file %s holds %d bytes, not %d" % (self._path(block), len(data), self.block_size))
+        return data
 
     def readblocks(self, block, buf, offset=0):
-        self._fh.seek(block * self.block_size + offset)
-        self._fh.readinto(buf)
+        done = 0
+        while done < len(buf):
+            data = self._load(block)
+            n = min(len(buf) - done, self.block_size - offset)
+            buf[done:done + n] = data[offset:offset + n] if data is not None else b"\xff" * n
+            done += n
+            block += 1
+            offset = 0
 
     def writeblocks(self, block, buf, offset=None):
-        at = block * self.block_size + (offset or 0)
-        if offset is None:   # the plain protocol: erase the blocks, then write them whole
-            self._fh.seek(at)
-            self._fh.write(buf)
+        if offset is None:          # the plain protocol: erase the blocks, then write them whole
+            for i in range(len(buf) // self.block_size):
+                self.ioctl(IOCTL_BLOCK_ERASE, block + i)
+                self.writeblocks(block + i, buf[i * self.block_size:(i + 1) * self.block_size], 0)
+            return
+        if offset + len(buf) > self.block_size:
+            raise OSError("program %d+%d crosses block %d" % (offset, len(buf), block))
+        old = self._load(block)
+        merged = bytearray(b"\xff" * self.block_size if old is None else old)
+        for i in range(len(buf)):
+            merged[offset + i] &= buf[i]
+        if old is None:
+            with open(self._path(block) + ".new", "wb") as fh:
+                fh.write(merged)
+            os.rename(self._path(block) + ".new", self._path(block))
         else:
-            self._fh.seek(at)
-            old = self._fh.read(len(buf))
-            self._fh.seek(at)
-            self._fh.write(bytes([old[i] & buf[i] for i in range(len(buf))]))
-        self._fh.flush()
+            with open(self._path(block), "r+b") as fh:
+                fh.seek(offset)
+                fh.write(merged[offset:offset + len(buf)])
 
     def ioctl(self, op, arg):
         if op == IOCTL_BLOCK_COUNT:
@@ -112,11 +136,6 @@ class FileBlockDevice:
         if op == IOCTL_BLOCK_SIZE:
             return self.block_size
         if op == IOCTL_BLOCK_ERASE:
-            self._fh.seek(arg * self.block_size)
-            self._fh.write(b"\xff" * self.block_size)
-            self._fh.flush()
-            return 0
+            if "%03d" % arg in os.listdir(self.directory):
+                os.remove(self._path(arg))
         return 0
-
-    def close(self):
-        self._fh.close()

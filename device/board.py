@@ -21,6 +21,7 @@ so this module imports on any MicroPython and tests can hand in fakes (tests/tes
 """
 
 import os
+import sys
 import time
 
 from device.block_flash import BlockFlash, FileBlockDevice
@@ -31,7 +32,7 @@ from device.table_file import TableFile
 from device import usb_link
 
 DATA_DIR = "/fiscal"
-JOURNAL_FILE = DATA_DIR + "/journal.bin"
+JOURNAL_DIR = DATA_DIR + "/journal"      # one file per 4 KiB block (device/block_flash.py)
 JOURNAL_BYTES = 256 * 1024          # about 900 invoices of 10 lines; a raw partition can be larger
 TABLE_PATH = "/lib/device/p256_table.bin"
 FIRMWARE = "fiscal-core 0.1.0 (board)"
@@ -65,7 +66,7 @@ def serial_number(machine):
 
 def journal_device(kind):
     if kind == "file":
-        return FileBlockDevice(JOURNAL_FILE, JOURNAL_BYTES)
+        return FileBlockDevice(JOURNAL_DIR, JOURNAL_BYTES)
     if kind == "rp2":
         # The last JOURNAL_BYTES of the storage region (rp2.Flash start= is relative to it). Only
         # for a build whose _boot.py mounts littlefs on rp2.Flash(start=0, len=total - JOURNAL_BYTES):
@@ -91,22 +92,46 @@ def _ensure_dir(path):
         pass
 
 
-def boot(bdev="file", machine=None, usb_device=None, cdc_class=None, clock=None, entropy=None):
-    """Build core, link and CDC. The keyword arguments are the fakes' way in."""
-    if machine is None:
-        import machine
-    if usb_device is None:
-        import usb.device as usb_device
-    if cdc_class is None:
-        from usb.device.cdc import CDCInterface as cdc_class
-    _ensure_dir(DATA_DIR)
-    table = TableFile(TABLE_PATH)
-    flash = BlockFlash(journal_device(bdev) if isinstance(bdev, str) else bdev)
-    keystore = FileKeystore(DATA_DIR, "FMD", table)
-    core = Core(flash, clock or TicksClock(), entropy or UrandomEntropy(), keystore,
-                firmware=FIRMWARE, table=table)
-    cdc = usb_link.open_cdc(serial_number(machine), usb_device, cdc_class)
-    return core, Link(core), cdc
+class Firmware:
+    """Core, link and CDC of one board. The keyword arguments are the fakes' way in."""
+
+    def __init__(self, bdev="file", machine=None, usb_device=None, cdc_class=None, clock=None, entropy=None):
+        if machine is None:
+            import machine
+        if usb_device is None:
+            import usb.device as usb_device
+        if cdc_class is None:
+            from usb.device.cdc import CDCInterface as cdc_class
+        _ensure_dir(DATA_DIR)
+        self.machine = machine
+        self.table = TableFile(TABLE_PATH)
+        self.flash = BlockFlash(journal_device(bdev) if isinstance(bdev, str) else bdev)
+        self.keystore = FileKeystore(DATA_DIR, "FMD", self.table)
+        self.clock = clock or TicksClock()
+        self.entropy = entropy or UrandomEntropy()
+        self.restarts = 0
+        self.start_core()
+        self.cdc = usb_link.open_cdc(serial_number(machine), usb_device, cdc_class)
+
+    def start_core(self):
+        """(Re)build the core from flash, exactly as at power-up (a POWER_UP record follows)."""
+        self.core = Core(self.flash, self.clock, self.entropy, self.keystore, firmware=FIRMWARE, table=self.table)
+        self.link = Link(self.core)
+
+    def run(self, running=None):
+        """Serve until ``running()`` is false. An unexpected exception (MemoryError, a driver's
+        OSError) is printed on the REPL console and the core is rebuilt from flash, as a power
+        cycle would, so RAM state never outlives a half-done step; KeyboardInterrupt (Ctrl-C
+        from mpremote) is not an Exception and stops the firmware."""
+        while True:
+            try:
+                usb_link.serve(self.cdc, self.link, time.ticks_ms, time.ticks_diff,
+                               rtc_follower(self.core, self.machine), running, self.clock.monotonic_ms)
+                return
+            except Exception as exc:
+                sys.print_exception(exc)
+                self.restarts += 1
+                self.start_core()
 
 
 def rtc_follower(core, machine):
@@ -129,8 +154,6 @@ def _epoch_offset():
 
 
 def main(bdev="file", running=None, **fakes):
-    core, link, cdc = boot(bdev, **fakes)
-    machine = fakes.get("machine")
-    if machine is None:
-        import machine
-    usb_link.serve(cdc, link, time.ticks_ms, time.ticks_diff, rtc_follower(core, machine), running)
+    firmware = Firmware(bdev, **fakes)
+    firmware.run(running)
+    return firmware

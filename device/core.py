@@ -40,9 +40,11 @@ class Core(Identity):
         self.upload = None   # [total, bytearray] while a chunked PREPARE is in progress
         self._load_tail()
         self.fault = ""
+        self.fault_detail = ""
         self._load_identity()
-        if self.signer is not None:
+        if self.signer is not None and not self.fault:
             self._power_up()
+            self._anchor()
 
     def _power_up(self):
         try:

@@ -8,16 +8,27 @@ issued for that public key (protocol/cert.py) after checking that it names this 
 key; INFO reports it, and `fiscal verify --authority` checks the chain authority -> certificate ->
 public key -> every journal record.
 
-Until PROVISION only messages that sign nothing are served (UNSIGNED); a device whose journal has
-records but whose key is gone (a wiped keystore) stays read-only with fault KEY_MISSING, because a
-new key would start a second history under the same journal.
+Until PROVISION only messages that sign nothing are served (UNSIGNED). Two histories must never
+exist, so the key and the journal are tied together both ways:
+
+- records but no key (a wiped keystore): fault KEY_MISSING, read-only; a new key would start a
+  second history under the same journal;
+- a key but not the journal it started (an erased or swapped journal partition, a redeploy onto
+  another block device, another device's journal): fault JOURNAL_MISMATCH, read-only; otherwise the
+  counter would restart at 1 under the same certified key. The keystore keeps an *anchor*, the
+  hash of the journal's first record, written right after PROVISION's POWER_UP record; at boot the
+  first record must hash to it and the last record must carry this device's id.
+
+A keystore that cannot be read (an I/O error, not a missing file) is fault KEYSTORE_FAILURE.
 """
 
-from protocol import cert
+from protocol import cert, record
 from protocol.errors import IdentityError, VerifyError
 from device.signer import Signer, derive_secret
 
 UNSIGNED = ("INFO", "PING", "PROVISION", "READ_JOURNAL")
+READ_ONLY = ("INFO", "PING", "READ_JOURNAL")
+IDENTITY_FAULTS = ("KEY_MISSING", "JOURNAL_MISMATCH", "KEYSTORE_FAILURE")
 
 
 class Identity:
@@ -26,19 +37,53 @@ class Identity:
     def _load_identity(self):
         self.signer = None
         self.device_id = ""
-        self.certificate = self.keystore.certificate() or b""
-        secret = self.keystore.secret()
+        self.certificate = b""
+        try:
+            self.certificate = self.keystore.certificate() or b""
+            secret = self.keystore.secret()
+            anchor = self.keystore.anchor()
+        except OSError as exc:
+            self.fault = "KEYSTORE_FAILURE"
+            self.fault_detail = "keystore unreadable: %s" % exc
+            return
         if secret is None:
             if self.journal.count:
                 self.fault = "KEY_MISSING"
+                self.fault_detail = "the journal has %d records but the key is gone" % self.journal.count
             return
         self.signer = Signer(secret, self.table)
         self.device_id = self.keystore.device_id()
+        first = self._first_hash()
+        last_device = None
+        if self.journal.last is not None:
+            last_device = record.decode(self.journal.last)[0][record.K_DEVICE]
+        if (anchor is not None and first != anchor) or last_device not in (None, self.device_id):
+            self.fault = "JOURNAL_MISMATCH"
+            self.fault_detail = ("this key started another journal (the first record differs, or the last "
+                                 "record is device %s's)" % last_device)
+
+    def _first_hash(self):
+        for _, payload in self.journal.records(1):
+            fields, body, sig = record.decode(payload)
+            return record.record_hash(body, sig)
+        return None
+
+    def _anchor(self):
+        """Tie the key to the journal it started (after the first POWER_UP; journals from before
+        anchors existed are adopted the same way at their next boot)."""
+        if self.signer is None or self.fault:
+            return
+        try:
+            if self.keystore.anchor() is None and self.journal.count:
+                self.keystore.store_anchor(self._first_hash())
+        except OSError as exc:
+            self.fault = "KEYSTORE_FAILURE"
+            self.fault_detail = "cannot store the journal anchor: %s" % exc
 
     def _require_key(self, name):
+        if self.fault in IDENTITY_FAULTS and name not in READ_ONLY:
+            raise IdentityError(self.fault, self.fault_detail)
         if self.signer is None and name not in UNSIGNED:
-            if self.fault == "KEY_MISSING":
-                raise IdentityError("KEY_MISSING", "the journal has %d records but the key is gone" % self.journal.count)
             raise IdentityError("NOT_PROVISIONED", "%s needs the device key: send PROVISION first" % name)
 
     def _on_provision(self, fields):
@@ -55,6 +100,7 @@ class Identity:
             self.signer = signer
             self.device_id = self.keystore.device_id()
             self._power_up()
+            self._anchor()
         return {"device_id": self.device_id, "public_key": self.signer.public_key(), "created": created}
 
     def _on_certify(self, fields):

@@ -19,14 +19,7 @@ from device.signer import Signer
 
 KEY_FILE = "key.bin"
 CERT_FILE = "cert.bin"
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
+ANCHOR_FILE = "anchor.bin"
 
 
 def _write(path, data):
@@ -45,8 +38,18 @@ class FileKeystore:
     def _path(self, name):
         return self._dir + "/" + name
 
+    def _read(self, name):
+        """The file's bytes, or None when it does not exist. Existence is asked of the directory
+        listing, not guessed from an OSError's errno (2 on littlefs, 44 under Emscripten): any
+        failure to read an existing file propagates, because an unreadable key must not look
+        like "no key" (that would invite a second one)."""
+        if name not in os.listdir(self._dir):
+            return None
+        with open(self._path(name), "rb") as fh:
+            return fh.read()
+
     def secret(self):
-        data = _read(self._path(KEY_FILE))
+        data = self._read(KEY_FILE)
         if data is not None and len(data) != 32:
             raise ValueError("%s holds %d bytes, not a 32-byte secret" % (self._path(KEY_FILE), len(data)))
         return data
@@ -66,8 +69,14 @@ class FileKeystore:
         self._device_id = None
 
     def certificate(self):
-        return _read(self._path(CERT_FILE))
+        return self._read(CERT_FILE)
 
     def store_certificate(self, data):
         _write(self._path(CERT_FILE), data)
+
+    def anchor(self):
+        return self._read(ANCHOR_FILE)
+
+    def store_anchor(self, digest):
+        _write(self._path(ANCHOR_FILE), digest)
 

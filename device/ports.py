@@ -53,6 +53,7 @@ class StaticKeystore:
         self._prefix = prefix
         self._table = table
         self._cert = None
+        self._anchor = None
 
     def secret(self):
         return self._secret
@@ -74,6 +75,12 @@ class StaticKeystore:
 
     def store_certificate(self, data):
         self._cert = bytes(data)
+
+    def anchor(self):
+        return self._anchor
+
+    def store_anchor(self, digest):
+        self._anchor = bytes(digest)
 
 
 def device_id_for(public_key, prefix="FMD"):

@@ -45,13 +45,17 @@ def write_all(cdc, data, ticks_ms, ticks_diff):
     return done
 
 
-def serve(cdc, link, ticks_ms, ticks_diff, after=None, running=None):
-    """Feed the link from the CDC forever (or while ``running()``); ``after()`` runs per answer."""
+def serve(cdc, link, ticks_ms, ticks_diff, after=None, running=None, idle=None):
+    """Feed the link from the CDC forever (or while ``running()``); ``after()`` runs per answer,
+    ``idle()`` per quiet read: the board samples its clock there, because ``ticks_diff`` is only
+    right for intervals under 2**29 ms and a till may stay silent for a week."""
     buf = bytearray(RXBUF)
     last = ticks_ms()
     while running is None or running():
         n = cdc.readinto(buf)
         if not n:
+            if idle is not None:
+                idle()
             if ticks_diff(ticks_ms(), last) >= IDLE_RESET_MS:
                 link.idle()
                 last = ticks_ms()

@@ -53,7 +53,8 @@ ERRORS = {
     0x71: ("CERT_REFUSED", "identity", "the certificate is malformed or names another device or key"),
     0x72: ("CERT_PRESENT", "identity", "a different certificate is already stored; it is never replaced"),
     0x73: ("KEY_MISSING", "identity", "the journal has records but the device key is gone; the device stays read-only"),
-    0x74: ("KEYSTORE_FAILURE", "identity", "the key or certificate could not be stored; nothing changed"),
+    0x74: ("KEYSTORE_FAILURE", "identity", "the key, certificate or anchor could not be read or stored"),
+    0x75: ("JOURNAL_MISMATCH", "identity", "the device key started another journal; the device stays read-only"),
 }
 
 _BY_NAME = {}

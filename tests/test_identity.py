@@ -72,6 +72,46 @@ def test_records_without_key_make_the_device_read_only():
     assert len(_call(lost, "READ_JOURNAL", first=1, count=5)[3]["records"]) == 1
 
 
+def test_key_with_another_journal_stays_read_only():
+    """Erased or swapped journal under a kept key: the counter must not restart at 1."""
+    core, flash, keys = _fresh()
+    _call(core, "PROVISION")
+    _call(core, "SET_TIME", time=T0)
+    for other in (Flash(64 * 1024), _fresh(seed="other")[1]):   # blank; another device's journal
+        moved = Core(other, ManualClock(), SeededEntropy("m"), keys)
+        info = _call(moved, "INFO")[3]
+        assert info["fault"] == "JOURNAL_MISMATCH", info
+        assert _call(moved, "SET_TIME", time=T0)[1] == code_of("JOURNAL_MISMATCH")
+        assert _call(moved, "PROVISION")[1] == code_of("JOURNAL_MISMATCH")
+    assert _call(Core(flash, ManualClock(), SeededEntropy("n"), keys), "INFO")[3]["fault"] == ""
+
+
+def test_crash_between_key_and_first_record_recovers():
+    """PROVISION stored the key, then power went before POWER_UP: the next boot finishes it."""
+    keys = StaticKeystore(None, None, "TST")
+    keys.store_secret((12345).to_bytes(32, "big"))
+    flash = Flash(64 * 1024)
+    core = Core(flash, ManualClock(), SeededEntropy("c"), keys)
+    info = _call(core, "INFO")[3]
+    assert info["fault"] == "" and info["seq"] == 1 and keys.anchor() is not None
+
+
+def test_journal_from_before_anchors_is_adopted():
+    core, flash, keys = _fresh()
+    _call(core, "PROVISION")
+    keys._anchor = None                              # a profile made before anchors existed
+    again = Core(flash, ManualClock(), SeededEntropy("a"), keys)
+    assert _call(again, "INFO")[3]["fault"] == "" and keys.anchor() is not None
+
+
+def test_unreadable_keystore_is_not_a_missing_key(tmp_path):
+    (tmp_path / "key.bin").mkdir()                   # reading it fails with EISDIR, not ENOENT
+    core = Core(Flash(64 * 1024), ManualClock(), SeededEntropy("u"), FileKeystore(str(tmp_path)))
+    assert _call(core, "INFO")[3]["fault"] == "KEYSTORE_FAILURE"
+    assert _call(core, "PROVISION")[1] == code_of("KEYSTORE_FAILURE")
+    assert (tmp_path / "key.bin").is_dir()
+
+
 def test_file_keystore_survives_reboot_and_keeps_the_certificate(tmp_path, auth_dir):
     flash = Flash(64 * 1024)
     core, _, _ = _fresh(FileKeystore(str(tmp_path), "FMD"), flash)
@@ -81,7 +121,7 @@ def test_file_keystore_survives_reboot_and_keeps_the_certificate(tmp_path, auth_
     again = Core(flash, ManualClock(), SeededEntropy("y"), FileKeystore(str(tmp_path), "FMD"))
     info = _call(again, "INFO")[3]
     assert info["certificate"] == data and info["device_id"] == prov["device_id"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.bin", "key.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anchor.bin", "cert.bin", "key.bin"]
 
 
 def test_certify_checks_subject_and_never_replaces(auth_dir, tmp_path):

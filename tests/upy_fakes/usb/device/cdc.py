@@ -9,6 +9,7 @@ so far) and ``done()``; ``ACCEPT`` cycles through how many bytes each write call
 
 HOST = None
 ACCEPT = [0, 7, 64, 1000]
+RAISE_NEXT = False          # set by the host: the next readinto raises OSError, as a driver fault
 INSTANCES = []
 
 
@@ -24,6 +25,10 @@ class CDCInterface:
         INSTANCES.append(self)
 
     def readinto(self, buf):
+        global RAISE_NEXT
+        if RAISE_NEXT:
+            RAISE_NEXT = False
+            raise OSError(5, "fake USB driver fault")
         if not self.pending:
             chunk = HOST.next_chunk(bytes(self.sent))
             if chunk is None:
