@@ -63,7 +63,11 @@ def _private(directory):
 
 
 def public_key(directory):
-    return load_public_key(os.path.join(directory, PUB_FILE))
+    path = os.path.join(directory, PUB_FILE)
+    if not os.path.isfile(path):
+        raise InvalidPayload("no authority in %s (no %s): run `fiscal authority init --dir %s`"
+                             % (directory, PUB_FILE, directory))
+    return load_public_key(path)
 
 
 def issue(directory, device_id, device_public_key, issued=None):

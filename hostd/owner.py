@@ -20,6 +20,7 @@ import time
 
 from protocol import invoice, messages, record, timefmt
 from protocol.errors import ERRORS
+from device.identity import IDENTITY_FAULTS
 from hostd import discovery, envelope
 from hostd.device import DeviceClient
 from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable
@@ -94,6 +95,10 @@ class Owner:
         client = self.client_factory(port, timeout=self.timeout, on_sent=self._sent)
         try:
             self.info = client.handshake()
+            if self.info["fault"] in IDENTITY_FAULTS:
+                raise DeviceUnavailable("device on %s is read-only (%s): its key and journal do not belong "
+                                        "together; do not provision it again, keep it for the audit"
+                                        % (port, self.info["fault"]))
             if not self.info["public_key"]:
                 raise DeviceUnavailable("device on %s has no key yet: run `fiscal board provision --device %s "
                                         "--authority DIR` before serving" % (port, self.path))

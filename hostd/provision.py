@@ -12,22 +12,36 @@ the same device: the port is opened exclusively, so this fails fast with DEVICE_
 """
 
 import os
+import re
 
+from device.ports import device_id_for
 from hostd import authority
 from hostd.device import DeviceClient
-from hostd.errors import VerificationFailed
+from hostd.errors import DeviceUnavailable, VerificationFailed
 from protocol import cert
+from protocol.errors import VerifyError
+
+DEVICE_ID = re.compile(r"\A([A-Z]{2,8})-[0-9A-F]{8}\Z")
 
 TIMEOUT = 10.0   # key generation plus the first signature take a while on a 125 MHz board
 
 
-def _register(directory, device_id, public_key, data):
+def _checked_id(device_id, public_key):
+    """The id is a file name in the register and goes into the certificate: it must be the one
+    the public key implies (device.ports.device_id_for), nothing a device could choose freely."""
+    m = DEVICE_ID.match(device_id)
+    if m is None or device_id_for(public_key, m.group(1)) != device_id:
+        raise DeviceUnavailable("device answered id %r, which does not belong to its public key" % device_id)
+    return device_id
+
+
+def _register(directory, device_id, name, content):
+    """The issuing register, written before the device is told anything (a disk error then leaves
+    nothing certified that is not on record)."""
     devices = os.path.join(directory, "devices")
     os.makedirs(devices, exist_ok=True)
-    with open(os.path.join(devices, device_id + ".pub"), "w") as fh:
-        fh.write(public_key.hex() + "\n")
-    with open(os.path.join(devices, device_id + ".cert"), "wb") as fh:
-        fh.write(data)
+    with open(os.path.join(devices, device_id + name), "wb") as fh:
+        fh.write(content)
 
 
 def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient):
@@ -36,21 +50,25 @@ def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient)
     with client_factory(port, timeout=timeout) as client:
         client.handshake()
         made = client.call("PROVISION")
-        device_id, public_key = made["device_id"], made["public_key"]
+        public_key = made["public_key"]
+        device_id = _checked_id(made["device_id"], public_key)
+        _register(authority_dir, device_id, ".pub", (public_key.hex() + "\n").encode())
         held = client.call("INFO")["certificate"]
         if held:
             try:
                 fields = authority.verify_certificate(held, auth_key)
-            except VerificationFailed as exc:
-                raise VerificationFailed("the device already holds a certificate that this authority "
-                                         "did not issue (%s); it is never replaced" % exc.detail)
+                cert.check_subject(fields, device_id, public_key)
+            except (VerificationFailed, VerifyError) as exc:
+                raise VerificationFailed("the device already holds a certificate this authority did not issue "
+                                         "for it (%s); it is never replaced" % exc.detail)
             data, stored = held, False
         else:
             data = authority.issue(authority_dir, device_id, public_key)
+            _register(authority_dir, device_id, ".cert", data)
             stored = client.call("CERTIFY", certificate=data)["stored"]
             fields = cert.decode(data)
         if client.call("INFO")["certificate"] != data:
             raise VerificationFailed("the device did not keep the certificate it accepted")
-    _register(authority_dir, device_id, public_key, data)
+    _register(authority_dir, device_id, ".cert", data)
     return {"device_id": device_id, "public_key": public_key.hex(), "key_created": made["created"],
             "certificate_stored": stored, "authority": fields[cert.C_AUTHORITY], "port": port}

@@ -216,3 +216,60 @@ def test_verify_refuses_another_authority_a_missing_or_mismatched_certificate(tm
     res = _verify_cli(tmp_path, dict(doc, certificate=other["certificate"]), "--authority",
                       f"{auth_dir}/authority.pub")
     assert res.exit_code == 1 and "another public key" in res.output
+
+
+class FakeClient:
+    """DeviceClient stand-in driving a real Core in memory (same call/handshake contract)."""
+
+    def __init__(self, core, lie_id=None):
+        self.core, self.lie_id = core, lie_id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def handshake(self):
+        return self.call("INFO")
+
+    def call(self, name, **fields):
+        from hostd.errors import DeviceRefused
+        from protocol.errors import name_of
+
+        got, status, detail, answer = _call(self.core, name, **fields)
+        if status:
+            raise DeviceRefused(status, name_of(status), detail)
+        if name == "PROVISION" and self.lie_id:
+            answer["device_id"] = self.lie_id
+        return answer
+
+
+def test_provision_flow_registers_then_certifies(tmp_path, auth_dir):
+    from hostd.provision import provision
+
+    core, _, keys = _fresh(seed="flow")
+    summary = provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core))
+    assert summary["key_created"] and summary["certificate_stored"]
+    reg = "%s/devices/%s" % (auth_dir, summary["device_id"])
+    assert open(reg + ".pub").read().strip() == summary["public_key"]
+    assert open(reg + ".cert", "rb").read() == keys.certificate()
+    again = provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core))
+    assert (again["key_created"], again["certificate_stored"]) == (False, False)
+
+
+def test_provision_refuses_an_id_that_is_not_the_keys(tmp_path, auth_dir):
+    from hostd.errors import DeviceUnavailable
+    from hostd.provision import provision
+
+    core, _, _ = _fresh(seed="liar")
+    with pytest.raises(DeviceUnavailable, match="does not belong to its public key"):
+        provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core, lie_id="../../etc"))
+    assert not (tmp_path / "etc").exists()
+
+
+def test_provision_without_an_authority_says_how_to_make_one(tmp_path):
+    from hostd.provision import provision
+
+    with pytest.raises(InvalidPayload, match="fiscal authority init"):
+        provision("pty", str(tmp_path), client_factory=None)
