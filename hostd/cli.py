@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from hostd.board_cli import board
 from hostd.doctor import doctor
 from hostd.errors import HostdError
 from hostd.identity_cli import authority
@@ -88,6 +89,7 @@ def demo(profile, as_json, invoices):
 main.add_command(verify)
 main.add_command(doctor)
 main.add_command(authority)
+main.add_command(board)
 
 DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")
 socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
