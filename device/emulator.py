@@ -18,7 +18,7 @@ import tty
 
 from device.core import Core
 from device.emu_flash import FileFlash
-from device.keystore import KEY_FILE, FileKeystore
+from device.keystore import AUTHORITY_FILE, KEY_FILE, FileKeystore
 from device.link import Link
 from device.ports import SeededEntropy
 from device.signer import derive_secret
@@ -68,6 +68,12 @@ def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False)
         key_entropy = SeededEntropy("key:%s" % seed) if seed is not None else entropy
         _write_private(key_path, derive_secret(key_entropy.random(32)))
     return flash, entropy, FileKeystore(profile, "EMU")
+
+
+def pin_authority(profile, public_key):
+    """Install the authority key the emulator's CERTIFY checks against (as a deploy does on a board)."""
+    os.makedirs(profile, exist_ok=True)
+    _write_private(os.path.join(profile, AUTHORITY_FILE), public_key)
 
 
 def _write_all(fd, data):

@@ -5,7 +5,8 @@ A factory-fresh device has no key. PROVISION makes one *inside* the device, from
 device that already has a key answers the same key again, so provisioning can be retried after a
 lost answer and never rotates a key under a journal. CERTIFY stores the certificate an authority
 issued for that public key (protocol/cert.py) after checking that it names this device and this
-key; INFO reports it, and `fiscal verify --authority` checks the chain authority -> certificate ->
+key and, when the keystore holds a pinned authority key (installed with the firmware:
+``fiscal board deploy --authority``), that this authority signed it; INFO reports it, and `fiscal verify --authority` checks the chain authority -> certificate ->
 public key -> every journal record.
 
 Until PROVISION only messages that sign nothing are served (UNSIGNED). Two histories must never
@@ -22,8 +23,11 @@ exist, so the key and the journal are tied together both ways:
 A keystore that cannot be read (an I/O error, not a missing file) is fault KEYSTORE_FAILURE.
 """
 
-from protocol import cert, record
+import hashlib
+
+from protocol import cert, p256, record
 from protocol.errors import IdentityError, VerifyError
+from device.ports import device_id_for
 from device.signer import Signer, derive_secret
 
 UNSIGNED = ("INFO", "PING", "PROVISION", "READ_JOURNAL")
@@ -103,10 +107,28 @@ class Identity:
             self._anchor()
         return {"device_id": self.device_id, "public_key": self.signer.public_key(), "created": created}
 
+    @staticmethod
+    def _check_issuer(parsed, pinned):
+        """The pinned authority signed it (one pure-Python ECDSA verification: seconds on a board,
+        once in the device's life). Without a pin, a bogus certificate stored first would block
+        the real one for good, since a stored certificate is never replaced."""
+        if parsed[cert.C_AUTHORITY] != device_id_for(pinned, "AUTH"):
+            raise VerifyError("VERIFY_KEY", "certificate issued by %s, not by the pinned authority %s"
+                              % (parsed[cert.C_AUTHORITY], device_id_for(pinned, "AUTH")))
+        if not p256.verify(pinned, hashlib.sha256(cert.tbs(parsed)).digest(), parsed[cert.C_SIGNATURE]):
+            raise VerifyError("VERIFY_KEY", "certificate signature does not verify under the pinned authority")
+
     def _on_certify(self, fields):
         data = fields["certificate"]
         try:
-            cert.check_subject(cert.decode(data), self.device_id, self.signer.public_key())
+            pinned = self.keystore.authority()
+        except OSError as exc:
+            raise IdentityError("KEYSTORE_FAILURE", "cannot read the pinned authority key: %s" % exc)
+        try:
+            parsed = cert.decode(data)
+            cert.check_subject(parsed, self.device_id, self.signer.public_key())
+            if pinned is not None:
+                self._check_issuer(parsed, pinned)
         except VerifyError as exc:
             raise IdentityError("CERT_REFUSED", exc.detail)
         if self.certificate:

@@ -20,6 +20,7 @@ from device.signer import Signer
 KEY_FILE = "key.bin"
 CERT_FILE = "cert.bin"
 ANCHOR_FILE = "anchor.bin"
+AUTHORITY_FILE = "authority.bin"   # 64 bytes X || Y of the pinned authority key, if any
 
 
 def _write(path, data):
@@ -76,6 +77,9 @@ class FileKeystore:
 
     def anchor(self):
         return self._read(ANCHOR_FILE)
+
+    def authority(self):
+        return self._read(AUTHORITY_FILE)
 
     def store_anchor(self, digest):
         _write(self._path(ANCHOR_FILE), digest)

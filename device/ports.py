@@ -47,7 +47,8 @@ class StaticKeystore:
     the device id is then derived from the public key with ``prefix``.
     """
 
-    def __init__(self, secret, device_id, prefix="FMD", table=None):
+    def __init__(self, secret, device_id, prefix="FMD", table=None, authority=None):
+        self._authority = authority
         self._secret = secret
         self._device_id = device_id
         self._prefix = prefix
@@ -78,6 +79,9 @@ class StaticKeystore:
 
     def anchor(self):
         return self._anchor
+
+    def authority(self):
+        return self._authority
 
     def store_anchor(self, digest):
         self._anchor = bytes(digest)

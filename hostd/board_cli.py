@@ -52,8 +52,11 @@ def fail(exc, as_json):
 @click.option("--dry-run", is_flag=True, help="Build and show the plan (files, sizes, SHA-256); touch no board.")
 @click.option("--timeout", type=click.IntRange(1, 86400), default=600, show_default=True,
               help="Seconds one mpremote step may take before the board counts as gone.")
+@click.option("--authority", "authority_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Pin this authority (fiscal authority init) on the board: CERTIFY then refuses "
+                   "certificates it did not sign.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def deploy_cmd(port, source, no_deps, no_reset, index, dry_run, timeout, as_json):
+def deploy_cmd(port, source, no_deps, no_reset, index, dry_run, timeout, authority_dir, as_json):
     """Copy the firmware files of board/manifest.json to the board, verify each by SHA-256, reset.
 
     Exit codes: 0 deployed and verified; 1 a step failed or a file differs on the board (all such
@@ -64,7 +67,12 @@ def deploy_cmd(port, source, no_deps, no_reset, index, dry_run, timeout, as_json
 
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     try:
-        plan = build_plan(load_manifest(), source=source)
+        extra = ()
+        if authority_dir is not None:
+            from hostd.authority import public_key
+
+            extra = [("authority:" + authority_dir, "fiscal/authority.bin", public_key(authority_dir))]
+        plan = build_plan(load_manifest(), source=source, extra=extra)
         if dry_run:
             runner = MpremoteRunner(port, timeout)
             result = {"status": "ok", "dry_run": True, "port": port, "mode": plan["mode"],

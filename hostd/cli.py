@@ -45,12 +45,21 @@ def main():
 @click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
 @click.option("--factory-fresh", is_flag=True,
               help="A new profile gets no key: provision it like a board (`fiscal board provision`).")
+@click.option("--authority", "authority_pub", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Pin this authority public key (authority.pub): CERTIFY refuses certificates it did not sign.")
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh):
+             factory_fresh, authority_pub):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileBusy
-    from device.emulator import serve
+    from device.emulator import pin_authority, serve
 
+    if authority_pub is not None:
+        from hostd.export import load_public_key
+
+        try:
+            pin_authority(profile, load_public_key(authority_pub))
+        except HostdError as exc:
+            _fail(exc, False)
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
               exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)

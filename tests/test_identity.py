@@ -273,3 +273,21 @@ def test_provision_without_an_authority_says_how_to_make_one(tmp_path):
 
     with pytest.raises(InvalidPayload, match="fiscal authority init"):
         provision("pty", str(tmp_path), client_factory=None)
+
+
+def test_pinned_authority_refuses_certificates_it_did_not_sign(tmp_path, auth_dir):
+    pinned = authority.public_key(auth_dir)
+    core, _, keys = _fresh(StaticKeystore(None, None, "TST", authority=pinned), seed="pin")
+    prov = _call(core, "PROVISION")[3]
+    rogue = tmp_path / "rogue"
+    authority.init(str(rogue))
+    bogus = authority.issue(str(rogue), prov["device_id"], prov["public_key"])
+    status, detail = _call(core, "CERTIFY", certificate=bogus)[1:3]
+    assert status == code_of("CERT_REFUSED") and "not by the pinned authority" in detail
+    forged = bytearray(authority.issue(auth_dir, prov["device_id"], prov["public_key"], issued=T0))
+    forged[-1] ^= 1                                     # right issuer name, wrong signature
+    status, detail = _call(core, "CERTIFY", certificate=bytes(forged))[1:3]
+    assert status == code_of("CERT_REFUSED") and "does not verify" in detail
+    assert keys.certificate() is None
+    good = authority.issue(auth_dir, prov["device_id"], prov["public_key"])
+    assert _call(core, "CERTIFY", certificate=good)[3] == {"stored": True}

@@ -22,7 +22,7 @@ def _fiscal(*args, check=True):
 def test_fresh_emulator_is_provisioned_certified_and_verified(tmp_path):
     profile, auth = str(tmp_path / "emu"), str(tmp_path / "authority")
     _fiscal("authority", "init", "--dir", auth)
-    emu, pty = start_emulator(profile, ["--factory-fresh"])
+    emu, pty = start_emulator(profile, ["--factory-fresh", "--authority", os.path.join(auth, "authority.pub")])
     daemon = None
     try:
         assert not os.path.exists(os.path.join(profile, "key.bin"))
