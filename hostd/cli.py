@@ -103,6 +103,23 @@ main.add_command(board)
 DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "fiscal", "api.sock")
 socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
                              envvar="FISCAL_SOCKET", type=click.Path(dir_okay=False), help="The daemon's unix socket.")
+token_option = click.option("--token-file", default=None, envvar="FISCAL_TOKEN_FILE",
+                            type=click.Path(exists=True, dir_okay=False),
+                            help="Send 'Authorization: Bearer <token>' with the token in this file (for a "
+                                 "daemon started with --token-file).")
+
+
+def _read_token(token_file):
+    """The token as the daemon reads it: the file's text without surrounding whitespace."""
+    with open(token_file) as fh:
+        return fh.read().strip()
+
+
+def _headers(token_file, **more):
+    headers = dict(more)
+    if token_file is not None:
+        headers["Authorization"] = "Bearer " + _read_token(token_file)
+    return headers
 
 
 @main.command()
@@ -121,7 +138,7 @@ def daemon(device, socket_path, db, group, mode, token_file, outlet):
     """Own the device and serve the POS API on a unix socket."""
     from hostd.server import serve
 
-    token = open(token_file).read().strip() if token_file else None
+    token = _read_token(token_file) if token_file else None
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
     serve(device, socket_path, db, int(mode, 8), group, token, outlet)
 
@@ -145,13 +162,14 @@ def invoice():
 @invoice.command("create")
 @click.argument("file", type=click.File("rb"))
 @socket_option
+@token_option
 @click.option("--idempotency-key", default=None, help="Retry-safe key (default: a new one per call).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's JSON answer.")
-def invoice_create(file, socket_path, idempotency_key, as_json):
+def invoice_create(file, socket_path, token_file, idempotency_key, as_json):
     """Seal FILE.json (a canonical invoice) and print its fiscal number."""
     from hostd.client import call_json
 
-    headers = {"Content-Type": "application/json"}
+    headers = _headers(token_file, **{"Content-Type": "application/json"})
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     try:
@@ -164,13 +182,15 @@ def invoice_create(file, socket_path, idempotency_key, as_json):
 @invoice.command("get")
 @click.argument("fiscal_number")
 @socket_option
+@token_option
 @click.option("--json", "as_json", is_flag=True)
-def invoice_get(fiscal_number, socket_path, as_json):
+def invoice_get(fiscal_number, socket_path, token_file, as_json):
     """Show a sealed invoice (by fiscal number or counter)."""
     from hostd.client import call_json
 
     try:
-        status, doc = call_json(socket_path, "GET", "/api/v1/invoices/%s" % fiscal_number)
+        status, doc = call_json(socket_path, "GET", "/api/v1/invoices/%s" % fiscal_number,
+                                headers=_headers(token_file))
     except HostdError as exc:
         _fail(exc, as_json)
     _answer(status, doc, as_json, lambda p: "%s  %s %s  auth %s  ledger %s" % (
@@ -180,13 +200,14 @@ def invoice_get(fiscal_number, socket_path, as_json):
 
 @main.command()
 @socket_option
+@token_option
 @click.option("--json", "as_json", is_flag=True)
-def status(socket_path, as_json):
+def status(socket_path, token_file, as_json):
     """Device state through the daemon: counter, clock, pending PREPAREs, journal fill."""
     from hostd.client import call_json
 
     try:
-        code, doc = call_json(socket_path, "GET", "/api/v1/outlets/local/status")
+        code, doc = call_json(socket_path, "GET", "/api/v1/outlets/local/status", headers=_headers(token_file))
     except HostdError as exc:
         _fail(exc, as_json)
     _answer(code, doc, as_json, lambda p: "\n".join("%-13s %s" % (k, p[k]) for k in sorted(p)))

@@ -63,5 +63,17 @@ def test_token_and_outlet_scope(tmp_path):
         status, _, data = request(s.pos.socket, "POST", "/api/v1/invoices", sample(), headers)
         assert status == 200, data
         assert oct(os.stat(s.socket).st_mode & 0o777) == "0o660"
+        refused = fiscal("status", "--socket", s.socket)
+        assert refused.returncode == 2 and "UNAUTHORIZED" in refused.stderr
+        ok = fiscal("status", "--socket", s.socket, "--token-file", str(token), "--json")
+        assert ok.returncode == 0 and json.loads(ok.stdout)["payload"]["counter"] == 1
+        got = fiscal("invoice", "get", "1", "--socket", s.socket, "--token-file", str(token))
+        assert got.returncode == 0 and got.stdout.startswith(json.loads(data)["payload"]["fiscal_number"])
+        path = tmp_path / "again.json"
+        path.write_bytes(sample())
+        env = dict(os.environ, FISCAL_TOKEN_FILE=str(token))
+        made = subprocess.run([sys.executable, "-m", "hostd", "invoice", "create", str(path), "--socket", s.socket],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert made.returncode == 0 and made.stdout.split()[0].endswith("-00000002"), made.stderr
     finally:
         s.close()
