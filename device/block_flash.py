@@ -86,25 +86,36 @@ class FileBlockDevice:
             os.mkdir(directory)
         except OSError:   # it exists; anything else shows at the first read or write
             pass
+        # Which blocks have a file: listed once here, then kept up to date by program and erase
+        # (this object is the directory's only writer), so no read lists the directory again.
+        self._present = set(os.listdir(directory))
 
     def _path(self, block):
         return "%s/%03d" % (self.directory, block)
 
-    def _load(self, block):
-        if "%03d" % block not in os.listdir(self.directory):
+    def _open(self, block, mode):
+        """The block's file positioned at 0, or None when the block is erased (no file)."""
+        if "%03d" % block not in self._present:
             return None
-        with open(self._path(block), "rb") as fh:
-            data = fh.read()
-        if len(data) != self.block_size:
-            raise OSError("block file %s holds %d bytes, not %d" % (self._path(block), len(data), self.block_size))
-        return data
+        fh = open(self._path(block), mode)
+        fh.seek(0, 2)
+        size = fh.tell()
+        if size != self.block_size:
+            fh.close()
+            raise OSError("block file %s holds %d bytes, not %d" % (self._path(block), size, self.block_size))
+        return fh
 
     def readblocks(self, block, buf, offset=0):
         done = 0
         while done < len(buf):
-            data = self._load(block)
             n = min(len(buf) - done, self.block_size - offset)
-            buf[done:done + n] = data[offset:offset + n] if data is not None else b"\xff" * n
+            fh = self._open(block, "rb")
+            if fh is None:
+                buf[done:done + n] = b"\xff" * n
+            else:
+                with fh:
+                    fh.seek(offset)
+                    buf[done:done + n] = fh.read(n)
             done += n
             block += 1
             offset = 0
@@ -117,25 +128,27 @@ class FileBlockDevice:
             return
         if offset + len(buf) > self.block_size:
             raise OSError("program %d+%d crosses block %d" % (offset, len(buf), block))
-        old = self._load(block)
-        merged = bytearray(b"\xff" * self.block_size if old is None else old)
-        for i in range(len(buf)):
-            merged[offset + i] &= buf[i]
-        if old is None:
-            with open(self._path(block) + ".new", "wb") as fh:
-                fh.write(merged)
+        fh = self._open(block, "r+b")
+        if fh is None:
+            merged = bytearray(b"\xff" * self.block_size)
+            merged[offset:offset + len(buf)] = buf
+            with open(self._path(block) + ".new", "wb") as new:
+                new.write(merged)
             os.rename(self._path(block) + ".new", self._path(block))
-        else:
-            with open(self._path(block), "r+b") as fh:
-                fh.seek(offset)
-                fh.write(merged[offset:offset + len(buf)])
+            self._present.add("%03d" % block)
+            return
+        with fh:
+            fh.seek(offset)
+            old = fh.read(len(buf))
+            fh.seek(offset)
+            fh.write(bytes([old[i] & buf[i] for i in range(len(buf))]))
 
     def ioctl(self, op, arg):
         if op == IOCTL_BLOCK_COUNT:
             return self.size // self.block_size
         if op == IOCTL_BLOCK_SIZE:
             return self.block_size
-        if op == IOCTL_BLOCK_ERASE:
-            if "%03d" % arg in os.listdir(self.directory):
-                os.remove(self._path(arg))
+        if op == IOCTL_BLOCK_ERASE and "%03d" % arg in self._present:
+            os.remove(self._path(arg))
+            self._present.discard("%03d" % arg)
         return 0

@@ -106,7 +106,7 @@ class Firmware:
         self.machine = machine
         self.table = TableFile(TABLE_PATH)
         self.flash = BlockFlash(journal_device(bdev) if isinstance(bdev, str) else bdev)
-        self.keystore = FileKeystore(DATA_DIR, "FMD", self.table)
+        self.keystore = FileKeystore(DATA_DIR, "FMD")
         self.clock = clock or TicksClock()
         self.entropy = entropy or UrandomEntropy()
         self.restarts = 0

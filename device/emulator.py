@@ -107,7 +107,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
     out.write(path + "\n")
     out.flush()
     sys.stderr.write("fiscal emulator %s on %s (counter %d, %d records)\n"
-                     % (keystore.device_id() or "(not provisioned)", path, core.counter, core.seq))
+                     % (core.device_id or "(not provisioned)", path, core.counter, core.seq))
     parent = os.getppid()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

@@ -56,7 +56,7 @@ class Identity:
                 self.fault_detail = "the journal has %d records but the key is gone" % self.journal.count
             return
         self.signer = Signer(secret, self.table)
-        self.device_id = self.keystore.device_id()
+        self.device_id = self.keystore.device_id(self.signer.public_key())
         first = self._first_hash()
         last_device = None
         if self.journal.last is not None:
@@ -102,7 +102,7 @@ class Identity:
             except (OSError, ValueError) as exc:
                 raise IdentityError("KEYSTORE_FAILURE", "cannot store the key: %s" % exc)
             self.signer = signer
-            self.device_id = self.keystore.device_id()
+            self.device_id = self.keystore.device_id(signer.public_key())
             self._power_up()
             self._anchor()
         return {"device_id": self.device_id, "public_key": self.signer.public_key(), "created": created}

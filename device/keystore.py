@@ -1,6 +1,7 @@
 """Keystores: where a device keeps its signing secret and its certificate.
 
-The core asks a keystore for ``secret()`` (32 bytes, or None before provisioning), ``device_id()``,
+The core asks a keystore for ``secret()`` (32 bytes, or None before provisioning),
+``device_id(public_key)``,
 ``certificate()`` (bytes or None), and, to provision, ``store_secret(secret)`` and
 ``store_certificate(data)``. The secret is generated *inside* the device (core PROVISION, from the
 entropy port: os.urandom on a board) and never leaves it; only the public key is exported.
@@ -8,14 +9,13 @@ entropy port: os.urandom on a board) and never leaves it; only the public key is
 :class:`FileKeystore` keeps both in a directory: on a board the littlefs filesystem, in the
 emulator the profile directory. Each file is written whole to ``NAME.new`` and renamed over the
 old one (littlefs and POSIX renames are atomic), so a power cut leaves the old file or the new one.
-The device id is derived from the public key (device.ports.device_id_for), never stored apart
-from the key, so the two cannot disagree.
+The device id is derived from the public key the core computed (device.ports.device_id_for),
+never stored apart from the key, so the two cannot disagree.
 """
 
 import os
 
 from device.ports import device_id_for
-from device.signer import Signer
 
 KEY_FILE = "key.bin"
 CERT_FILE = "cert.bin"
@@ -30,11 +30,9 @@ def _write(path, data):
 
 
 class FileKeystore:
-    def __init__(self, directory, prefix="FMD", table=None):
+    def __init__(self, directory, prefix="FMD"):
         self._dir = directory
         self._prefix = prefix
-        self._table = table
-        self._device_id = None
 
     def _path(self, name):
         return self._dir + "/" + name
@@ -55,19 +53,13 @@ class FileKeystore:
             raise ValueError("%s holds %d bytes, not a 32-byte secret" % (self._path(KEY_FILE), len(data)))
         return data
 
-    def device_id(self):
-        if self._device_id is None:
-            secret = self.secret()
-            if secret is None:
-                return None
-            self._device_id = device_id_for(Signer(secret, self._table).public_key(), self._prefix)
-        return self._device_id
+    def device_id(self, public_key):
+        return device_id_for(public_key, self._prefix)
 
     def store_secret(self, secret):
         if self.secret() is not None:
             raise ValueError("a device key exists already; it is never replaced")
         _write(self._path(KEY_FILE), secret)
-        self._device_id = None
 
     def certificate(self):
         return self._read(CERT_FILE)

@@ -2,7 +2,7 @@
 
 The core never imports a platform module: it is handed a flash (device/flash.py), a clock port
 (``monotonic_ms()``), an entropy port (``random(n)``) and a keystore (``secret()``,
-``device_id()``). The board, the emulator and the tests each pass their own. The versions here
+``device_id(public_key)``). The board, the emulator and the tests each pass their own. The versions here
 run anywhere (MicroPython included) and are what the golden vectors and the WASM run use, so that
 CPython and MicroPython see identical inputs and must produce identical bytes.
 """
@@ -43,28 +43,24 @@ class ManualClock:
 class StaticKeystore:
     """The keystore contract (device/keystore.py) in RAM: tests, golden runs, the WASM board run.
 
-    ``secret=None`` is a factory-fresh device; PROVISION stores the secret it generates here, and
-    the device id is then derived from the public key with ``prefix``.
+    ``secret=None`` is a factory-fresh device; PROVISION stores the secret it generates here. The
+    device id is ``device_id`` when given (tests, golden runs), else derived from the public key
+    with ``prefix``.
     """
 
-    def __init__(self, secret, device_id, prefix="FMD", table=None, authority=None):
+    def __init__(self, secret, device_id, prefix="FMD", authority=None):
         self._authority = authority
         self._secret = secret
         self._device_id = device_id
         self._prefix = prefix
-        self._table = table
         self._cert = None
         self._anchor = None
 
     def secret(self):
         return self._secret
 
-    def device_id(self):
-        if self._device_id is None and self._secret is not None:
-            from device.signer import Signer
-
-            self._device_id = device_id_for(Signer(self._secret, self._table).public_key(), self._prefix)
-        return self._device_id
+    def device_id(self, public_key):
+        return self._device_id or device_id_for(public_key, self._prefix)
 
     def store_secret(self, secret):
         if self._secret is not None:
