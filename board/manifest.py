@@ -1,4 +1,4 @@
-# GENERATED from board/manifest.json by `python -m hostd.board_files`; do not edit.
+# GENERATED from board/manifest.json by `python -m hostd.boards.manifest`; do not edit.
 # Freezes the fiscal firmware: make BOARD=<board> FROZEN_MANIFEST=$PWD/board/manifest.py
 # Generated data (p256_table.bin) is not frozen: `fiscal board deploy` still writes it.
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (_boot.py mounts the FS)

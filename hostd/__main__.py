@@ -1,3 +1,3 @@
-from hostd.cli import main
+from hostd.cli.main import main
 
 main()

@@ -10,7 +10,7 @@ keeps a slave descriptor open so the master never reads EIO between two mpremote
 reasons as device/emulator.py). ``stop()`` ends the board's stdin: the board writes its files
 under ``dump_dir`` and exits, so tests can check them without going through mpremote.
 
-FakeBoard: a runner (hostd.deploy's interface) for the fast tests of the step logic and its
+FakeBoard: a runner (hostd.boards.deploy's interface) for the fast tests of the step logic and its
 failure paths, which a real board cannot be made to produce on demand.
 """
 
@@ -22,7 +22,7 @@ import sys
 import threading
 import tty
 
-from hostd.deploy import PROBE_SCRIPT
+from hostd.boards.deploy import PROBE_SCRIPT
 from tests.upy import _node
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -25,6 +25,6 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def board_port(request):
-    from hostd.discovery import resolve
+    from hostd.link.discovery import resolve
 
     return resolve(request.config.getoption("--board"))

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from hostd.client import DaemonUnavailable, request
-from hostd.supervisor import start_emulator, stop_emulator
+from hostd.sdk.transport import DaemonUnavailable, request
+from hostd.daemon.supervisor import start_emulator, stop_emulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples")

@@ -13,7 +13,7 @@ from device.flash import Flash
 from device.link import Link
 from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
 from device.signer import Signer, derive_secret
-from hostd.export import fast_verifier
+from hostd.books.keys import fast_verifier
 from protocol import cbor, invoice, messages, verify
 
 T0 = 1771300800  # 2026-02-17T04:00:00Z

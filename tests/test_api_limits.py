@@ -4,14 +4,15 @@ import asyncio
 
 import pytest
 
-from hostd import api
+from hostd.api import app as api
+from hostd.api.replies import Refusal, error_response
 
 
 def test_full_queue_is_429_with_retry_after():
     service = api.Api(owner=None, store=None)
     service.queued = api.MAX_QUEUE
-    with pytest.raises(api._Refusal) as info:
-        asyncio.run(service._device(print))
+    with pytest.raises(Refusal) as info:
+        asyncio.run(service.device(print))
     assert info.value.code == "RATE_LIMIT_EXCEEDED" and info.value.retry == 1
-    response = api._error(info.value.code, info.value.detail, retry_after=info.value.retry)
+    response = error_response(info.value.code, info.value.detail, retry_after=info.value.retry)
     assert response.status == 429 and response.headers["Retry-After"] == "1"

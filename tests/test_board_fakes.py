@@ -173,7 +173,7 @@ def certs(tmp_path_factory):
     so the key is known in advance), and one from a rogue authority for the same key."""
     from device.ports import SeededEntropy, device_id_for
     from device.signer import Signer, derive_secret
-    from hostd import authority
+    from hostd.boards import authority
 
     pub = Signer(derive_secret(SeededEntropy("board").random(32))).public_key()
     good, rogue = (str(tmp_path_factory.mktemp(n)) for n in ("authority", "rogue"))

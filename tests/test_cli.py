@@ -56,7 +56,7 @@ def test_token_and_outlet_scope(tmp_path):
         s.start_daemon(extra=["--token-file", str(token), "--outlet", "outlet-kin001"])
         status, doc = s.pos.seal(sample())
         assert status == 401 and doc["code"] == "UNAUTHORIZED"
-        from hostd.client import request
+        from hostd.sdk.transport import request
         headers = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
         status, _, data = request(s.socket, "POST", "/api/v1/invoices", sample(outlet_id="outlet-other"), headers)
         assert status == 403 and json.loads(data)["field"] == "outlet_id"

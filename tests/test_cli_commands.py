@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from hostd.cli import main
+from hostd.cli.main import main
 
 
 def test_documented_commands_are_registered():

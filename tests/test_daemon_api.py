@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hostd.demo import start_up, stop_up
+from hostd.cli.demo import start_up, stop_up
 from tests.daemonkit import Pos, sample, wait_for_socket
 
 

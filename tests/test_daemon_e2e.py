@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hostd.demo import start_up, stop_up
+from hostd.cli.demo import start_up, stop_up
 from protocol import verify
 from tests.daemonkit import Pos, Stack, sample, wait_for_socket
 

@@ -20,9 +20,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from hostd import board_files, deploy
-from hostd.board_files import ROOT, load_manifest, render_manifest_py, render_package_json
-from hostd.cli import main
+from hostd.boards import deploy
+from hostd.boards import manifest as board_files
+from hostd.boards.manifest import ROOT, load_manifest, render_manifest_py, render_package_json
+from hostd.cli.main import main
 from tests.boardsim import FakeBoard
 
 MANIFEST = load_manifest()
@@ -160,7 +161,7 @@ def test_manifest_rejects_destinations_outside_lib_or_root(tmp_path, dest):
 def test_package_json_is_generated_from_the_manifest():
     with open(board_files.PACKAGE_JSON, encoding="utf-8") as fh:
         text = fh.read()
-    assert text == render_package_json(MANIFEST), "run: .venv/bin/python -m hostd.board_files"
+    assert text == render_package_json(MANIFEST), "run: .venv/bin/python -m hostd.boards.manifest"
     doc = json.loads(text)
     expected = [[dest[len("lib/"):], "github:open-fiscal/fiscal-device/" + src]
                 for src, dest in MANIFEST["files"] if dest.startswith("lib/")]
@@ -173,7 +174,7 @@ def test_package_json_is_generated_from_the_manifest():
 def test_manifest_py_is_generated_and_freezes_exactly_the_manifest(tmp_path):
     with open(board_files.MANIFEST_PY, encoding="utf-8") as fh:
         text = fh.read()
-    assert text == render_manifest_py(MANIFEST), "run: .venv/bin/python -m hostd.board_files"
+    assert text == render_manifest_py(MANIFEST), "run: .venv/bin/python -m hostd.boards.manifest"
     frozen, required, included = {}, [], []
     board_dir = os.path.dirname(board_files.MANIFEST_PY)
 
@@ -303,9 +304,9 @@ def test_cli_dry_run_touches_no_board(monkeypatch):
 
 
 def test_pinned_authority_goes_to_the_keystore_directory(tmp_path):
-    from hostd import authority
-    from hostd.board_files import load_manifest
-    from hostd.deploy import build_plan
+    from hostd.boards import authority
+    from hostd.boards.manifest import load_manifest
+    from hostd.boards.deploy import build_plan
 
     authority.init(str(tmp_path))
     key = authority.public_key(str(tmp_path))

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from hostd import deploy
-from hostd.board_files import ROOT, load_manifest
+from hostd.boards import deploy
+from hostd.boards.manifest import ROOT, load_manifest
 from tests.boardsim import SimBoard
 
 MANIFEST = load_manifest()

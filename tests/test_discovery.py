@@ -1,4 +1,4 @@
-"""Board discovery (hostd/discovery.py) with fake port lists built from pyserial's own
+"""Board discovery (hostd/link/discovery.py) with fake port lists built from pyserial's own
 ListPortInfo: two boards (REPL tty at interface 0, fiscal tty at interface 2) and an unrelated
 USB serial adapter; hotplug through the real Owner; the permission error a user without the udev
 rules gets; and the real daemon started with ``--device auto`` on this machine, which has no board."""
@@ -16,12 +16,12 @@ import pytest
 import serial
 from serial.tools import list_ports
 
-from hostd import discovery
-from hostd.client import request
-from hostd.device import DeviceClient
+from hostd.link import discovery
+from hostd.sdk.transport import request
+from hostd.link.client import DeviceClient
 from hostd.errors import DevicePermission, DeviceUnavailable, DiscoveryFailed
-from hostd.owner import Owner
-from hostd.store import Store
+from hostd.owner.owner import Owner
+from hostd.store.store import Store
 from tests.daemonkit import wait_for_socket
 from tests.devkit import Bench
 from tests.test_owner import CoreClient

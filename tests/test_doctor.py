@@ -1,4 +1,4 @@
-"""``fiscal doctor`` (hostd/doctor.py): the real command on this machine (no board), then each check
+"""``fiscal doctor`` (hostd/boards/doctor.py): the real command on this machine (no board), then each check
 against fake boards (list_ports), fake rules directories and a fake /proc, with the documented exit
 codes: 1 any problem, else 4 no board, else 0."""
 
@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 from serial.tools import list_ports
 
-from hostd import doctor
-from hostd.doctor import EXIT_NO_BOARD, EXIT_OK, EXIT_PROBLEM, OK, PROBLEM, SHIPPED_RULES, WARNING, examine
+from hostd.boards import doctor
+from hostd.cli.doctor import doctor as doctor_command
+from hostd.boards.doctor import EXIT_NO_BOARD, EXIT_OK, EXIT_PROBLEM, OK, PROBLEM, SHIPPED_RULES, WARNING, examine
 from tests.usbdesc import board_ttys
 
 SERIAL = "E6614103E7452D2F"
@@ -158,11 +159,11 @@ def test_cli_reports_fake_boards_and_fake_rules(tmp_path, nodes, monkeypatch):
     dirs = rules_dirs(tmp_path)
     shutil.copy(SHIPPED_RULES, dirs[1])
     monkeypatch.setattr(doctor, "RULE_DIRS", tuple(dirs))
-    result = CliRunner().invoke(doctor.doctor, [])
+    result = CliRunner().invoke(doctor_command, [])
     assert "board" in result.output and SERIAL in result.output and nodes[1] in result.output
     assert "is the shipped udev/70-fiscal.rules" in result.output
     assert result.exit_code in (EXIT_OK, EXIT_PROBLEM)          # PROBLEM only if ModemManager runs here
-    doc = json.loads(CliRunner().invoke(doctor.doctor, ["--json"]).output)
+    doc = json.loads(CliRunner().invoke(doctor_command, ["--json"]).output)
     assert doc["boards"][0]["port"] == nodes[1] and doc["boards"][0]["repl_port"] == nodes[0]
 
 

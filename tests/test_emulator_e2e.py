@@ -10,9 +10,9 @@ import signal
 import pytest
 import serial
 
-from hostd.canonical import to_canonical
-from hostd.supervisor import start_emulator, stop_emulator
-from hostd.device import DeviceClient
+from hostd.books.canonical import to_canonical
+from hostd.daemon.supervisor import start_emulator, stop_emulator
+from hostd.link.client import DeviceClient
 from hostd.errors import DeviceRefused
 from protocol import messages, verify
 from tests.devkit import fast_verifier

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from hostd import authority
-from hostd.device import DeviceClient
-from hostd.export import fast_verifier
-from hostd.provision import provision
+from hostd.boards import authority
+from hostd.link.client import DeviceClient
+from hostd.books.keys import fast_verifier
+from hostd.boards.provision import provision
 from protocol import verify
 from tests.devkit import encode_invoice, make_invoice
 

@@ -12,9 +12,10 @@ from device.core import Core
 from device.flash import Flash
 from device.keystore import FileKeystore
 from device.ports import ManualClock, SeededEntropy, StaticKeystore
-from hostd import authority, export
+from hostd.boards import authority
+from hostd.books import export, keys
 from hostd.errors import InvalidPayload, VerificationFailed
-from hostd.verify_cmd import verify
+from hostd.cli.verify import verify
 from protocol import cert, messages
 from protocol.errors import code_of
 from device.signer import Signer
@@ -161,8 +162,8 @@ def test_any_changed_certificate_bit_fails_verification(data):
     bad = bytearray(good)
     bad[pos] ^= 1 << bit
     with pytest.raises(VerificationFailed):
-        authority.verify_certificate(bytes(bad), auth["pub"])
-    assert authority.verify_certificate(good, auth["pub"])[cert.C_DEVICE] == "TST-0000ABCD"
+        keys.verify_certificate(bytes(bad), auth["pub"])
+    assert keys.verify_certificate(good, auth["pub"])[cert.C_DEVICE] == "TST-0000ABCD"
 
 
 _AUTH = {}
@@ -246,7 +247,7 @@ class FakeClient:
 
 
 def test_provision_flow_registers_then_certifies(tmp_path, auth_dir):
-    from hostd.provision import provision
+    from hostd.boards.provision import provision
 
     core, _, keys = _fresh(seed="flow")
     summary = provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core))
@@ -260,7 +261,7 @@ def test_provision_flow_registers_then_certifies(tmp_path, auth_dir):
 
 def test_provision_refuses_an_id_that_is_not_the_keys(tmp_path, auth_dir):
     from hostd.errors import DeviceUnavailable
-    from hostd.provision import provision
+    from hostd.boards.provision import provision
 
     core, _, _ = _fresh(seed="liar")
     with pytest.raises(DeviceUnavailable, match="does not belong to its public key"):
@@ -269,7 +270,7 @@ def test_provision_refuses_an_id_that_is_not_the_keys(tmp_path, auth_dir):
 
 
 def test_provision_without_an_authority_says_how_to_make_one(tmp_path):
-    from hostd.provision import provision
+    from hostd.boards.provision import provision
 
     with pytest.raises(InvalidPayload, match="fiscal authority init"):
         provision("pty", str(tmp_path), client_factory=None)

@@ -10,11 +10,11 @@ import tty
 
 import pytest
 
-from hostd.canonical import to_canonical
-from hostd.device import DeviceClient
+from hostd.books.canonical import to_canonical
+from hostd.link.client import DeviceClient
 from hostd.errors import DeviceBusy, DeviceUnavailable
-from hostd.owner import TWO_PHASE, Owner
-from hostd.store import Store
+from hostd.owner.owner import TWO_PHASE, Owner
+from hostd.store.store import Store
 from protocol import frames
 from tests.daemonkit import sample
 from tests.devkit import Bench

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from hostd.supervisor import start_emulator, stop_emulator
+from hostd.daemon.supervisor import start_emulator, stop_emulator
 from tests.daemonkit import Pos, sample, wait_for_socket
 
 FISCAL = [sys.executable, "-m", "hostd"]

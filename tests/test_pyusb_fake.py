@@ -9,7 +9,7 @@ import usb.core
 import usb.util
 from serial.tools import list_ports
 
-from hostd import discovery
+from hostd.link import discovery
 from hostd.errors import DevicePermission, DiscoveryFailed
 from protocol.usbids import FISCAL_INTERFACE, MANUFACTURER, PRODUCT, PRODUCT_ID, REPL_INTERFACE, VENDOR_ID
 from tests import usbdesc

@@ -1,4 +1,4 @@
-"""The audit export and ``fiscal verify`` (hostd/export.py, hostd/verify_cmd.py).
+"""The audit export and ``fiscal verify`` (hostd/books/export.py, hostd/cli/verify.py).
 
 A real journal from the core on the flash model is exported, written to a file and checked with
 the command; each kind of tampering must fail with exit 4 (README: "verification failed") and
@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.signer import Signer
-from hostd import export, verify_cmd
+from hostd.books import export, keys
+from hostd.cli import verify as verify_cmd
 from hostd.errors import VerificationFailed
-from hostd.verify_cmd import verify
+from hostd.cli.verify import verify
 from protocol import p256, record
 from tests.devkit import T0, Bench, digest, encode_invoice, keystore, make_invoice
 
@@ -139,7 +140,7 @@ KEY_FILES = {
 def test_pubkey_file_variants(tmp_path, kind):
     keyfile = tmp_path / "device.key"
     keyfile.write_bytes(KEY_FILES[kind](KEY))
-    assert export.load_public_key(str(keyfile)) == KEY
+    assert keys.load_public_key(str(keyfile)) == KEY
     result = _run(_write(tmp_path, DOC), "--pubkey", keyfile, "--json")
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
@@ -153,7 +154,7 @@ def test_unusable_pubkey_file_is_a_usage_error(tmp_path, content):
     keyfile = tmp_path / "bad.key"
     keyfile.write_bytes(content)
     with pytest.raises(VerificationFailed):
-        export.load_public_key(str(keyfile))
+        keys.load_public_key(str(keyfile))
     result = _run(_write(tmp_path, DOC), "--pubkey", keyfile)
     assert result.exit_code == USAGE and "--pubkey" in result.stderr
 
@@ -163,7 +164,7 @@ def test_pem_key_of_another_curve_is_refused(tmp_path):
     keyfile = tmp_path / "p384.pem"
     keyfile.write_bytes(other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     with pytest.raises(VerificationFailed, match="not a P-256 public key"):
-        export.load_public_key(str(keyfile))
+        keys.load_public_key(str(keyfile))
 
 
 # -- tampering: one distinct sentence per kind, naming the record -------------------------------
@@ -284,7 +285,7 @@ def test_malformed_file_is_named(tmp_path, data, message):
 
 
 def test_fast_verifier_agrees_with_pure_python():
-    check = export.fast_verifier(KEY)
+    check = keys.fast_verifier(KEY)
     for rec in RECORDS[:3]:
         fields, body, sig = record.decode(rec)
         for s in (sig, _flip(sig, 5), _flip(sig, 40), bytes(64), sig[:32] + p256.N.to_bytes(32, "big"), sig[:63],

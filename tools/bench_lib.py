@@ -10,11 +10,11 @@ reproduces what the real stack does, no less and no more:
   device/emu_flash.py does per program (a COMMIT is about 2 programs);
 - a pty round trip: a child echoing on the master of a raw-mode pty (device/emulator.py's setup);
   also through pyserial two ways: ``read(4096)`` with ``timeout=0.05`` (it returns only when 4096
-  bytes came or the timeout ran out: the trap hostd/device.py once fell into) and the
-  ``read(in_waiting or 1)`` idiom hostd/device.py now uses;
+  bytes came or the timeout ran out: the trap hostd/link/client.py once fell into) and the
+  ``read(in_waiting or 1)`` idiom hostd/link/client.py now uses;
 - an HTTP round trip over a unix socket to a trivial aiohttp app in its own process, driven by
-  hostd/client.py ``request()`` like the real bench;
-- one SQLite commit with the daemon's settings (hostd/store.py: WAL, synchronous=FULL).
+  hostd/sdk/transport.py ``request()`` like the real bench;
+- one SQLite commit with the daemon's settings (hostd/store/store.py: WAL, synchronous=FULL).
 Nothing here asserts on time (docs/CONTRIBUTING.md).
 """
 
@@ -113,8 +113,8 @@ def fsync_floor(seconds, workdir, record=320, size=2 * 1024 * 1024):
 
 
 def sqlite_floor(seconds, workdir):
-    """One autocommitted INSERT with hostd/store.py's connection settings (WAL, synchronous=FULL)."""
-    from hostd.store import connect
+    """One autocommitted INSERT with hostd/store/store.py's connection settings (WAL, synchronous=FULL)."""
+    from hostd.store.store import connect
 
     path = os.path.join(workdir, "floor.sqlite")
     db = connect(path)
@@ -149,7 +149,7 @@ def pty_floors(seconds, size=300):
         out = {"raw": timed(raw, seconds)}
         port = serial.Serial(os.ttyname(slave), 115200, timeout=0.05, exclusive=True)
         try:
-            def read4096(i):   # the trap hostd/device.py once fell into: read(4096) waits out the timeout
+            def read4096(i):   # the trap hostd/link/client.py once fell into: read(4096) waits out the timeout
                 port.write(msg)
                 got = 0
                 while got < size:
@@ -172,8 +172,8 @@ def pty_floors(seconds, size=300):
 
 
 def http_floor(seconds, workdir):
-    """GET round trips over a unix socket to a trivial aiohttp app, via hostd.client.request."""
-    from hostd.client import DaemonUnavailable, request
+    """GET round trips over a unix socket to a trivial aiohttp app, via hostd.sdk.transport.request."""
+    from hostd.sdk.transport import DaemonUnavailable, request
 
     path = os.path.join(workdir, "floor.sock")
     child = subprocess.Popen([sys.executable, "-c", HTTP_CHILD, path])

@@ -16,10 +16,10 @@ import traceback
 
 from aiohttp import web
 
-from hostd.api import Api
+from hostd.api.app import Api
 from hostd.errors import DeviceUnavailable
-from hostd.owner import Owner
-from hostd.store import Store
+from hostd.owner.owner import Owner
+from hostd.store.store import Store
 
 
 async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready):

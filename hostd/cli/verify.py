@@ -1,6 +1,6 @@
 """``fiscal verify EXPORT_FILE``: check an audit export offline, with no device and no daemon.
 
-The checks are hostd/export.py's (signatures, hash chain, counters, time, running totals, and the
+The checks are hostd/books/export.py's (signatures, hash chain, counters, time, running totals, and the
 device's own count and head hash against truncation), plus with ``--authority`` the device
 certificate up to the authority key. Exit codes follow the README table: 0 the export verifies;
 1 verification failed (``error: <message naming the first bad record>`` on stderr, or one JSON
@@ -15,7 +15,8 @@ import sys
 import click
 
 from hostd.errors import VerificationFailed
-from hostd.export import load_export, load_public_key, verify_export
+from hostd.books.export import load_export, verify_export
+from hostd.books.keys import load_public_key
 
 PROGRESS_MIN = 1000
 

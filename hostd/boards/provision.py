@@ -1,7 +1,7 @@
 """``fiscal board provision``: give a factory-fresh device its key and its certificate.
 
 Steps (PROTOCOL.md sections 4.12-4.14): PROVISION makes the key *inside* the device and answers
-the public key; the development authority (hostd/authority.py) issues a certificate for that key
+the public key; the development authority (hostd/boards/authority.py) issues a certificate for that key
 and device id; CERTIFY stores it on the device; INFO confirms it. The public key and the
 certificate are also written to ``<authority dir>/devices/`` as the issuing register.
 
@@ -15,8 +15,9 @@ import os
 import re
 
 from device.ports import device_id_for
-from hostd import authority
-from hostd.device import DeviceClient
+from hostd.boards import authority
+from hostd.books.keys import verify_certificate
+from hostd.link.client import DeviceClient
 from hostd.errors import DeviceUnavailable, VerificationFailed
 from protocol import cert
 from protocol.errors import VerifyError
@@ -56,7 +57,7 @@ def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient)
         held = client.call("INFO")["certificate"]
         if held:
             try:
-                fields = authority.verify_certificate(held, auth_key)
+                fields = verify_certificate(held, auth_key)
                 cert.check_subject(fields, device_id, public_key)
             except (VerificationFailed, VerifyError) as exc:
                 raise VerificationFailed("the device already holds a certificate this authority did not issue "

@@ -1,6 +1,6 @@
 """``fiscal authority ...`` and ``fiscal board provision``: the device-identity commands.
 
-Exit codes as in hostd/cli.py: 0 done; 1 a certificate check failed; 2 usage or bad input (no
+Exit codes as in hostd/cli/common.py: 0 done; 1 a certificate check failed; 2 usage or bad input (no
 authority key, an authority key already there); 3 the device is unavailable (not found, busy with
 the daemon, permissions); 5 the device refused (for instance KEY_MISSING).
 """
@@ -9,13 +9,8 @@ import json
 
 import click
 
+from hostd.cli.common import fail as _fail
 from hostd.errors import HostdError
-
-
-def _fail(exc, as_json):
-    from hostd.cli import _fail as fail   # the one translation point; cli imports this module
-
-    fail(exc, as_json)
 
 
 @click.group()
@@ -29,7 +24,7 @@ def authority():
 @click.option("--json", "as_json", is_flag=True)
 def authority_init(directory, as_json):
     """Make the authority key pair; never overwrites an existing one."""
-    from hostd import authority as ca
+    from hostd.boards import authority as ca
 
     try:
         auth_id, public = ca.init(directory)
@@ -47,7 +42,7 @@ def authority_init(directory, as_json):
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="Certificate file to write.")
 def authority_issue(directory, device_id, public_key, out):
     """Issue a certificate for a device key exported elsewhere (an offline provisioning station)."""
-    from hostd import authority as ca
+    from hostd.boards import authority as ca
 
     try:
         key = bytes.fromhex(public_key)
@@ -70,8 +65,8 @@ def authority_issue(directory, device_id, public_key, out):
 @click.option("--json", "as_json", is_flag=True)
 def provision(device_spec, authority_dir, as_json):
     """Make the device key inside the device, certify it, store the certificate on the device."""
-    from hostd.discovery import resolve
-    from hostd.provision import provision as run
+    from hostd.link.discovery import resolve
+    from hostd.boards.provision import provision as run
 
     try:
         summary = run(resolve(device_spec), authority_dir)

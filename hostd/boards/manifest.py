@@ -4,7 +4,7 @@ Why one data file: the set of files that make the firmware is needed in three pl
 ``fiscal board deploy`` (copies them), ``board/package.json`` (micropython-lib ``mip``) and
 ``board/manifest.py`` (freezing into a firmware build, MicroPython docs "manifest files"). Written
 three times by hand they drift, and a board that misses one module fails only at its first
-import. So the list lives in ``board/manifest.json``; ``python -m hostd.board_files`` regenerates
+import. So the list lives in ``board/manifest.json``; ``python -m hostd.boards.manifest`` regenerates
 the other two and tests/test_deploy.py fails when a committed copy differs, when a module of
 ``protocol/`` or ``device/`` is in neither ``files`` nor ``host_only``, or when a board module
 imports something the board will not have.
@@ -12,7 +12,7 @@ imports something the board will not have.
 ``board/manifest.json``::
 
     files      [[source in the repo, destination on the board], ...]  ("lib/..." or "main.py")
-    generated  [[name, destination], ...]  bytes made on the host (hostd.deploy.GENERATORS)
+    generated  [[name, destination], ...]  bytes made on the host (hostd.boards.deploy.GENERATORS)
     deps       [[micropython-lib package, version], ...]  installed with mip
     host_only  [[source, why it stays off the board], ...]
     repo, version   for package.json's "github:" URLs and its version
@@ -28,7 +28,7 @@ import sys
 
 from hostd.errors import HostdError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFEST_JSON = os.path.join(ROOT, "board", "manifest.json")
 PACKAGE_JSON = os.path.join(ROOT, "board", "package.json")
 MANIFEST_PY = os.path.join(ROOT, "board", "manifest.py")
@@ -84,7 +84,7 @@ def render_manifest_py(manifest):
     device/p256_table.py costs no RAM there), and cannot be swapped with ``mpremote cp``.
     """
     lines = [
-        "# GENERATED from board/manifest.json by `python -m hostd.board_files`; do not edit.",
+        "# GENERATED from board/manifest.json by `python -m hostd.boards.manifest`; do not edit.",
         "# Freezes the fiscal firmware: make BOARD=<board> FROZEN_MANIFEST=$PWD/board/manifest.py",
         "# Generated data (%s) is not frozen: `fiscal board deploy` still writes it."
         % ", ".join(name for name, _ in manifest["generated"]),
@@ -121,7 +121,7 @@ def _base_path(src, target):
 def main(argv):
     """Rewrite board/package.json and board/manifest.py from board/manifest.json."""
     if len(argv) > 1:
-        print("usage: python -m hostd.board_files", file=sys.stderr)
+        print("usage: python -m hostd.boards.manifest", file=sys.stderr)
         return 2
     manifest = load_manifest()
     for path, text in ((PACKAGE_JSON, render_package_json(manifest)), (MANIFEST_PY, render_manifest_py(manifest))):

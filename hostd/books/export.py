@@ -16,12 +16,9 @@ whoever forged the records could also replace that key.
 import json
 import re
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
-
+from hostd.books.keys import fast_verifier, verify_certificate
 from hostd.errors import VerificationFailed
-from protocol import p256, record, timefmt, verify
+from protocol import cert, p256, record, timefmt, verify
 from protocol.errors import InvoiceError, VerifyError
 
 FORMAT = "fiscal-journal-export/1"
@@ -126,50 +123,6 @@ def _parse(doc):
             "last_hash": _bytes_of(doc["last_hash"], "last_hash", 32), "records": records}
 
 
-def fast_verifier(public_key):
-    """verify_sig for protocol.verify backed by ``cryptography``: same contract as p256.verify."""
-    x, y = p256.decode_point(public_key)
-    key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-
-    def check(body, sig):
-        if len(sig) != 64:
-            return False
-        der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-        try:   # r or s outside [1, n-1] is InvalidSignature too (checked against p256.verify in tests)
-            key.verify(der, bytes(body), ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            return False
-        return True
-    return check
-
-
-def load_public_key(path):
-    """64-byte X || Y from a key file: raw 64 or 65 (0x04 ||) bytes, hex of either, or PEM SPKI."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    where = "public key file %s" % path
-    if data.lstrip().startswith(b"-----BEGIN"):
-        try:
-            key = serialization.load_pem_public_key(data)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise ExportError("%s: not a PEM PUBLIC KEY (%s)" % (where, exc), field="pubkey")
-        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-            raise ExportError("%s: not a P-256 public key" % where, field="pubkey")
-        raw = p256.encode_point(key.public_numbers().x, key.public_numbers().y)
-    elif len(data) == 64 or (len(data) == 65 and data[0] == 4):
-        raw = data
-    else:
-        text = data.decode("ascii", "replace").strip()
-        if not _HEX.match(text) or len(text) not in (128, 130):
-            raise ExportError("%s: expected 64 or 65 raw bytes, their hex, or a PEM PUBLIC KEY" % where,
-                              field="pubkey")
-        raw = bytes.fromhex(text)
-    try:
-        return p256.encode_point(*p256.decode_point(raw))
-    except VerifyError as exc:
-        raise ExportError("%s: %s" % (where, exc.detail), field="pubkey")
-
-
 def _seq_of(rec):
     try:
         return record.decode(rec)[0][record.K_SEQ]
@@ -268,9 +221,6 @@ def _check_certificate(parsed, key, authority):
     if data is None:
         raise ExportError("the export carries no device certificate, so the authority cannot vouch for the key",
                           field="certificate")
-    from hostd.authority import verify_certificate   # imports this module: import here, not at the top
-    from protocol import cert
-
     fields = verify_certificate(data, bytes(authority))
     if fields[cert.C_PUBLIC_KEY] != key:
         raise ExportError("the certificate is for another public key than the one the records verify with",

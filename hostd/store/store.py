@@ -21,32 +21,8 @@ import json
 import sqlite3
 import threading
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    key TEXT PRIMARY KEY, body_hash BLOB NOT NULL, canonical BLOB NOT NULL, invoice_json TEXT NOT NULL,
-    state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS requests_nonce ON requests(nonce);
-CREATE TABLE IF NOT EXISTS invoices (
-    counter INTEGER PRIMARY KEY, fiscal_number TEXT UNIQUE NOT NULL, seq INTEGER NOT NULL,
-    invoice_hash BLOB NOT NULL, canonical BLOB, invoice_json TEXT, sealed_json TEXT NOT NULL,
-    merchant_nif TEXT, outlet_id TEXT, client_nif TEXT, invoice_type TEXT, timestamp TEXT,
-    sealed_at TEXT NOT NULL, total INTEGER NOT NULL, currency TEXT NOT NULL,
-    dgi_status TEXT NOT NULL DEFAULT 'queued');
-CREATE INDEX IF NOT EXISTS invoices_hash ON invoices(invoice_hash);
-CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-"""
-
-
-def connect(path):
-    """A connection with the settings every user of the store needs."""
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")   # an acknowledged seal must survive power loss
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
+from hostd.store.queries import list_query
+from hostd.store.schema import SCHEMA, connect
 
 class Store:
     def __init__(self, path):
@@ -121,6 +97,11 @@ class Store:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def list_invoices(self, params):
+        """(rows, page, per_page) of GET /api/v1/invoices for these query parameters."""
+        sql, args, page, per_page = list_query(params)
+        return self.conn().execute(sql, args).fetchall(), page, per_page
 
     def invoice(self, fiscal_number):
         return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",

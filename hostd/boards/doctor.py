@@ -12,14 +12,10 @@ if no board was found, else 0. Other warnings never change the exit code.
 """
 
 import grp
-import json
 import os
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import click
-
-from hostd import discovery
+from hostd.link import discovery
 from hostd.errors import DevicePermission, DeviceUnavailable
 from protocol.usbids import FISCAL_INTERFACE, PRODUCT_ID, VENDOR_ID
 
@@ -28,7 +24,8 @@ EXIT_OK, EXIT_PROBLEM, EXIT_NO_BOARD = 0, 1, 4
 RULES_NAME = "70-fiscal.rules"
 # udev reads a file name from the first of these that has it (/etc overrides /run overrides /usr/lib).
 RULE_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d")
-SHIPPED_RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "udev", RULES_NAME)
+SHIPPED_RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "udev",
+                             RULES_NAME)
 GROUP = "fiscal"
 MM_IGNORE = 'ENV{ID_MM_DEVICE_IGNORE}="1"'
 INSTALL = ("sudo cp udev/%s /etc/udev/rules.d/ && sudo udevadm control --reload-rules && sudo udevadm trigger, "
@@ -180,39 +177,3 @@ def _modemmanager_check(proc, rules):
     return Check("ModemManager", PROBLEM, "%s and no installed rule tells it to ignore the board: it probes a "
                  "new ttyACM with AT commands for up to 30 s" % running,
                  "%s (or `sudo systemctl disable --now ModemManager` if this machine has no modem)" % INSTALL)
-
-
-def render(report):
-    """The human report: one line per check, a fix under each one that is not ok, then the verdict."""
-    lines = ["fiscal doctor: looking for USB %04x:%04x, fiscal interface %d" % (VENDOR_ID, PRODUCT_ID, FISCAL_INTERFACE)]
-    for c in report["checks"]:
-        lines.append("%-8s %-13s %s" % (c.status, c.name, c.detail))
-        if c.fix:
-            lines.append("%-8s %-13s fix: %s" % ("", "", c.fix))
-    verdict = {EXIT_OK: "a board is ready for `fiscal daemon --device auto`",
-               EXIT_NO_BOARD: "no board found, nothing else wrong: plug one in and run `fiscal doctor` again",
-               EXIT_PROBLEM: "problems found: apply the fixes above, then run `fiscal doctor` again"}
-    lines.append("result: %s (exit %d)" % (verdict[report["exit_code"]], report["exit_code"]))
-    return "\n".join(lines)
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def doctor(as_json):
-    """Check boards, port permissions, udev rules, the fiscal group and ModemManager.
-
-    \b
-    Exit codes:
-      0  at least one board found and no problem
-      1  a problem found (a port you cannot open, rules missing while a board is
-         present, ModemManager running without the ignore rule, listing failed)
-      4  no board found, and no problem
-    Other warnings never change the exit code.
-    """
-    report = examine()
-    if as_json:
-        click.echo(json.dumps({"exit_code": report["exit_code"], "checks": [asdict(c) for c in report["checks"]],
-                               "boards": [asdict(b) for b in report["boards"]]}, indent=2, sort_keys=True))
-    else:
-        click.echo(render(report))
-    sys.exit(report["exit_code"])

@@ -1,4 +1,4 @@
-"""The README's main job: the emulator plus the daemon, sealing the sample invoices over HTTP.
+"""``fiscal demo``, the README's main job: the emulator plus the daemon, sealing the sample invoices over HTTP.
 
 It runs ``fiscal up`` (emulator + daemon) as a child process on a profile, waits for its socket,
 POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would, reads the outlet status,
@@ -6,16 +6,26 @@ downloads the audit export and verifies it offline with the device's public key,
 ``fiscal up`` (unless ``keep`` is set).
 """
 
+import json
 import os
 import tempfile
 import time
 
-from hostd.client import call_json, request
+import click
+
+from hostd.books.export import load_export, verify_export
+from hostd.cli.common import fail
+from hostd.daemon.supervisor import spawn_ready, stop_process
 from hostd.errors import HostdError
-from hostd.export import load_export, verify_export
-from hostd.supervisor import spawn_ready, stop_process
+from hostd.sdk.transport import call_json, request
 
 SAMPLES = ("invoice-002-services.json", "invoice-000-goods.json")
+
+
+def samples_dir():
+    """The sample invoices shipped beside the package."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(here, "samples")
 
 
 def start_up(profile, socket_path, timeout=30.0):
@@ -28,8 +38,6 @@ def stop_up(proc):
 
 
 def run_demo(profile=None, files=()):
-    from hostd.cli import samples_dir
-
     if profile is None:
         profile = tempfile.mkdtemp(prefix="fiscal-demo-")
     files = list(files) or [os.path.join(samples_dir(), name) for name in SAMPLES]
@@ -58,3 +66,28 @@ def run_demo(profile=None, files=()):
     summary = verify_export(load_export(export))
     return {"profile": profile, "socket": socket_path, "sealed": sealed, "device": status_doc,
             "export": export_path, "journal": summary}
+
+
+@click.command()
+@click.option("--profile", default=None, type=click.Path(file_okay=False),
+              help="Emulator profile (default: a fresh temporary one).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.argument("invoices", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+def demo(profile, as_json, invoices):
+    """Run `fiscal up`, seal invoices over its socket (default: the two samples), verify the export."""
+    try:
+        result = run_demo(profile, list(invoices))
+    except HostdError as exc:
+        fail(exc, as_json)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    for p in result["sealed"]:
+        click.echo("sealed %-24s %-26s auth %s  at %s" % (p["fiscal_number"], p["file"], p["auth_code"], p["timestamp"]))
+        click.echo("  qr: %s" % p["qr_payload"])
+    device, summary = result["device"], result["journal"]
+    click.echo("device %s: counter %d, %d records, journal %.3f%% full"
+               % (device["device_id"], device["counter"], device["records"], 100 * device["journal_fill"]))
+    click.echo("audit export %s verified offline: %d records, %d invoices, head %s"
+               % (result["export"], summary["records"], summary["invoices"], summary["last_hash"][:16]))
+    click.echo("profile %s (run `fiscal up --profile %s` to keep the device)" % (result["profile"], result["profile"]))

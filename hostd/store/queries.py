@@ -1,4 +1,4 @@
-"""Reading invoices back: the columns list filters use, GET and list queries (seed 002).
+"""The list query of GET /api/v1/invoices (seed 002), built from the query parameters.
 
 List filters: ``merchant_nif``, ``outlet_id``, ``date_range`` (``FROM..TO``, ISO dates or times,
 either side optional, on the invoice timestamp), ``client.nif``, ``status`` (the dgi_status),
@@ -6,29 +6,9 @@ either side optional, on the invoice timestamp), ``client.nif``, ``status`` (the
 ``timestamp`` or ``fiscal_number`` (default), ``-`` prefix for descending.
 """
 
-import json
-
 from hostd.errors import InvalidPayload
 
 MAX_PER_PAGE = 200
-
-
-def summary_columns(invoice_json):
-    """Searchable columns from the invoice JSON the POS sent."""
-    doc = json.loads(invoice_json)
-    client = doc.get("client") if isinstance(doc.get("client"), dict) else {}
-    return {"merchant_nif": doc.get("merchant_nif"), "outlet_id": doc.get("outlet_id"),
-            "client_nif": client.get("nif"), "invoice_type": doc.get("invoice_type"), "timestamp": doc.get("timestamp")}
-
-
-def invoice_view(row):
-    """The GET answer: the sealed payload plus the invoice as the POS sent it."""
-    sealed = json.loads(row["sealed_json"])["payload"]
-    sealed["dgi_status"] = row["dgi_status"]
-    sealed["outlet_id"] = row["outlet_id"]
-    sealed["invoice"] = json.loads(row["invoice_json"]) if row["invoice_json"] else None
-    sealed["canonical"] = row["canonical"].hex() if row["canonical"] else None
-    return sealed
 
 
 def _int(params, name, default, low, high):

@@ -3,7 +3,7 @@
 POS requests queue here and never touch the port themselves (trezord's lesson, DESIGN-NOTES
 section 6). The owner reconnects by itself: any link failure closes the port, and the next job
 reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the store with the
-journal before doing anything else (hostd/reconcile.py).
+journal before doing anything else (hostd/owner/reconcile.py).
 
 Sealing is a small state machine on the ``requests`` row, advanced one durable step at a time:
 ``new`` -PREPARE-> ``prepared(nonce)`` -COMMIT-> ``done(response)``. Whatever was interrupted
@@ -20,11 +20,12 @@ import time
 from protocol import invoice, messages, timefmt
 from protocol.errors import ERRORS
 from device.identity import IDENTITY_FAULTS
-from hostd import discovery, envelope
-from hostd.device import DeviceClient
+from hostd.books import envelope
+from hostd.link import discovery
+from hostd.link.client import DeviceClient
 from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable
-from hostd.export import build_export, dump_export
-from hostd.reconcile import Reconciler
+from hostd.books.export import build_export, dump_export
+from hostd.owner.reconcile import Reconciler
 
 RETRY_STATES = (messages.UNKNOWN, messages.EXPIRED, messages.ABORTED)
 NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
@@ -33,6 +34,7 @@ NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIR
 FINAL_REFUSALS = tuple(name for code, (name, family, _) in ERRORS.items()
                        if family == "invoice" and name != "CHUNK_SEQUENCE") + ("JOURNAL_FULL", "JOURNAL_CORRUPT")
 TWO_PHASE = "2p:"   # request keys of the two-phase API: the POS holds the nonce
+SEAL_BUDGET = 15.0  # seconds a POS request may wait for the device before it is told to retry
 
 
 class Owner(Reconciler):

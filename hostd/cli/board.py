@@ -3,7 +3,7 @@
 The REPL is USB interface 0 of the board; the fiscal link is the *second* CDC interface, which
 only exists while main.py runs and never speaks the REPL. So ``--port`` here is the REPL port,
 given as mpremote takes it (a path, ``id:<serial>``, ``port:<path>`` or ``auto``), never the
-fiscal port hostd.discovery finds. The group is separate from hostd/cli.py so later board
+fiscal port hostd.link.discovery finds. The group is separate from hostd/cli/main.py so later board
 commands (``fiscal board provision``) add themselves here with one decorator each.
 """
 
@@ -13,7 +13,7 @@ import sys
 import click
 
 from hostd.errors import HostdError
-from hostd.identity_cli import provision
+from hostd.cli.authority import provision
 
 REPL_PORT_HELP = ("The board's REPL port (USB interface 0, not the fiscal port): a path such as "
                   "/dev/ttyACM0, id:<usb serial>, port:<path>, or auto (the first USB serial port).")
@@ -24,7 +24,7 @@ def board():
     """Install and prepare the fiscal firmware on a MicroPython board (uses mpremote)."""
 
 
-board.add_command(provision)  # fiscal board provision: hostd/identity_cli.py
+board.add_command(provision)  # fiscal board provision: hostd/cli/authority.py
 
 
 def fail(exc, as_json):
@@ -62,14 +62,14 @@ def deploy_cmd(port, source, no_deps, no_reset, index, dry_run, timeout, authori
     Exit codes: 0 deployed and verified; 1 a step failed or a file differs on the board (all such
     files are named); 2 bad manifest; 3 the board cannot be reached.
     """
-    from hostd.board_files import load_manifest
-    from hostd.deploy import MpremoteRunner, build_plan, deploy, steps
+    from hostd.boards.manifest import load_manifest
+    from hostd.boards.deploy import MpremoteRunner, build_plan, deploy, steps
 
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     try:
         extra = ()
         if authority_dir is not None:
-            from hostd.authority import public_key
+            from hostd.boards.authority import public_key
 
             extra = [("authority:" + authority_dir, "fiscal/authority.bin", public_key(authority_dir))]
         plan = build_plan(load_manifest(), source=source, extra=extra)

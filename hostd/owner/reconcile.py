@@ -1,6 +1,6 @@
 """Reconciliation: the daemon's store made to agree with the device journal (mixed into Owner).
 
-At every connect (hostd/owner.py) the journal records the store has not seen are mirrored, and
+At every connect (hostd/owner/owner.py) the journal records the store has not seen are mirrored, and
 every sealed invoice among them is filed under the request that asked for it, matched by nonce.
 This is what makes a ``kill -9`` of the daemon at any step lose nothing: the device's journal is
 the truth, the store catches up with it. It also refuses a device that went backwards (fewer
@@ -10,9 +10,9 @@ records than the store has seen, or another record under a known fiscal counter)
 import hashlib
 
 from protocol import record
-from hostd import envelope
+from hostd.books import envelope
 from hostd.errors import DeviceUnavailable
-from hostd.invoices import summary_columns
+from hostd.books.views import summary_columns
 
 
 class Reconciler:

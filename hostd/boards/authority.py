@@ -13,18 +13,13 @@ import time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from device.ports import device_id_for
-from hostd.errors import InvalidPayload, VerificationFailed
-from hostd.export import fast_verifier, load_public_key
+from hostd.errors import InvalidPayload
+from hostd.books.keys import authority_id, load_public_key
 from protocol import cert, p256
 from protocol.errors import VerifyError
 
 KEY_FILE = "authority.key"
 PUB_FILE = "authority.pub"
-
-
-def authority_id(public_key):
-    return device_id_for(public_key, "AUTH")
 
 
 def _raw(public):
@@ -85,19 +80,3 @@ def issue(directory, device_id, device_public_key, issued=None):
     r, s = utils.decode_dss_signature(private.sign(cert.tbs(fields), ec.ECDSA(hashes.SHA256())))
     return cert.encode(fields[cert.C_DEVICE], fields[cert.C_PUBLIC_KEY], fields[cert.C_AUTHORITY],
                        fields[cert.C_ISSUED], r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-
-
-def verify_certificate(data, authority_public_key):
-    """Fields of a certificate whose signature verifies under the authority key, else VerificationFailed."""
-    try:
-        fields = cert.decode(data)
-    except VerifyError as exc:
-        raise VerificationFailed("certificate: %s" % exc.detail, field="certificate")
-    expected = authority_id(authority_public_key)
-    if fields[cert.C_AUTHORITY] != expected:
-        raise VerificationFailed("certificate was issued by %s, not by the given authority %s"
-                                 % (fields[cert.C_AUTHORITY], expected), field="certificate")
-    if not fast_verifier(authority_public_key)(cert.tbs(fields), fields[cert.C_SIGNATURE]):
-        raise VerificationFailed("certificate signature does not verify under authority %s" % expected,
-                                 field="certificate")
-    return fields

@@ -14,7 +14,7 @@ import threading
 import time
 
 from hostd.errors import DeviceUnavailable
-from hostd.server import serve
+from hostd.daemon.server import serve
 
 
 def spawn_ready(args, prefix, what, timeout=20.0):

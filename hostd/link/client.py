@@ -19,7 +19,7 @@ import serial
 
 from protocol import frames, messages
 from protocol.errors import FiscalError, code_of, name_of
-from hostd.discovery import permission_error
+from hostd.link.discovery import permission_error
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 
 CHUNK = frames.MAX_PAYLOAD - 64

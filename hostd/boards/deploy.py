@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from hostd.board_files import ROOT, ManifestError
+from hostd.boards.manifest import ROOT, ManifestError
 from hostd.errors import DeviceUnavailable, HostdError
 
 PROBE_RETRIES = 5
@@ -102,7 +102,7 @@ def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, ro
             items.append(Item(src, dest[:-3] + ".mpy", compiler(src, root)))
     for name, dest in manifest["generated"]:
         if name not in generators:
-            raise ManifestError("no generator for %r (hostd.deploy.GENERATORS)" % name, field="generated")
+            raise ManifestError("no generator for %r (hostd.boards.deploy.GENERATORS)" % name, field="generated")
         items.append(Item("generated:" + name, dest, bytes(generators[name]())))
     for src, dest, data in extra:
         items.append(Item(src, dest, bytes(data)))

@@ -1,0 +1,79 @@
+"""The POS API application: HTTP/1.1 + JSON (aiohttp), the endpoints of seeds 002 and 001 plus the
+two-phase flow, one module per resource (hostd/api/invoices.py, outlets.py, audit.py).
+
+Handlers validate on the host first (hostd/books/canonical.py, the device checks again), then hand
+the device work to the owner thread and await it, so slow or broken clients never hold the device.
+Errors use the seed's envelope ``{status, code, detail, field?, retry_after?}`` and HTTP codes;
+this module is the one place where exceptions become that envelope.
+"""
+
+import asyncio
+import hmac
+import sys
+import traceback
+
+from aiohttp import web
+
+from hostd.api.audit import Audit
+from hostd.api.invoices import Invoices
+from hostd.api.outlets import Outlets
+from hostd.api.replies import Refusal, error_response
+from hostd.errors import DeviceUnavailable, HostdError
+
+MAX_BODY = 256 * 1024
+MAX_QUEUE = 64
+
+
+@web.middleware
+async def errors_middleware(request, handler):
+    """The one place where exceptions become the seed's error envelope."""
+    try:
+        return await handler(request)
+    except HostdError as exc:
+        retry = 1 if isinstance(exc, DeviceUnavailable) else getattr(exc, "retry", None)
+        return error_response(exc.code, exc.detail, exc.field, retry, getattr(exc, "device_code", None))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response("PAYLOAD_TOO_LARGE", "request body exceeds %d bytes" % MAX_BODY)
+    except web.HTTPNotFound:
+        return error_response("NOT_FOUND", "no such endpoint: %s %s" % (request.method, request.path))
+    except web.HTTPMethodNotAllowed:
+        return error_response("NOT_FOUND", "method %s not allowed on %s" % (request.method, request.path))
+    except Exception:
+        # A bug, not a refusal: log the traceback, answer the envelope, keep serving everyone else.
+        traceback.print_exc(file=sys.stderr)
+        return error_response("INTERNAL_ERROR", "internal error while handling %s %s; see the daemon log"
+                              % (request.method, request.path))
+
+
+class Api:
+    """What every resource shares: the owner, the store, authorisation and the device queue."""
+
+    def __init__(self, owner, store, token=None, outlet=None):
+        self.owner = owner
+        self.store = store
+        self.token = token
+        self.outlet = outlet
+        self.queued = 0
+
+    def app(self):
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+        for resource in (Invoices(self), Outlets(self), Audit(self)):
+            app.add_routes(resource.routes())
+        return app
+
+    def authorise(self, request):
+        if self.token is None:
+            return
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), ("Bearer " + self.token).encode()):
+            raise Refusal("UNAUTHORIZED", "missing or invalid bearer token")
+
+    async def device(self, fn, *args):
+        """Run device work on the owner thread; refuse with 429 when the queue is full."""
+        if self.queued >= MAX_QUEUE:
+            raise Refusal("RATE_LIMIT_EXCEEDED", "%d requests are waiting for the device" % self.queued, retry=1)
+        self.queued += 1
+        try:
+            return await asyncio.wrap_future(self.owner.run(fn, *args))
+        finally:
+            self.queued -= 1

@@ -1,0 +1,30 @@
+"""Outlet and manifest endpoints: the device status of an outlet and the tax-group manifest."""
+
+from aiohttp import web
+
+from hostd.api.replies import json_response
+from protocol import taxgroups
+
+
+class Outlets:
+    def __init__(self, api):
+        self.api = api
+        self.owner = api.owner
+
+    def routes(self):
+        return [
+            web.get("/api/v1/tax-groups", self.tax_groups),
+            web.get("/api/v1/outlets/{outlet_id}/status", self.status),
+        ]
+
+    async def tax_groups(self, request):
+        self.api.authorise(request)
+        groups = [{"code": c, "name": n, "rate": "%d.%06d" % divmod(r, taxgroups.PPM), "rate_ppm": r,
+                   "effective_from": e} for c, n, r, e in taxgroups.MANIFEST]
+        return json_response(200, {"status": "ok", "code": "TAX_GROUPS", "payload": groups})
+
+    async def status(self, request):
+        self.api.authorise(request)
+        info = await self.api.device(self.owner.status, 2.0)
+        info["outlet_id"] = request.match_info["outlet_id"]
+        return json_response(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

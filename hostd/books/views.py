@@ -1,0 +1,21 @@
+"""Reading invoices back: the searchable columns of an invoice, and the GET answer (seed 002)."""
+
+import json
+
+
+def summary_columns(invoice_json):
+    """Searchable columns from the invoice JSON the POS sent."""
+    doc = json.loads(invoice_json)
+    client = doc.get("client") if isinstance(doc.get("client"), dict) else {}
+    return {"merchant_nif": doc.get("merchant_nif"), "outlet_id": doc.get("outlet_id"),
+            "client_nif": client.get("nif"), "invoice_type": doc.get("invoice_type"), "timestamp": doc.get("timestamp")}
+
+
+def invoice_view(row):
+    """The GET answer: the sealed payload plus the invoice as the POS sent it."""
+    sealed = json.loads(row["sealed_json"])["payload"]
+    sealed["dgi_status"] = row["dgi_status"]
+    sealed["outlet_id"] = row["outlet_id"]
+    sealed["invoice"] = json.loads(row["invoice_json"]) if row["invoice_json"] else None
+    sealed["canonical"] = row["canonical"].hex() if row["canonical"] else None
+    return sealed
