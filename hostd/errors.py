@@ -44,6 +44,38 @@ class DeviceBusy(HostdError):
     retry = 1
 
 
+class ShareExhausted(DeviceBusy):
+    """One terminal holds its whole share of the device's pending PREPAREs (HTTP 429): the others
+    keep theirs (issue 8)."""
+
+    def __init__(self, detail, field, retry):
+        DeviceBusy.__init__(self, detail, field)
+        self.retry = retry
+
+
+class StoreUnavailable(HostdError):
+    """The daemon's store cannot be written right now (disk full, I/O error): nothing was sealed
+    that the POS will not get on retry (HTTP 503, Retry-After)."""
+
+    code = "STORE_UNAVAILABLE"
+    exit_code = 3
+    retry = 1
+
+
+class RequestTimeout(HostdError):
+    """The client did not send its request body in time (HTTP 408)."""
+
+    code = "REQUEST_TIMEOUT"
+    exit_code = 3
+
+
+class InvalidRequest(HostdError):
+    """A request the HTTP layer cannot take: a bad header, query parameter or HTTP framing (400)."""
+
+    code = "INVALID_REQUEST"
+    exit_code = 2
+
+
 class DeviceRefused(HostdError):
     """The device answered with a typed error (HTTP 422 FISCALIZATION_FAILED for invoices)."""
 

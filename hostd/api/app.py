@@ -9,6 +9,7 @@ this module is the one place where exceptions become that envelope.
 
 import asyncio
 import hmac
+import sqlite3
 import sys
 import traceback
 
@@ -18,10 +19,11 @@ from hostd.api.audit import Audit
 from hostd.api.invoices import Invoices
 from hostd.api.outlets import Outlets
 from hostd.api.replies import Refusal, error_response
-from hostd.errors import DeviceUnavailable, HostdError
+from hostd.errors import DeviceUnavailable, HostdError, RequestTimeout, StoreUnavailable
 
 MAX_BODY = 256 * 1024
 MAX_QUEUE = 64
+BODY_TIMEOUT = 10.0   # seconds for a client to send its whole body once the headers are in
 
 
 @web.middleware
@@ -32,6 +34,10 @@ async def errors_middleware(request, handler):
     except HostdError as exc:
         retry = 1 if isinstance(exc, DeviceUnavailable) else getattr(exc, "retry", None)
         return error_response(exc.code, exc.detail, exc.field, retry, getattr(exc, "device_code", None))
+    except sqlite3.OperationalError as exc:   # disk full, I/O error, locked: retryable, nothing half-done
+        exc = StoreUnavailable("the daemon's store cannot be written (%s); retry with the same Idempotency-Key"
+                               % exc)
+        return error_response(exc.code, exc.detail, retry_after=exc.retry)
     except web.HTTPRequestEntityTooLarge:
         return error_response("PAYLOAD_TOO_LARGE", "request body exceeds %d bytes" % MAX_BODY)
     except web.HTTPNotFound:
@@ -55,8 +61,8 @@ class Api:
         self.outlet = outlet
         self.queued = 0
 
-    def app(self):
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+    def app(self, extra_middlewares=()):
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware] + list(extra_middlewares))
         for resource in (Invoices(self), Outlets(self), Audit(self)):
             app.add_routes(resource.routes())
         return app
@@ -65,8 +71,16 @@ class Api:
         if self.token is None:
             return
         given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), ("Bearer " + self.token).encode()):
-            raise Refusal("UNAUTHORIZED", "missing or invalid bearer token")
+        # aiohttp hands undecodable header bytes over as surrogate escapes: compare bytes, never fail
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ("Bearer " + self.token).encode()):
+            raise Refusal("UNAUTHORIZED", "missing or invalid bearer token", field="Authorization")
+
+    async def body(self, request):
+        """The whole request body, or RequestTimeout (408) when it does not arrive in time."""
+        try:
+            return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RequestTimeout("the request body did not arrive within %.0f s" % BODY_TIMEOUT)
 
     async def device(self, fn, *args):
         """Run device work on the owner thread; refuse with 429 when the queue is full."""

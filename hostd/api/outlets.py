@@ -27,4 +27,7 @@ class Outlets:
         self.api.authorise(request)
         info = await self.api.device(self.owner.status, 2.0)
         info["outlet_id"] = request.match_info["outlet_id"]
+        count, rows = self.api.store.quarantined()
+        info["quarantined"] = {"count": count, "records": [
+            {"seq": r["seq"], "fiscal_number": r["fiscal_number"], "reason": r["reason"]} for r in rows]}
         return json_response(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

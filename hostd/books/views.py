@@ -19,3 +19,11 @@ def invoice_view(row):
     sealed["invoice"] = json.loads(row["invoice_json"]) if row["invoice_json"] else None
     sealed["canonical"] = row["canonical"].hex() if row["canonical"] else None
     return sealed
+
+
+def quarantined_view(row):
+    """GET of a sealed invoice the store could not file (issue 8): the device's sealed answer,
+    unchanged, and why it is held aside."""
+    sealed = json.loads(row["sealed_json"])["payload"]
+    sealed["quarantine"] = {"seq": row["seq"], "reason": row["reason"]}
+    return sealed

@@ -3,13 +3,16 @@
 The socket is created with mode 0660 (configurable) and, when asked, handed to a group, so POS
 software in that group can connect and nobody else can (DESIGN-NOTES section 6). The daemon starts
 serving before the device answers: requests then get a clear 503 DEVICE_UNAVAILABLE instead of a
-refused connection, and the owner keeps trying to connect in the background.
+refused connection, and the owner keeps trying to connect in the background. The listener's
+limits (header timeout, connection cap below the fd limit, quiet accept errors) are
+hostd/daemon/connections.py's.
 """
 
 import asyncio
 import grp
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -17,32 +20,49 @@ import traceback
 from aiohttp import web
 
 from hostd.api.app import Api
+from hostd.daemon.connections import (FD_RESERVE, HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections,
+                                      GuardedSite, QuietAcceptErrors, raise_fd_limit)
 from hostd.errors import DeviceUnavailable
 from hostd.owner.owner import Owner
 from hostd.store.store import Store
 
 
-async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready):
-    store = Store(db_path)
-    owner = Owner(device, store)
-    api = Api(owner, store, token=token, outlet=outlet)
-    runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
-    await runner.setup()
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)   # a stale socket from a killed daemon; we are the only owner
-    site = web.UnixSite(runner, socket_path)
-    await site.start()
-    os.chmod(socket_path, mode)
+def _unix_listener(path, mode, group):
+    """A listening unix socket at ``path`` with ``mode`` and ``group``."""
+    if os.path.exists(path):
+        os.unlink(path)   # a stale socket from a killed daemon; we are the only owner
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, mode)
     if group is not None:
-        os.chown(socket_path, -1, grp.getgrnam(group).gr_gid)
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share):
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(QuietAcceptErrors(loop))
+    cap = max(16, raise_fd_limit() - FD_RESERVE)
+    store = Store(db_path)
+    owner = Owner(device, store, prepare_share=prepare_share)
+    api = Api(owner, store, token=token, outlet=outlet)
+    connections = Connections(cap)
+    runner = web.AppRunner(api.app(extra_middlewares=[connections.middleware]), handle_signals=False,
+                           access_log=None, keepalive_timeout=HEADER_TIMEOUT, max_line_size=MAX_LINE,
+                           max_field_size=MAX_FIELD, max_headers=MAX_HEADERS)
+    await runner.setup()
+    site = GuardedSite(runner, _unix_listener(socket_path, mode, group), connections)
+    await site.start()
     owner.run(_first_connect, owner)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready()
-    sys.stderr.write("fiscal daemon: serving %s, device %s, store %s\n" % (socket_path, device, db_path))
+    sys.stderr.write("fiscal daemon: serving %s, device %s, store %s (at most %d connections)\n"
+                     % (socket_path, device, db_path, cap))
     sys.stderr.flush()
     await stop.wait()
     await runner.cleanup()
@@ -60,8 +80,9 @@ def _first_connect(owner):
         traceback.print_exc(file=sys.stderr)
 
 
-def serve(device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None, ready=None):
+def serve(device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None, ready=None,
+          prepare_share=None):
     """Block serving until SIGTERM or SIGINT."""
     if db_path is None:
         db_path = os.path.join(os.path.dirname(os.path.abspath(socket_path)), "fiscal.sqlite")
-    asyncio.run(_serve(device, socket_path, db_path, mode, group, token, outlet, ready))
+    asyncio.run(_serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share))

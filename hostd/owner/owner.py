@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import sqlite3
 import time
 
 from protocol import invoice, messages, timefmt
@@ -23,9 +24,10 @@ from device.identity import IDENTITY_FAULTS
 from hostd.books import envelope
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
-from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable
+from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, StoreUnavailable
 from hostd.books.export import build_export, dump_export
 from hostd.owner.reconcile import Reconciler
+from hostd.owner.slots import Slots
 
 RETRY_STATES = (messages.UNKNOWN, messages.EXPIRED, messages.ABORTED)
 NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
@@ -38,9 +40,10 @@ SEAL_BUDGET = 15.0  # seconds a POS request may wait for the device before it is
 
 
 class Owner(Reconciler):
-    def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient):
+    def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient, prepare_share=None):
         self.path = device_path
         self.store = store
+        self.slots = Slots(store, prepare_share)
         self.timeout = timeout
         self.client_factory = client_factory
         self.client = None
@@ -56,7 +59,12 @@ class Owner(Reconciler):
 
     def run(self, fn, *args):
         """Queue ``fn(*args)`` on the owner thread; returns a concurrent.futures.Future."""
-        return self.executor.submit(fn, *args)
+        return self.executor.submit(self._job, fn, args)
+
+    def _job(self, fn, args):
+        if self.slots.orphans and self.client is not None:
+            self.slots.release(self.call, time.monotonic() + 2.0)
+        return fn(*args)
 
     def close(self):
         self.executor.shutdown(wait=True)
@@ -175,7 +183,14 @@ class Owner(Reconciler):
         except DeviceUnavailable:
             self._drop()
             raise
-        self.store.set_prepared(row["key"], nonce)
+        try:
+            self.store.set_prepared(row["key"], nonce, time.time())
+        except sqlite3.Error as exc:
+            # The device holds a slot nobody will commit: give it back now, not at nonce expiry.
+            self.slots.orphan(nonce)
+            self.slots.release(self.call, deadline)
+            raise StoreUnavailable("the store cannot record the PREPARE (%s); nothing was sealed, retry with the "
+                                   "same Idempotency-Key" % exc)
         self._crash_point("after_prepare")
         return nonce
 
@@ -217,6 +232,8 @@ class Owner(Reconciler):
         deadline = time.monotonic() + budget
         row = self.store.request(key)
         if row["state"] == "new":
+            self.device(deadline)
+            self.slots.check(TWO_PHASE, row, self.info, time.time())
             self._prepare(row, deadline)
             row = self.store.request(key)
         if row["state"] == "done":

@@ -1,18 +1,32 @@
 """Reconciliation: the daemon's store made to agree with the device journal (mixed into Owner).
 
-At every connect (hostd/owner/owner.py) the journal records the store has not seen are mirrored, and
-every sealed invoice among them is filed under the request that asked for it, matched by nonce.
-This is what makes a ``kill -9`` of the daemon at any step lose nothing: the device's journal is
-the truth, the store catches up with it. It also refuses a device that went backwards (fewer
-records than the store has seen, or another record under a known fiscal counter).
+At every connect (hostd/owner/owner.py) the journal records the store has not seen are mirrored,
+and every sealed invoice among them is filed under the request that asked for it, matched by
+nonce. This is what makes a ``kill -9`` of the daemon at any step lose nothing: the device's
+journal is the truth, the store catches up with it. It also refuses a device that went backwards
+(fewer records than the store has seen, or another record under a known fiscal counter).
+
+Filing is idempotent and per record (issue 8): a record that cannot be filed (its bytes do not
+decode, or the request it belongs to holds data no parser accepts) is quarantined, reported in
+``/status`` and the log, and skipped; the request that asked for it still gets its sealed answer,
+so the POS always learns its fiscal number. One bad record never stops sealing or exports.
+Transient failures (the store cannot write, the device is gone) are not quarantined: they
+propagate, the filing mark stays, and the next reconcile files the record.
 """
 
 import hashlib
+import sys
+import time
 
 from protocol import record
+from protocol.errors import FiscalError
 from hostd.books import envelope
-from hostd.errors import DeviceUnavailable
 from hostd.books.views import summary_columns
+from hostd.errors import DeviceUnavailable
+from hostd.store.store import COLUMNS
+
+# What makes a record unfileable: its own bytes or its request's data, never I/O.
+UNFILEABLE = (FiscalError, ValueError, KeyError, TypeError, IndexError)
 
 
 class Reconciler:
@@ -46,11 +60,20 @@ class Reconciler:
             self.store.add_journal(have + 1, records)
         filed = self.store.meta("filed_seq", 0)
         for seq, payload in self.store.journal_from(filed + 1):
-            fields, body, sig = record.decode(payload)
-            if fields[record.K_TYPE] == record.INVOICE:
-                row = self.store.request_by_nonce(fields[record.K_NONCE])
-                self._file(row, record.sealed_result(fields, body, sig), fields)
+            self._file_record(seq, payload)
             self.store.set_meta("filed_seq", seq)
+
+    def _file_record(self, seq, payload):
+        row = sealed = None
+        try:
+            fields, body, sig = record.decode(payload)
+            if fields[record.K_TYPE] != record.INVOICE:
+                return
+            sealed = record.sealed_result(fields, body, sig)
+            row = self.store.request_by_nonce(fields[record.K_NONCE])
+            self._file(row, sealed, fields)
+        except UNFILEABLE as exc:
+            self._quarantine(seq, row, sealed, exc)
 
     def _file(self, row, sealed, fields):
         body = envelope.sealed_body(sealed)
@@ -62,7 +85,7 @@ class Reconciler:
                "sealed_at": sealed[record.S_TIMESTAMP], "total": fields[record.K_TOTAL],
                "currency": fields[record.K_CURRENCY]}
         if row is not None:
-            doc.update(summary_columns(row["invoice_json"]))
+            doc.update(_columns(row))
         filed = self.store.sealed_ledger(doc["counter"])
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
@@ -70,8 +93,31 @@ class Reconciler:
         self.store.record_sealed(doc, row["key"] if row else None, body)
         return body
 
+    def _quarantine(self, seq, row, sealed, exc):
+        """Hold record ``seq`` aside, tell the log, and still answer its request if it has one."""
+        reason = "%s: %s" % (type(exc).__name__, getattr(exc, "detail", exc))
+        body = envelope.sealed_body(sealed) if sealed is not None else None
+        number = sealed[record.S_FISCAL_NUMBER] if sealed is not None else None
+        self.store.quarantine(seq, number, reason, body.decode() if body else None, time.time())
+        if row is not None and body is not None and row["state"] != "done":
+            self.store.set_failed(row["key"], 200, body)
+        sys.stderr.write("fiscal daemon: journal record %d (%s) quarantined, not filed: %s\n"
+                         % (seq, number or "undecodable", reason))
+        sys.stderr.flush()
+
     def reconcile_one(self, row, sealed):
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this nonce")
-        self._file(row, sealed, fields)
+        try:
+            self._file(row, sealed, fields)
+        except UNFILEABLE as exc:
+            self._quarantine(fields[record.K_SEQ], row, sealed, exc)
+
+
+def _columns(row):
+    """The searchable columns of a request row: taken at acceptance since step 2 of the store;
+    a row from an older daemon has none, and its JSON is parsed now (it may be unfileable)."""
+    if row["timestamp"] is not None:
+        return {name: row[name] for name in COLUMNS if name != "terminal"}
+    return summary_columns(row["invoice_json"])

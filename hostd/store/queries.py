@@ -6,7 +6,11 @@ either side optional, on the invoice timestamp), ``client.nif``, ``status`` (the
 ``timestamp`` or ``fiscal_number`` (default), ``-`` prefix for descending.
 """
 
+import re
+
 from hostd.errors import InvalidPayload
+
+_DIGITS = re.compile(r"\A[0-9]{1,10}\Z")   # ASCII digits only: str.isdigit() also takes "²"
 
 MAX_PER_PAGE = 200
 
@@ -15,7 +19,7 @@ def _int(params, name, default, low, high):
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _DIGITS.match(raw) or not low <= int(raw) <= high:
         raise InvalidPayload("%s must be an integer from %d to %d" % (name, low, high), name)
     return int(raw)
 

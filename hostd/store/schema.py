@@ -1,23 +1,48 @@
-"""The store's tables, and how every connection is opened (hostd/store/store.py says why each
-table exists)."""
+"""The store's tables, their migrations, and how every connection is opened (hostd/store/store.py
+says why each table exists).
+
+Migrations are numbered and recorded in SQLite's ``PRAGMA user_version``: a store written by an
+older daemon is brought forward step by step at open, each step in one transaction, so a store is
+never left half-migrated and a newer daemon never needs the old one's data re-entered. Steps are
+only ever appended; a published step is never edited.
+"""
 
 import sqlite3
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    key TEXT PRIMARY KEY, body_hash BLOB NOT NULL, canonical BLOB NOT NULL, invoice_json TEXT NOT NULL,
-    state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS requests_nonce ON requests(nonce);
-CREATE TABLE IF NOT EXISTS invoices (
-    counter INTEGER PRIMARY KEY, fiscal_number TEXT UNIQUE NOT NULL, seq INTEGER NOT NULL,
-    invoice_hash BLOB NOT NULL, canonical BLOB, invoice_json TEXT, sealed_json TEXT NOT NULL,
-    merchant_nif TEXT, outlet_id TEXT, client_nif TEXT, invoice_type TEXT, timestamp TEXT,
-    sealed_at TEXT NOT NULL, total INTEGER NOT NULL, currency TEXT NOT NULL,
-    dgi_status TEXT NOT NULL DEFAULT 'queued');
-CREATE INDEX IF NOT EXISTS invoices_hash ON invoices(invoice_hash);
-CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-"""
+# Step 1 is the store of the first daemon (issue 3); the rest follow in order.
+MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS requests (
+        key TEXT PRIMARY KEY, body_hash BLOB NOT NULL, canonical BLOB NOT NULL, invoice_json TEXT NOT NULL,
+        state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS requests_nonce ON requests(nonce);
+    CREATE TABLE IF NOT EXISTS invoices (
+        counter INTEGER PRIMARY KEY, fiscal_number TEXT UNIQUE NOT NULL, seq INTEGER NOT NULL,
+        invoice_hash BLOB NOT NULL, canonical BLOB, invoice_json TEXT, sealed_json TEXT NOT NULL,
+        merchant_nif TEXT, outlet_id TEXT, client_nif TEXT, invoice_type TEXT, timestamp TEXT,
+        sealed_at TEXT NOT NULL, total INTEGER NOT NULL, currency TEXT NOT NULL,
+        dgi_status TEXT NOT NULL DEFAULT 'queued');
+    CREATE INDEX IF NOT EXISTS invoices_hash ON invoices(invoice_hash);
+    CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+    """,
+    # Step 2 (issue 8): the columns an invoice is filed under, taken from the body once when the
+    # request is accepted (filing never parses the POS's JSON again); the terminal and PREPARE time
+    # for the per-terminal share of the device's pending slots; and quarantined records.
+    """
+    ALTER TABLE requests ADD COLUMN merchant_nif TEXT;
+    ALTER TABLE requests ADD COLUMN outlet_id TEXT;
+    ALTER TABLE requests ADD COLUMN terminal TEXT;
+    ALTER TABLE requests ADD COLUMN client_nif TEXT;
+    ALTER TABLE requests ADD COLUMN invoice_type TEXT;
+    ALTER TABLE requests ADD COLUMN timestamp TEXT;
+    ALTER TABLE requests ADD COLUMN prepared_at REAL;
+    CREATE INDEX requests_open ON requests(state, terminal);
+    CREATE TABLE quarantine (
+        seq INTEGER PRIMARY KEY, fiscal_number TEXT, reason TEXT NOT NULL, at REAL NOT NULL,
+        sealed_json TEXT);
+    """,
+)
 
 
 def connect(path):
@@ -28,3 +53,20 @@ def connect(path):
     conn.execute("PRAGMA synchronous=FULL")   # an acknowledged seal must survive power loss
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def migrate(conn):
+    """Apply every migration step the store has not had yet; return the resulting version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("PRAGMA user_version=%d" % number)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return max(version, len(MIGRATIONS))

@@ -10,6 +10,9 @@ Why each table exists:
   bound to the device record by ``invoice_hash``; what GET and list read.
 - ``journal``: every device record, in order, as read back with READ_JOURNAL; reconciliation
   fills it on start so the store never disagrees with the device, and the audit export reads it.
+- ``quarantine``: journal records the reconciler could not file (issue 8). They stay in the
+  journal mirror and the export; the request that asked for one still gets its sealed answer;
+  ``/status`` and the log report them, and sealing goes on.
 
 Every thread uses its own connection (``conn()``): the device owner thread writes invoices, the
 journal mirror and request progress; HTTP handlers insert new request rows and read. A connection
@@ -22,13 +25,16 @@ import sqlite3
 import threading
 
 from hostd.store.queries import list_query
-from hostd.store.schema import SCHEMA, connect
+from hostd.store.schema import connect, migrate
+
+COLUMNS = ("merchant_nif", "outlet_id", "terminal", "client_nif", "invoice_type", "timestamp")
+
 
 class Store:
     def __init__(self, path):
         self.path = path
         self._local = threading.local()
-        self.conn().executescript(SCHEMA)
+        migrate(self.conn())
 
     def conn(self):
         """This thread's connection (the event loop and the device owner each have one)."""
@@ -45,24 +51,41 @@ class Store:
     def request(self, key):
         return self.conn().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
 
-    def add_request(self, key, body_hash, canonical, invoice_json, now):
-        """Insert a new request row; returns False when the key already exists."""
+    def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None):
+        """Insert a new request row; returns False when the key already exists.
+
+        ``columns`` (hostd.books.canonical.Parsed.columns) are what the invoice will be filed
+        under; taken once here so filing never parses the POS's JSON again."""
+        columns = columns or {}
         try:
-            self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created) "
-                            "VALUES (?, ?, ?, ?, 'new', ?)", (key, body_hash, canonical, invoice_json, now))
+            self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created, %s) "
+                            "VALUES (?, ?, ?, ?, 'new', ?, %s)" % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))),
+                            (key, body_hash, canonical, invoice_json, now) + tuple(columns.get(c) for c in COLUMNS))
             return True
         except sqlite3.IntegrityError:
             return False
 
-    def set_prepared(self, key, nonce):
-        self.db.execute("UPDATE requests SET state='prepared', nonce=? WHERE key=?", (nonce, key))
+    def set_prepared(self, key, nonce, now=None):
+        self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
+
+    def open_prepares(self, prefix, since, terminal=None):
+        """(count, oldest time) of requests under key ``prefix`` (of ``terminal``, or of all) that
+        hold a PREPARE made after ``since`` (older ones have expired on the device)."""
+        sql = ("SELECT COUNT(*), MIN(prepared_at) FROM requests WHERE state='prepared' AND substr(key, 1, ?)=? "
+               "AND prepared_at > ?")
+        args = [len(prefix), prefix, since]
+        if terminal is not None:
+            sql += " AND terminal=?"
+            args.append(terminal)
+        return tuple(self.db.execute(sql, args).fetchone())
 
     def reset_request(self, key):
         """The device lost the nonce without sealing: the next step PREPAREs again."""
         self.db.execute("UPDATE requests SET state='new', nonce=NULL WHERE key=?", (key,))
 
     def set_failed(self, key, status, response):
-        """A final refusal (the device refused the invoice): the retry gets the same answer."""
+        """A final answer (a refusal, or a sealed answer that could not be filed): the retry gets
+        the same bytes."""
         self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?", (status, response, key))
 
     def request_by_nonce(self, nonce):
@@ -106,6 +129,21 @@ class Store:
     def invoice(self, fiscal_number):
         return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
                                      (fiscal_number, fiscal_number)).fetchone()
+
+    # -- quarantine --------------------------------------------------------------------------------
+    def quarantine(self, seq, fiscal_number, reason, sealed_json, now):
+        self.db.execute("INSERT OR REPLACE INTO quarantine (seq, fiscal_number, reason, at, sealed_json) "
+                        "VALUES (?, ?, ?, ?, ?)", (seq, fiscal_number, reason, now, sealed_json))
+
+    def quarantined(self, limit=20):
+        """(count, newest ``limit`` rows) of quarantined records."""
+        count = self.conn().execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        rows = self.conn().execute("SELECT seq, fiscal_number, reason, at FROM quarantine ORDER BY seq DESC LIMIT ?",
+                                   (limit,)).fetchall()
+        return count, rows
+
+    def quarantined_invoice(self, fiscal_number):
+        return self.conn().execute("SELECT * FROM quarantine WHERE fiscal_number=?", (fiscal_number,)).fetchone()
 
     def journal_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]

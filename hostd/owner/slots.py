@@ -1,0 +1,60 @@
+"""Fair use of the device's pending PREPARE slots (issue 8).
+
+The device holds at most ``max_pending`` open PREPAREs (10 by default, DRC e-MCF). A two-phase
+PREPARE holds its slot until the POS commits or aborts it, or the nonce expires (120 s by
+default), so one terminal that prepares and walks away could lock every other terminal out.
+So each terminal (``outlet_id/pos_terminal_id``) may hold at most ``share`` open two-phase
+PREPAREs (default a third of the device's slots, at least 1), and the two-phase flow as a whole
+leaves one slot free for one-call seals, which PREPARE and COMMIT back to back on the owner
+thread and need exactly one slot at a time.
+
+A slot can also leak: PREPARE succeeds on the device, then the store cannot record the nonce
+(disk full). Such a nonce is an *orphan*: the owner aborts it at once, and if the device cannot
+be reached then, before its next job, until the device confirms it is gone.
+"""
+
+import sys
+
+from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, ShareExhausted
+
+
+class Slots:
+    def __init__(self, store, share=None):
+        self.store = store
+        self.share = share
+        self.orphans = []
+
+    def share_for(self, info):
+        if self.share is not None:
+            return self.share
+        return max(1, info["max_pending"] // 3)
+
+    def check(self, prefix, row, info, now):
+        """Refuse a new two-phase PREPARE for ``row`` beyond its terminal's share (429)."""
+        since = now - info["nonce_ttl"]
+        terminal = row["terminal"]
+        held, oldest = self.store.open_prepares(prefix, since, terminal) if terminal else (0, None)
+        share = self.share_for(info)
+        if held >= share:
+            raise ShareExhausted("terminal %s holds %d open PREPAREs, its share of the device's %d; commit or "
+                                 "abort one" % (terminal, held, info["max_pending"]), "pos_terminal_id",
+                                 max(1, int(oldest + info["nonce_ttl"] - now + 1)))
+        total, _ = self.store.open_prepares(prefix, since)
+        if info["max_pending"] > 1 and total >= info["max_pending"] - 1:
+            raise DeviceBusy("%d PREPAREs are open; the device's last slot is kept for one-call seals" % total)
+
+    def orphan(self, nonce):
+        self.orphans.append(nonce)
+
+    def release(self, call, deadline):
+        """ABORT every orphan nonce; keep those the device cannot be asked about yet."""
+        for nonce in list(self.orphans):
+            try:
+                call(deadline, "ABORT", nonce=nonce)
+            except DeviceRefused as exc:   # NONCE_UNKNOWN/COMMITTED...: the slot is free either way
+                sys.stderr.write("fiscal daemon: orphan nonce %s: %s\n" % (nonce.hex(), exc.name))
+            except DeviceUnavailable as exc:
+                sys.stderr.write("fiscal daemon: orphan nonce %s not aborted yet: %s\n" % (nonce.hex(), exc.detail))
+                continue
+            self.orphans.remove(nonce)
+
