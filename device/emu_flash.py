@@ -45,20 +45,32 @@ class FileFlash(Flash):
         os.close(self._fd)
 
 
-class ProfileBusy(RuntimeError):
+class ProfileError(RuntimeError):
+    """The profile directory cannot hold a device: the emulator refuses to start, naming why."""
+
+
+class ProfileBusy(ProfileError):
     """Two emulators on one flash image would fork the journal: the second one refuses to start."""
 
 
 def _create_erased(path, size):
-    """A new, fully erased flash image, made durable (file and directory) before first use."""
+    """A new, fully erased flash image, made durable (file and directory) before first use.
+
+    On a full (or failing) filesystem the half-written image is removed and ProfileError names
+    the cause: a later start must never find a truncated ``flash.bin.new`` (or worse, rename it)."""
     tmp = path + ".new"
-    with open(tmp, "wb") as fh:
-        fh.write(b"\xff" * size)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        with open(tmp, "wb") as fh:
+            fh.write(b"\xff" * size)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise ProfileError("cannot create the flash image %s (%d bytes): %s" % (path, size, exc.strerror or exc))

@@ -17,7 +17,7 @@ import time
 import tty
 
 from device.core import Core
-from device.emu_flash import FileFlash
+from device.emu_flash import FileFlash, ProfileError
 from device.keystore import AUTHORITY_FILE, KEY_FILE, FileKeystore
 from device.link import Link
 from device.ports import SeededEntropy
@@ -38,13 +38,20 @@ class OsEntropy:
 
 
 def _write_private(path, data):
-    fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a secret file (mode 0600) atomically; on a full filesystem leave nothing behind."""
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(path + ".new", path)
+        fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(28, "short write (no space left on device?)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(path + ".new", path)
+    except OSError as exc:
+        if os.path.lexists(path + ".new"):
+            os.unlink(path + ".new")
+        raise ProfileError("cannot write %s: %s" % (path, exc.strerror or exc))
 
 
 def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False):
@@ -57,7 +64,10 @@ def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False)
     of the flash image, which every boot changes (it appends a power-up record), so a restarted
     seeded emulator never hands out a nonce it already used.
     """
-    os.makedirs(profile, exist_ok=True)
+    try:
+        os.makedirs(profile, exist_ok=True)
+    except OSError as exc:
+        raise ProfileError("cannot create the profile directory %s: %s" % (profile, exc.strerror or exc))
     flash = FileFlash(os.path.join(profile, "flash.bin"), flash_size)
     if seed is None:
         entropy = OsEntropy()
@@ -76,9 +86,15 @@ def pin_authority(profile, public_key):
     _write_private(os.path.join(profile, AUTHORITY_FILE), public_key)
 
 
-def _write_all(fd, data):
-    while data:
-        n = os.write(fd, data)
+def _write_all(fd, data, stop):
+    """Write an answer to the (non-blocking) pty master. A host that stops reading fills the pty
+    buffer; waiting for room in short selects keeps SIGTERM effective meanwhile (issue 8)."""
+    while data and not stop:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            select.select([], [fd], [], 0.5)
+            continue
         data = data[n:]
 
 
@@ -94,6 +110,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
     link = Link(core)
     master, slave = os.openpty()
     tty.setraw(slave)
+    os.set_blocking(master, False)
     path = os.ttyname(slave)
     with open(os.path.join(profile, "emu.tty"), "w") as fh:
         fh.write(path + "\n")
@@ -123,7 +140,10 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
                 sys.stderr.write("fiscal emulator: parent process gone; stopping\n")
                 break
             continue
-        data = os.read(master, 4096)
+        try:
+            data = os.read(master, 4096)
+        except BlockingIOError:
+            continue
         try:
             answer = link.feed(data)
         except PowerCut:
@@ -131,7 +151,7 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
             sys.stderr.flush()
             os._exit(75)
         if answer:
-            _write_all(master, answer)
+            _write_all(master, answer, stop)
     flash.close()
     os.close(slave)
     os.close(master)

@@ -26,7 +26,7 @@ from hostd.errors import HostdError
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
              factory_fresh, authority_pub):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
-    from device.emu_flash import ProfileBusy
+    from device.emu_flash import ProfileError
     from device.emulator import pin_authority, serve
 
     if authority_pub is not None:
@@ -39,7 +39,7 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
               exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
-    except ProfileBusy as exc:
+    except ProfileError as exc:
         click.echo("error: %s" % exc, err=True)
         sys.exit(3)
 
@@ -56,13 +56,19 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
 @click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Require 'Authorization: Bearer <token>' with the token in this file.")
 @click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
-def daemon(device, socket_path, db, group, mode, token_file, outlet):
+@click.option("--prepare-share", type=click.IntRange(1, 255), default=None,
+              help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
+def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share):
     """Own the device and serve the POS API on a unix socket."""
     from hostd.daemon.server import serve
 
-    token = read_token(token_file) if token_file else None
+    token = None
+    if token_file:
+        token = read_token(token_file)
+        if not token:
+            raise click.BadParameter("the token file is empty: every client would be refused", param_hint="--token-file")
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    serve(device, socket_path, db, int(mode, 8), group, token, outlet)
+    serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share)
 
 
 @click.command()

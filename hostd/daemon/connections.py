@@ -7,8 +7,11 @@ What a real listener meets, and what this module does about each:
   sets it to ``HEADER_TIMEOUT``. Body reads have their own timeout (hostd/api/app.py).
 - **Running out of file descriptors**: every connection is one fd. At most ``cap`` are kept (the
   soft ``RLIMIT_NOFILE``, raised to the hard limit at start, minus ``FD_RESERVE`` for the store,
-  the device port and logs). A new connection beyond the cap evicts the oldest connection that has
-  no request in progress, so idle sockets can never lock out a POS that has something to say.
+  the device port and logs, minus four ``BACKLOG``s: asyncio accepts up to a backlog of
+  connections in one loop tick before any of them reaches the protocol factory, and an evicted
+  connection's fd is only released a tick or two later, while more bursts may be accepted). A new connection beyond the cap evicts the oldest connection
+  that has no request in progress, so idle sockets can never lock out a POS that has something
+  to say.
 - **accept() errors**: asyncio logs "socket.accept() out of system resource" with a traceback up
   to ``backlog`` times per loop tick when fds run out (CPython's accept loop does not stop at the
   first EMFILE). The loop's exception handler here logs such errors once a second at most, with a
@@ -29,9 +32,15 @@ from hostd.books import envelope
 
 HEADER_TIMEOUT = 10.0
 FD_RESERVE = 64
+BACKLOG = 32
 MAX_LINE = 8190
 MAX_FIELD = 8190
 MAX_HEADERS = 64
+
+
+def connection_cap():
+    """How many connections the listener may hold (see the module docstring)."""
+    return max(16, raise_fd_limit() - FD_RESERVE - 4 * BACKLOG)
 
 
 def raise_fd_limit():
@@ -58,7 +67,8 @@ class GuardedHandler(RequestHandler):
             code, detail = "INTERNAL_ERROR", "internal error in the HTTP layer; see the daemon log"
         else:
             code = "INVALID_REQUEST" if status != 413 else "PAYLOAD_TOO_LARGE"
-            detail = "malformed HTTP request: %s" % (getattr(exc, "message", None) or message or "bad request")
+            text = str(getattr(exc, "message", None) or message or "bad request")
+            detail = "malformed HTTP request: %s" % text.strip().splitlines()[0]
         body = envelope.error_body(code, detail)
         response = web.Response(status=status, body=body, content_type="application/json")
         response.force_close()
@@ -75,7 +85,9 @@ class Connections:
         self.evicted = 0
 
     def __call__(self):
-        live = self.server.connections   # oldest first (insertion order)
+        # Oldest first (insertion order). A handler stays listed for a tick or two after it closed
+        # (transport None): it counts no more, and is never chosen twice.
+        live = [h for h in self.server.connections if h.transport is not None]
         if len(live) >= self.cap:
             for handler in live:
                 if not self.busy.get(handler):
@@ -126,7 +138,7 @@ class QuietAcceptErrors:
 class GuardedSite(web.BaseSite):
     """Serve ``runner`` on an already bound listening socket through ``connections``."""
 
-    def __init__(self, runner, sock, connections, backlog=128):
+    def __init__(self, runner, sock, connections, backlog=BACKLOG):
         web.BaseSite.__init__(self, runner, backlog=backlog)
         self._sock = sock
         self.connections = connections

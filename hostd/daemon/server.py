@@ -20,8 +20,8 @@ import traceback
 from aiohttp import web
 
 from hostd.api.app import Api
-from hostd.daemon.connections import (FD_RESERVE, HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections,
-                                      GuardedSite, QuietAcceptErrors, raise_fd_limit)
+from hostd.daemon.connections import (BACKLOG, HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections,
+                                      GuardedSite, QuietAcceptErrors, connection_cap)
 from hostd.errors import DeviceUnavailable
 from hostd.owner.owner import Owner
 from hostd.store.store import Store
@@ -36,7 +36,7 @@ def _unix_listener(path, mode, group):
     os.chmod(path, mode)
     if group is not None:
         os.chown(path, -1, grp.getgrnam(group).gr_gid)
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -44,7 +44,7 @@ def _unix_listener(path, mode, group):
 async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share):
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(QuietAcceptErrors(loop))
-    cap = max(16, raise_fd_limit() - FD_RESERVE)
+    cap = connection_cap()
     store = Store(db_path)
     owner = Owner(device, store, prepare_share=prepare_share)
     api = Api(owner, store, token=token, outlet=outlet)

@@ -1,0 +1,74 @@
+"""Issue 8: the device's pending PREPARE slots are shared fairly, and none leaks when the store
+cannot record a PREPARE."""
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from hostd.books.canonical import to_canonical
+from hostd.errors import StoreUnavailable
+from hostd.owner.owner import Owner
+from hostd.store.store import Store
+from tests.daemonkit import Stack, sample
+from tests.devkit import Bench
+from tests.test_owner import CoreClient, add
+
+
+def pending(bench):
+    return bench.ok("INFO")["pending"]
+
+
+def test_a_prepare_the_store_cannot_record_is_aborted_at_once(tmp_path, monkeypatch):
+    bench = Bench()
+    store = Store(str(tmp_path / "fiscal.sqlite"))
+    owner = Owner("memory", store, client_factory=lambda path, timeout, on_sent: CoreClient(bench, on_sent=on_sent))
+    add(store, "1p:full", sample(cashier_id="full"))
+    real = store.set_prepared
+
+    def disk_full(*args):
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(store, "set_prepared", disk_full)
+    with pytest.raises(StoreUnavailable):
+        owner.seal("1p:full", 5)
+    assert pending(bench) == 0 and owner.slots.orphans == []   # the slot is back now, not at nonce expiry
+    assert store.request("1p:full")["state"] == "new"
+    monkeypatch.setattr(store, "set_prepared", real)            # space returns
+    status, body = owner.seal("1p:full", 5)                     # the very next seal succeeds
+    assert status == 200 and json.loads(body)["payload"]["counter"] == 1
+
+
+def test_an_orphan_the_device_cannot_hear_is_aborted_before_the_next_job(tmp_path, monkeypatch):
+    bench = Bench()
+    store = Store(str(tmp_path / "fiscal.sqlite"))
+    owner = Owner("memory", store, client_factory=lambda path, timeout, on_sent: CoreClient(bench, on_sent=on_sent))
+    owner.device(time.monotonic() + 5)                          # connected: the clock is set
+    nonce = bench.prepare(to_canonical(sample())[0])[1]["nonce"]
+    owner.slots.orphan(nonce)                                  # as if ABORT had failed on a lost link
+    assert pending(bench) == 1
+    add(store, "1p:next", sample(cashier_id="next"))
+    assert owner.run(owner.seal, "1p:next", 5).result()[0] == 200
+    assert owner.slots.orphans == [] and pending(bench) == 0
+
+
+@pytest.mark.slow
+def test_one_terminal_holding_its_share_leaves_room_for_the_others(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        stack.start_daemon()                                   # 10 slots: a terminal's share is 3
+        for i in range(3):
+            status, _ = stack.pos.post("/api/v1/invoices/prepare", sample(cashier_id="held-%d" % i), key="a-%d" % i)
+            assert status == 200
+        status, data = stack.pos.post("/api/v1/invoices/prepare", sample(cashier_id="held-3"), key="a-3")
+        doc = json.loads(data)
+        assert status == 429 and doc["field"] == "pos_terminal_id" and doc["retry_after"] >= 1
+        other = dict(pos_terminal_id="POS-OTHER")
+        status, sealed = stack.pos.seal(sample(cashier_id="b-1", **other), key="b-1")
+        assert status == 200, sealed                           # another terminal seals at once
+        status, _ = stack.pos.post("/api/v1/invoices/prepare", sample(cashier_id="b-2", **other), key="b-2")
+        assert status == 200                                   # and can still prepare
+        status, st = stack.pos.get("/api/v1/outlets/local/status")
+        assert st["payload"]["pending"] == 4
+    finally:
+        stack.close()
