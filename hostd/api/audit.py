@@ -5,17 +5,12 @@ import json
 
 from aiohttp import web
 
-from hostd.api.replies import Refusal, json_response
+from hostd.api.replies import Refusal, Resource, json_response
 from hostd.books.keys import fast_verifier
 from hostd.owner.owner import SEAL_BUDGET
 
 
-class Audit:
-    def __init__(self, api):
-        self.api = api
-        self.store = api.store
-        self.owner = api.owner
-
+class Audit(Resource):
     def routes(self):
         return [
             web.get("/api/v1/verify/{fiscal_number}", self.verify),

@@ -7,7 +7,7 @@ import uuid
 
 from aiohttp import web
 
-from hostd.api.replies import Refusal, json_response
+from hostd.api.replies import Refusal, Resource, json_response
 from hostd.books import strictjson
 from hostd.books.canonical import parse_invoice
 from hostd.books.views import invoice_view, quarantined_view
@@ -37,12 +37,7 @@ def idempotency_key(request, prefix):
     return prefix + given
 
 
-class Invoices:
-    def __init__(self, api):
-        self.api = api
-        self.store = api.store
-        self.owner = api.owner
-
+class Invoices(Resource):
     def routes(self):
         return [
             web.post("/api/v1/invoices", self.create),

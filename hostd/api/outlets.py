@@ -2,15 +2,11 @@
 
 from aiohttp import web
 
-from hostd.api.replies import json_response
+from hostd.api.replies import Resource, json_response
 from protocol import taxgroups
 
 
-class Outlets:
-    def __init__(self, api):
-        self.api = api
-        self.owner = api.owner
-
+class Outlets(Resource):
     def routes(self):
         return [
             web.get("/api/v1/tax-groups", self.tax_groups),
@@ -27,7 +23,7 @@ class Outlets:
         self.api.authorise(request)
         info = await self.api.device(self.owner.status, 2.0)
         info["outlet_id"] = request.match_info["outlet_id"]
-        count, rows = self.api.store.quarantined()
+        count, rows = self.store.quarantined()
         info["quarantined"] = {"count": count, "records": [
             {"seq": r["seq"], "fiscal_number": r["fiscal_number"], "reason": r["reason"]} for r in rows]}
         return json_response(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

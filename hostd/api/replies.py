@@ -27,3 +27,12 @@ class Refusal(HostdError):
         self.code = code
         self.retry = retry
         self.device_code = device_code
+
+
+class Resource:
+    """One resource module's handlers, sharing the Api (hostd/api/app.py): owner, store, auth."""
+
+    def __init__(self, api):
+        self.api = api
+        self.store = api.store
+        self.owner = api.owner
