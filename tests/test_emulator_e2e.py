@@ -10,7 +10,7 @@ import signal
 import pytest
 import serial
 
-from hostd.books.canonical import to_canonical
+from hostd.intake.canonical import to_canonical
 from hostd.daemon.supervisor import start_emulator, stop_emulator
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceRefused

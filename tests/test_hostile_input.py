@@ -1,7 +1,7 @@
 """Issue 8: hostile but plausible input. Each case answers a typed 4xx envelope naming its field,
 reaches nothing on the device, and leaves the daemon serving everyone else.
 
-The reader itself (hostd/books/strictjson.py, hostd/books/canonical.py) is tested in process;
+The reader itself (hostd/intake/strictjson.py, hostd/intake/canonical.py) is tested in process;
 the corpus then goes to the real daemon over its real socket, in raw bytes where a polite HTTP
 client would refuse to send them.
 """
@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from hostd.books import strictjson
-from hostd.books.canonical import parse_invoice
+from hostd.intake import strictjson
+from hostd.intake.canonical import parse_invoice
 from hostd.errors import InvalidPayload
 from tests import rawhttp
 from tests.daemonkit import SAMPLES, Stack, sample

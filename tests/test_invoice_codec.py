@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.books.canonical import to_canonical
+from hostd.intake.canonical import to_canonical
 from hostd.errors import InvalidPayload
 from protocol import cbor, invoice, taxgroups, timefmt
 from protocol.errors import InvoiceError

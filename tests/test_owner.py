@@ -10,7 +10,7 @@ import tty
 
 import pytest
 
-from hostd.books.canonical import to_canonical
+from hostd.intake.canonical import to_canonical
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceBusy, DeviceUnavailable
 from hostd.owner.owner import TWO_PHASE, Owner

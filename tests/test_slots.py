@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hostd.books.canonical import to_canonical
+from hostd.intake.canonical import to_canonical
 from hostd.errors import StoreUnavailable
 from hostd.owner.owner import Owner
 from hostd.store.store import Store

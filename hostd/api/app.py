@@ -1,7 +1,7 @@
 """The POS API application: HTTP/1.1 + JSON (aiohttp), the endpoints of seeds 002 and 001 plus the
 two-phase flow, one module per resource (hostd/api/invoices.py, outlets.py, audit.py).
 
-Handlers validate on the host first (hostd/books/canonical.py, the device checks again), then hand
+Handlers validate on the host first (hostd/intake/canonical.py, the device checks again), then hand
 the device work to the owner thread and await it, so slow or broken clients never hold the device.
 Errors use the seed's envelope ``{status, code, detail, field?, retry_after?}`` and HTTP codes;
 this module is the one place where exceptions become that envelope.

@@ -8,8 +8,8 @@ import uuid
 from aiohttp import web
 
 from hostd.api.replies import Refusal, Resource, json_response
-from hostd.books import strictjson
-from hostd.books.canonical import parse_invoice
+from hostd.intake import strictjson
+from hostd.intake.canonical import parse_invoice
 from hostd.books.views import invoice_view, quarantined_view
 from hostd.errors import InvalidPayload, InvalidRequest
 from hostd.owner.owner import SEAL_BUDGET, TWO_PHASE

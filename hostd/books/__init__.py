@@ -1,5 +1,5 @@
-"""What is done with sealed data: the POS's JSON made canonical, the seed's response envelope,
-invoice views, the audit export and its offline verification, key and certificate checks (later
-reports, closures, CSV and accounting exports). Pure functions over bytes, records and rows: no
-device, no socket, no SQL. It imports ``protocol`` and ``hostd.errors``.
+"""What is done with sealed data: the seed's response envelope, invoice views, the audit export
+and its offline verification, key and certificate checks, webhook events and signatures, CSV and
+accounting exports (later reports and closures). Pure functions over bytes, records and rows: no
+device, no socket, no SQL. It imports ``protocol``, ``hostd.errors`` and ``hostd.intake``.
 """

@@ -54,7 +54,7 @@ class Store:
     def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None):
         """Insert a new request row; returns False when the key already exists.
 
-        ``columns`` (hostd.books.canonical.Parsed.columns) are what the invoice will be filed
+        ``columns`` (hostd.intake.canonical.Parsed.columns) are what the invoice will be filed
         under; taken once here so filing never parses the POS's JSON again."""
         columns = columns or {}
         try:

@@ -2,7 +2,7 @@
 
 The seeds show money both as JSON integers (seed 000: ``"unit_price": 100000``) and as decimal
 strings (seed 002: ``"unit_price": "500.00"``), and rates as ``"0.16"`` or ``0.16``. The body is
-read once, by hostd/books/strictjson.py (UTF-8 without BOM, no duplicate keys, bounded depth and
+read once, by hostd/intake/strictjson.py (UTF-8 without BOM, no duplicate keys, bounded depth and
 number length), so nothing ever passes through a binary float (DESIGN-NOTES section 2.7).
 
 Exactness (issue 8): an amount must be exact in the currency's minor unit, a rate exact in parts
@@ -23,7 +23,7 @@ from decimal import Context, Decimal, InvalidOperation, localcontext
 
 from protocol import cbor, invoice, taxgroups
 from protocol.errors import InvoiceError
-from hostd.books import strictjson
+from hostd.intake import strictjson
 from hostd.errors import InvalidPayload
 
 _NUMBER = re.compile(r"\A[0-9]{1,40}(\.[0-9]{1,40})?\Z")
