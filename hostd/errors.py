@@ -24,10 +24,11 @@ class InvalidPayload(HostdError):
 
 
 class DeviceUnavailable(HostdError):
-    """The device cannot be opened, vanished, or stopped answering."""
+    """The device cannot be opened, vanished, or stopped answering (retry in a second)."""
 
     code = "DEVICE_UNAVAILABLE"
     exit_code = 3
+    retry = 1
 
 
 class DeviceTimeout(DeviceUnavailable):
@@ -67,6 +68,13 @@ class RequestTimeout(HostdError):
 
     code = "REQUEST_TIMEOUT"
     exit_code = 3
+
+
+class PayloadTooLarge(HostdError):
+    """A request body over its endpoint's limit (HTTP 413)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    exit_code = 2
 
 
 class InvalidRequest(HostdError):

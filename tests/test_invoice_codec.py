@@ -90,7 +90,7 @@ def _sample(**changes):
     ({"items__0__unit_price": True}, "items[0].unit_price"),
     ({"items__0__unit_price": "-5"}, "items[0].unit_price"),
     ({"totals__subtotal": "999.00"}, "totals.subtotal"),
-    ({"client__classification": "company"}, "client.classification"),
+    ({"client__classification": "Corporation"}, "client.classification"),
 ])
 def test_inexact_or_invalid_json_names_the_field(changes, field):
     with pytest.raises(InvalidPayload) as info:

@@ -16,14 +16,15 @@ import traceback
 from aiohttp import web
 
 from hostd.api.audit import Audit
+from hostd.api.batch import Batch
+from hostd.api.connectors import Connectors
 from hostd.api.invoices import Invoices
+from hostd.api.limits import BODY_TIMEOUT, MAX_BATCH_BODY, MAX_BODY, MAX_QUEUE
 from hostd.api.outlets import Outlets
 from hostd.api.replies import Refusal, error_response
-from hostd.errors import DeviceUnavailable, HostdError, RequestTimeout, StoreUnavailable
+from hostd.books import envelope
+from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnavailable
 
-MAX_BODY = 256 * 1024
-MAX_QUEUE = 64
-BODY_TIMEOUT = 10.0   # seconds for a client to send its whole body once the headers are in
 
 
 @web.middleware
@@ -32,14 +33,15 @@ async def errors_middleware(request, handler):
     try:
         return await handler(request)
     except HostdError as exc:
-        retry = 1 if isinstance(exc, DeviceUnavailable) else getattr(exc, "retry", None)
-        return error_response(exc.code, exc.detail, exc.field, retry, getattr(exc, "device_code", None))
+        status, body, retry = envelope.error_of(exc)
+        return web.Response(status=status, body=body, content_type="application/json",
+                            headers={"Retry-After": str(retry)} if retry else None)
     except sqlite3.OperationalError as exc:   # disk full, I/O error, locked: retryable, nothing half-done
         exc = StoreUnavailable("the daemon's store cannot be written (%s); retry with the same Idempotency-Key"
                                % exc)
         return error_response(exc.code, exc.detail, retry_after=exc.retry)
     except web.HTTPRequestEntityTooLarge:
-        return error_response("PAYLOAD_TOO_LARGE", "request body exceeds %d bytes" % MAX_BODY)
+        return error_response("PAYLOAD_TOO_LARGE", "request body exceeds %d bytes" % MAX_BATCH_BODY)
     except web.HTTPNotFound:
         return error_response("NOT_FOUND", "no such endpoint: %s %s" % (request.method, request.path))
     except web.HTTPMethodNotAllowed:
@@ -54,16 +56,19 @@ async def errors_middleware(request, handler):
 class Api:
     """What every resource shares: the owner, the store, authorisation and the device queue."""
 
-    def __init__(self, owner, store, token=None, outlet=None):
+    def __init__(self, owner, store, token=None, outlet=None, merchant=None):
         self.owner = owner
         self.store = store
         self.token = token
         self.outlet = outlet
+        self.merchant = merchant   # hostd/intake/merchant.py: fields a payload may leave out
         self.queued = 0
 
     def app(self, extra_middlewares=()):
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware] + list(extra_middlewares))
-        for resource in (Invoices(self), Outlets(self), Audit(self)):
+        app = web.Application(client_max_size=MAX_BATCH_BODY,
+                              middlewares=[errors_middleware] + list(extra_middlewares))
+        # Batch before Invoices: /invoices/batch must not be taken for /invoices/{fiscal_number}
+        for resource in (Batch(self), Invoices(self), Connectors(self), Outlets(self), Audit(self)):
             app.add_routes(resource.routes())
         return app
 
@@ -75,12 +80,18 @@ class Api:
         if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ("Bearer " + self.token).encode()):
             raise Refusal("UNAUTHORIZED", "missing or invalid bearer token", field="Authorization")
 
-    async def body(self, request):
-        """The whole request body, or RequestTimeout (408) when it does not arrive in time."""
+    async def body(self, request, limit=MAX_BODY):
+        """The whole request body: 413 past ``limit`` bytes (decided from Content-Length before
+        reading when it is sent), RequestTimeout (408) when it does not arrive in time."""
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge("request body of %d bytes exceeds %d" % (request.content_length, limit))
         try:
-            return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+            data = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
         except asyncio.TimeoutError:
             raise RequestTimeout("the request body did not arrive within %.0f s" % BODY_TIMEOUT)
+        if len(data) > limit:
+            raise PayloadTooLarge("request body exceeds %d bytes" % limit)
+        return data
 
     async def device(self, fn, *args):
         """Run device work on the owner thread; refuse with 429 when the queue is full."""

@@ -1,40 +1,18 @@
 """Invoice endpoints: seal in one call, the two-phase prepare/commit/abort, get and list (seed 002)."""
 
-import hashlib
 import re
-import time
-import uuid
 
 from aiohttp import web
 
+from hostd.api.accept import accept, idempotency_key
 from hostd.api.replies import Refusal, Resource, json_response
-from hostd.intake import strictjson
-from hostd.intake.canonical import parse_invoice
 from hostd.books.views import invoice_view, quarantined_view
-from hostd.errors import InvalidPayload, InvalidRequest
+from hostd.errors import InvalidPayload
+from hostd.intake import strictjson
 from hostd.owner.owner import SEAL_BUDGET, TWO_PHASE
 
 
-MAX_KEY = 255
-_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]*\Z")   # printable ASCII, not starting with a space
 _NONCE = re.compile(r"\A[0-9a-fA-F]{32}\Z")
-
-
-def idempotency_key(request, prefix):
-    """The request's store key: ``prefix`` + its Idempotency-Key, or a fresh one when it sent none.
-
-    A key is 1..255 printable ASCII characters; an empty or undecodable header is refused rather
-    than taken as a key (two POS retries must mean the same thing to every HTTP stack)."""
-    given = request.headers.get("Idempotency-Key")
-    if given is None:
-        return prefix + "auto-" + uuid.uuid4().hex
-    if not given:
-        raise InvalidRequest("Idempotency-Key must not be empty; omit the header for a one-off request",
-                             "Idempotency-Key")
-    if len(given) > MAX_KEY or not _KEY.match(given):
-        raise InvalidRequest("Idempotency-Key must be 1 to %d printable ASCII characters" % MAX_KEY,
-                             "Idempotency-Key")
-    return prefix + given
 
 
 class Invoices(Resource):
@@ -49,25 +27,11 @@ class Invoices(Resource):
         ]
 
     async def _invoice(self, request, prefix):
-        """(store key, raw body, Parsed): the body read once, checked, canonicalised."""
+        """The store key of an accepted canonical invoice request (hostd/api/accept.py)."""
         self.api.authorise(request)
         key = idempotency_key(request, prefix)
-        raw = await self.api.body(request)
-        parsed = parse_invoice(raw)
-        if self.api.outlet is not None and parsed.doc["outlet_id"] != self.api.outlet:
-            raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % self.api.outlet, field="outlet_id")
-        self._new_request(key, raw, parsed)
+        accept(self.api, key, await self.api.body(request))
         return key
-
-    def _new_request(self, key, raw, parsed):
-        """Insert the request row, or check a retry carries the same body (Idempotency-Key).
-        The row keeps the body exactly as validated (strict UTF-8, so decoding is lossless)."""
-        body_hash = hashlib.sha256(raw).digest()
-        if not self.store.add_request(key, body_hash, parsed.canonical, raw.decode("utf-8"), time.time(),
-                                      parsed.columns):
-            if self.store.request(key)["body_hash"] != body_hash:
-                raise Refusal("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body",
-                              field="Idempotency-Key")
 
     async def create(self, request):
         key = await self._invoice(request, "1p:")

@@ -61,3 +61,11 @@ def error_body(code, detail, field=None, retry_after=None, device_code=None):
         doc["device_code"] = device_code
     return dumps(doc)
 
+
+
+def error_of(exc):
+    """(HTTP status, body bytes, retry seconds or None) of a HostdError: the one translation of a
+    host error into the seed's envelope (the API middleware, batch items, stored answers)."""
+    retry = getattr(exc, "retry", None)
+    body = error_body(exc.code, exc.detail, exc.field, retry, getattr(exc, "device_code", None))
+    return HTTP_FOR.get(exc.code, 500), body, retry

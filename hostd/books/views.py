@@ -16,6 +16,8 @@ def invoice_view(row):
     sealed = json.loads(row["sealed_json"])["payload"]
     sealed["dgi_status"] = row["dgi_status"]
     sealed["outlet_id"] = row["outlet_id"]
+    if row["reference"] is not None:
+        sealed["reference"] = row["reference"]
     sealed["invoice"] = json.loads(row["invoice_json"]) if row["invoice_json"] else None
     sealed["canonical"] = row["canonical"].hex() if row["canonical"] else None
     return sealed

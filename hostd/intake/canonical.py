@@ -5,62 +5,27 @@ strings (seed 002: ``"unit_price": "500.00"``), and rates as ``"0.16"`` or ``0.1
 read once, by hostd/intake/strictjson.py (UTF-8 without BOM, no duplicate keys, bounded depth and
 number length), so nothing ever passes through a binary float (DESIGN-NOTES section 2.7).
 
-Exactness (issue 8): an amount must be exact in the currency's minor unit, a rate exact in parts
-per million, a quantity exact in thousandths, and anything else is refused naming the field, never
-rounded. The arithmetic runs in a Decimal context of ``_PRECISION`` digits, which is exact for
-every value that passes the bounds checked first: at most strictjson.MAX_NUMBER characters, at
-most ``_MAX_FRACTION`` fractional digits, and a magnitude below 10^``_MAX_MAGNITUDE`` (every
-accepted amount is at most protocol.invoice.MAX_AMOUNT = 10^15 minor units). So a 28-digit
-default context can no longer round ``0.1000000000000000000000000000001`` to 0.10, and
-``1e999990`` is refused before any work grows with its exponent.
+Exactness (issue 8, hostd/intake/amounts.py): an amount must be exact in the currency's minor
+unit, a rate exact in parts per million, a quantity exact in thousandths, and anything else is
+refused naming the field, never rounded.
+
+Before the strict order check, ``hostd.intake.shapes.complete`` applies the documented
+compatibility rules (KutaPay's example payload, merchant fields from the daemon's settings).
 
 The result is checked with the very function the device runs (``protocol.invoice.check``), so the
 host refuses early what the device would refuse, and the device still checks again.
 """
 
 import re
-from decimal import Context, Decimal, InvalidOperation, localcontext
 
 from protocol import cbor, invoice, taxgroups
 from protocol.errors import InvoiceError
-from hostd.intake import strictjson
 from hostd.errors import InvalidPayload
+from hostd.intake import strictjson
+from hostd.intake.amounts import scaled
+from hostd.intake.shapes import complete
 
-_NUMBER = re.compile(r"\A[0-9]{1,40}(\.[0-9]{1,40})?\Z")
-_MAX_MAGNITUDE = 16          # values at or above 10^16 (before scaling) are refused outright
-_MAX_FRACTION = 40           # more fractional digits than this can never be exact in any unit here
-_PRECISION = 100             # > 40 + 16 + 6 digits: every product below is exact
 ORDER = [entry[1] for entry in invoice.INVOICE]
-
-
-def _decimal(value, path):
-    if isinstance(value, bool) or value is None:
-        raise InvalidPayload("%s must be a number or a decimal string" % path, path)
-    if isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, str) and _NUMBER.match(value):
-        number = Decimal(value)
-    else:
-        raise InvalidPayload("%s must be a non-negative number or decimal string, got %r" % (path, value), path)
-    if not number.is_finite():
-        raise InvalidPayload("%s is not a finite number" % path, path)
-    if number and number.adjusted() >= _MAX_MAGNITUDE:
-        raise InvalidPayload("%s=%s is too large (amounts are at most %d minor units)" % (path, value, invoice.MAX_AMOUNT),
-                             path)
-    return number
-
-
-def _scaled(value, scale, path, unit):
-    number = _decimal(value, path)
-    if number.as_tuple().exponent < -_MAX_FRACTION:
-        raise InvalidPayload("%s=%s is not exact in %s" % (path, value, unit), path)
-    with localcontext(Context(prec=_PRECISION, traps=[InvalidOperation])):
-        scaled = number * scale
-        if scaled != scaled.to_integral_value():
-            raise InvalidPayload("%s=%s is not exact in %s" % (path, value, unit), path)
-        return int(scaled)
 
 
 def _map(obj, table, path, money_scale):
@@ -74,11 +39,11 @@ def _map(obj, table, path, money_scale):
         value = obj[name]
         if kind == "int":
             if name == "quantity":
-                out[key] = _scaled(value, invoice.QTY_SCALE, sub, "thousandths")
+                out[key] = scaled(value, invoice.QTY_SCALE, sub, "thousandths")
             elif name == "rate":
-                out[key] = _scaled(value, taxgroups.PPM, sub, "parts per million")
+                out[key] = scaled(value, taxgroups.PPM, sub, "parts per million")
             else:
-                out[key] = _scaled(value, money_scale, sub, "the currency's minor unit")
+                out[key] = scaled(value, money_scale, sub, "the currency's minor unit")
         elif isinstance(kind, tuple) and kind[0] == "list":
             if not isinstance(value, list):
                 raise InvalidPayload("%s must be an array" % sub, sub)
@@ -110,9 +75,9 @@ class Parsed:
                         "invoice_type": doc["invoice_type"], "timestamp": doc["timestamp"]}
 
 
-def parse(raw):
+def parse(raw, merchant=None):
     """JSON bytes (or text) -> (canonical map, document); checks the top-level field order (seed 002)."""
-    doc = strictjson.loads(raw)
+    doc = complete(strictjson.loads(raw), merchant)
     if not isinstance(doc, dict):
         raise InvalidPayload("invoice must be a JSON object")
     names = list(doc)
@@ -131,9 +96,10 @@ def parse(raw):
     return _map(doc, invoice.INVOICE, "", 10 ** taxgroups.CURRENCIES[currency]), doc
 
 
-def parse_invoice(raw):
-    """JSON invoice -> Parsed. Refuses with InvalidPayload naming the field."""
-    mapping, doc = parse(raw)
+def parse_invoice(raw, merchant=None):
+    """JSON invoice -> Parsed. Refuses with InvalidPayload naming the field. ``merchant``
+    (hostd/intake/merchant.py) fills the merchant fields a payload leaves out."""
+    mapping, doc = parse(raw, merchant)
     try:
         summary = invoice.check(mapping)
     except InvoiceError as exc:

@@ -24,7 +24,7 @@ from device.identity import IDENTITY_FAULTS
 from hostd.books import envelope
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
-from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, StoreUnavailable
+from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, HostdError, StoreUnavailable
 from hostd.books.export import build_export, dump_export
 from hostd.owner.reconcile import Reconciler
 from hostd.owner.slots import Slots
@@ -162,6 +162,17 @@ class Owner(Reconciler):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
+
+    def seal_many(self, keys, budget):
+        """``seal`` each request in order, one job: [(http status, response bytes)]. A request the
+        device cannot take now answers its own error envelope; the others go on."""
+        out = []
+        for key in keys:
+            try:
+                out.append(self.seal(key, budget))
+            except HostdError as exc:
+                out.append(envelope.error_of(exc)[:2])
+        return out
 
     def _refused(self, row, exc):
         """Store a refusal only when it is final for this invoice; otherwise raise a retryable error."""

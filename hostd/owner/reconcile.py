@@ -83,7 +83,7 @@ class Reconciler:
                "sealed_json": body.decode(), "merchant_nif": None, "outlet_id": None, "client_nif": None,
                "invoice_type": fields[record.K_INVOICE_TYPE], "timestamp": None,
                "sealed_at": sealed[record.S_TIMESTAMP], "total": fields[record.K_TOTAL],
-               "currency": fields[record.K_CURRENCY]}
+               "currency": fields[record.K_CURRENCY], "reference": None}
         if row is not None:
             doc.update(_columns(row))
         filed = self.store.sealed_ledger(doc["counter"])

@@ -42,6 +42,12 @@ MIGRATIONS = (
         seq INTEGER PRIMARY KEY, fiscal_number TEXT, reason TEXT NOT NULL, at REAL NOT NULL,
         sealed_json TEXT);
     """,
+    # Step 3 (issue 12): the reference another system files an invoice under (an ERP connector
+    # reference, an order id), kept with the request and the invoice so it can reconcile.
+    """
+    ALTER TABLE requests ADD COLUMN reference TEXT;
+    ALTER TABLE invoices ADD COLUMN reference TEXT;
+    """,
 )
 
 

@@ -27,7 +27,7 @@ import threading
 from hostd.store.queries import list_query
 from hostd.store.schema import connect, migrate
 
-COLUMNS = ("merchant_nif", "outlet_id", "terminal", "client_nif", "invoice_type", "timestamp")
+COLUMNS = ("merchant_nif", "outlet_id", "terminal", "client_nif", "invoice_type", "timestamp", "reference")
 
 
 class Store:
@@ -110,9 +110,10 @@ class Store:
         try:
             self.db.execute(
                 "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
-                "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency) "
-                "VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, :sealed_json, "
-                ":merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, :currency)", row)
+                "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
+                "reference) VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, "
+                ":sealed_json, :merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, "
+                ":currency, :reference)", dict({"reference": None}, **row))
             if key is not None:
                 self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
                                 (status, response, key))

@@ -1,0 +1,71 @@
+"""Accepting one invoice request: the one path every sealing endpoint takes (one-call, two-phase,
+batch items, orders, ERP invoices).
+
+The key: ``prefix`` + the POS's Idempotency-Key (1..255 printable ASCII; an empty or undecodable
+header is refused rather than taken as a key), or the payload's own natural key (an order id, a
+connector reference), or a fresh one for a one-off request. The body is read once, mapped when it
+is another shape (hostd/intake/shapes.py), checked and canonicalised
+(hostd/intake/canonical.py), and its request row is inserted, or a retry is checked to carry the
+same body. What the row keeps as the invoice JSON is the canonical JSON document that was sealed:
+the POS's own bytes for a canonical invoice (strict UTF-8, so decoding is lossless), the mapped
+document for another shape. The body hash is always over the bytes the client sent.
+"""
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from decimal import Decimal
+
+from hostd.api.replies import Refusal
+from hostd.errors import InvalidRequest
+from hostd.intake.canonical import parse_invoice
+
+MAX_KEY = 255
+_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]*\Z")   # printable ASCII, not starting with a space
+
+
+def check_key(given, field="Idempotency-Key"):
+    if not given:
+        raise InvalidRequest("%s must not be empty; omit it for a one-off request" % field, field)
+    if len(given) > MAX_KEY or not _KEY.match(given):
+        raise InvalidRequest("%s must be 1 to %d printable ASCII characters" % (field, MAX_KEY), field)
+    return given
+
+
+def idempotency_key(request, prefix, natural=None):
+    """The request's store key (module docstring)."""
+    given = request.headers.get("Idempotency-Key")
+    if given is not None:
+        return prefix + check_key(given)
+    if natural is not None:
+        return prefix + natural
+    return prefix + "auto-" + uuid.uuid4().hex
+
+
+def document_bytes(doc):
+    """A mapped canonical JSON document as UTF-8 bytes (Decimals as their exact text)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                      default=lambda v: str(v) if isinstance(v, Decimal) else _refuse(v)).encode("utf-8")
+
+
+def _refuse(value):
+    raise TypeError("not JSON: %r" % (value,))
+
+
+def accept(api, key, raw, document=None, reference=None):
+    """Check and store one request; return the Parsed invoice. ``document``: the canonical JSON
+    bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself)."""
+    sealed_text = document if document is not None else raw
+    parsed = parse_invoice(sealed_text, api.merchant)
+    outlet = parsed.doc["outlet_id"]
+    if api.outlet is not None and outlet != api.outlet:
+        raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % api.outlet, field="outlet_id")
+    body_hash = hashlib.sha256(raw).digest()
+    columns = dict(parsed.columns, reference=reference)
+    if not api.store.add_request(key, body_hash, parsed.canonical, sealed_text.decode("utf-8"), time.time(), columns):
+        if api.store.request(key)["body_hash"] != body_hash:
+            raise Refusal("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body",
+                          field="Idempotency-Key")
+    return parsed

@@ -1,0 +1,63 @@
+"""POST /api/v1/invoices/batch (issue 12; seed 001 "Submit multiple payloads in one request").
+
+``{"invoices": [{"idempotency_key": K, "invoice": {...}}, ...]}``, 1 to ``MAX_ITEMS`` items. The
+answer is ``payload.results``: one ``{index, http_status, response}`` per item in input order,
+where ``response`` is exactly the envelope a single ``POST /api/v1/invoices`` with that key and
+invoice would have answered. One bad item does not stop the others; a retried batch replays
+each item by its key, so nothing is sealed twice. Items are accepted in order and sealed in
+order in one job on the device owner thread, so the good items get consecutive fiscal numbers.
+
+Each item's invoice is serialised again from the parsed batch (UTF-8, no whitespace, Decimals
+as their exact text) to be hashed and stored: a retry of the same item gives the same bytes.
+"""
+
+import json
+
+from aiohttp import web
+
+from hostd.api.accept import accept, check_key, document_bytes
+from hostd.api.limits import MAX_BATCH_BODY
+from hostd.api.replies import Resource, json_response
+from hostd.books import envelope
+from hostd.errors import HostdError, InvalidPayload
+from hostd.intake import strictjson
+from hostd.owner.owner import SEAL_BUDGET
+
+MAX_ITEMS = 500
+
+
+class Batch(Resource):
+    def routes(self):
+        return [web.post("/api/v1/invoices/batch", self.batch)]
+
+    async def batch(self, request):
+        self.api.authorise(request)
+        doc = strictjson.loads(await self.api.body(request, MAX_BATCH_BODY))
+        items = doc.get("invoices") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+            raise InvalidPayload("body must be {\"invoices\": [...]} with 1 to %d items" % MAX_ITEMS, "invoices")
+        results, keys = [None] * len(items), []
+        for i, item in enumerate(items):
+            try:
+                keys.append((i, self._accept(i, item)))
+            except HostdError as exc:
+                results[i] = _error(i, exc)
+        if keys:
+            answers = await self.api.device(self.owner.seal_many, [k for _, k in keys], SEAL_BUDGET)
+            for (i, _), (status, body) in zip(keys, answers):
+                results[i] = {"index": i, "http_status": status, "response": json.loads(body)}
+        return json_response(200, {"status": "ok", "code": "BATCH_PROCESSED", "payload": {"results": results}})
+
+    def _accept(self, i, item):
+        where = "invoices[%d]" % i
+        if not isinstance(item, dict) or not isinstance(item.get("invoice"), dict):
+            raise InvalidPayload("%s must be {\"idempotency_key\": K, \"invoice\": {...}}" % where, where)
+        key = "1p:" + check_key(item.get("idempotency_key"), where + ".idempotency_key")
+        raw = document_bytes(item["invoice"])
+        accept(self.api, key, raw)
+        return key
+
+
+def _error(i, exc):
+    status, body, _ = envelope.error_of(exc)
+    return {"index": i, "http_status": status, "response": json.loads(body)}
