@@ -18,6 +18,7 @@ from aiohttp import web
 from hostd.api.audit import Audit
 from hostd.api.batch import Batch
 from hostd.api.connectors import Connectors
+from hostd.api.exports import Exports
 from hostd.api.invoices import Invoices
 from hostd.api.limits import BODY_TIMEOUT, MAX_BATCH_BODY, MAX_BODY, MAX_QUEUE
 from hostd.api.outlets import Outlets
@@ -56,19 +57,20 @@ async def errors_middleware(request, handler):
 class Api:
     """What every resource shares: the owner, the store, authorisation and the device queue."""
 
-    def __init__(self, owner, store, token=None, outlet=None, merchant=None):
+    def __init__(self, owner, store, token=None, outlet=None, merchant=None, accounts=None):
         self.owner = owner
         self.store = store
         self.token = token
         self.outlet = outlet
         self.merchant = merchant   # hostd/intake/merchant.py: fields a payload may leave out
+        self.accounts = accounts   # hostd/books/accounting.py: account codes of the accounting export
         self.queued = 0
 
     def app(self, extra_middlewares=()):
         app = web.Application(client_max_size=MAX_BATCH_BODY,
                               middlewares=[errors_middleware] + list(extra_middlewares))
         # Batch before Invoices: /invoices/batch must not be taken for /invoices/{fiscal_number}
-        for resource in (Batch(self), Invoices(self), Connectors(self), Outlets(self), Audit(self)):
+        for resource in (Batch(self), Invoices(self), Connectors(self), Exports(self), Outlets(self), Audit(self)):
             app.add_routes(resource.routes())
         return app
 

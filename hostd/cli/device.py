@@ -60,24 +60,32 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
               help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
 @click.option("--merchant", "merchant_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Merchant settings (JSON): the fields orders, ERP invoices and short POS payloads leave out.")
-def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share, merchant_file):
+@click.option("--accounts", "accounts_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Account codes of the accounting export (JSON; README 'Exports').")
+def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share, merchant_file, accounts_file):
     """Own the device and serve the POS API on a unix socket."""
     from hostd.daemon.server import serve
-    from hostd.intake import merchant as merchant_settings
+    from hostd.books import accounting
+    from hostd.intake import merchant as merchant_settings, strictjson
 
     token = None
     if token_file:
         token = read_token(token_file)
         if not token:
             raise click.BadParameter("the token file is empty: every client would be refused", param_hint="--token-file")
-    merchant = None
-    if merchant_file:
-        try:
+    merchant = accounts = None
+    try:
+        if merchant_file:
             merchant = merchant_settings.load(merchant_file)
-        except HostdError as exc:
-            raise click.BadParameter(exc.detail, param_hint="--merchant")
+        if accounts_file:
+            with open(accounts_file, "rb") as fh:
+                accounts = accounting.load_accounts(strictjson.loads(fh.read(), field="accounts file"))
+    except HostdError as exc:
+        raise click.BadParameter(exc.detail, param_hint="--merchant" if merchant is None and merchant_file
+                                 else "--accounts")
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share, merchant=merchant)
+    serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share, merchant=merchant,
+          accounts=accounts)
 
 
 @click.command()

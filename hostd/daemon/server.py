@@ -41,13 +41,13 @@ def _unix_listener(path, mode, group):
     return sock
 
 
-async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant):
+async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant, accounts):
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(QuietAcceptErrors(loop))
     cap = connection_cap()
     store = Store(db_path)
     owner = Owner(device, store, prepare_share=prepare_share)
-    api = Api(owner, store, token=token, outlet=outlet, merchant=merchant)
+    api = Api(owner, store, token=token, outlet=outlet, merchant=merchant, accounts=accounts)
     connections = Connections(cap)
     runner = web.AppRunner(api.app(extra_middlewares=[connections.middleware]), handle_signals=False,
                            access_log=None, keepalive_timeout=HEADER_TIMEOUT, max_line_size=MAX_LINE,
@@ -81,8 +81,9 @@ def _first_connect(owner):
 
 
 def serve(device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None, ready=None,
-          prepare_share=None, merchant=None):
+          prepare_share=None, merchant=None, accounts=None):
     """Block serving until SIGTERM or SIGINT."""
     if db_path is None:
         db_path = os.path.join(os.path.dirname(os.path.abspath(socket_path)), "fiscal.sqlite")
-    asyncio.run(_serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant))
+    asyncio.run(_serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant,
+                       accounts))

@@ -58,6 +58,7 @@ class Reconciler:
                 self._drop()
                 raise
             self.store.add_journal(have + 1, records)
+        self.store.set_meta("head", {"seq": info["seq"], "hash": bytes(info["last_hash"]).hex()})
         filed = self.store.meta("filed_seq", 0)
         for seq, payload in self.store.journal_from(filed + 1):
             self._file_record(seq, payload)

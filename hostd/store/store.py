@@ -127,6 +127,15 @@ class Store:
         sql, args, page, per_page = list_query(params)
         return self.conn().execute(sql, args).fetchall(), page, per_page
 
+    def invoices_between(self, first, last, currency=None):
+        """Filed invoices whose own timestamp is in [first, last] (text), oldest first."""
+        sql = "SELECT * FROM invoices WHERE timestamp >= ? AND timestamp <= ? AND canonical IS NOT NULL"
+        args = [first, last]
+        if currency is not None:
+            sql += " AND currency = ?"
+            args.append(currency)
+        return self.conn().execute(sql + " ORDER BY counter", args).fetchall()
+
     def invoice(self, fiscal_number):
         return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
                                      (fiscal_number, fiscal_number)).fetchone()
