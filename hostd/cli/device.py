@@ -62,7 +62,10 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
               help="Merchant settings (JSON): the fields orders, ERP invoices and short POS payloads leave out.")
 @click.option("--accounts", "accounts_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Account codes of the accounting export (JSON; README 'Exports').")
-def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share, merchant_file, accounts_file):
+@click.option("--webhook-retry", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
+              help="Seconds before the first webhook retry; each later one waits twice as long (with jitter).")
+def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share, merchant_file, accounts_file,
+           webhook_retry):
     """Own the device and serve the POS API on a unix socket."""
     from hostd.daemon.server import serve
     from hostd.books import accounting
@@ -85,7 +88,7 @@ def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_sha
                                  else "--accounts")
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
     serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share, merchant=merchant,
-          accounts=accounts)
+          accounts=accounts, webhook_retry=webhook_retry)
 
 
 @click.command()

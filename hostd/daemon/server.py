@@ -22,6 +22,7 @@ from aiohttp import web
 from hostd.api.app import Api
 from hostd.daemon.connections import (BACKLOG, HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections,
                                       GuardedSite, QuietAcceptErrors, connection_cap)
+from hostd.daemon.webhooks import Dispatcher
 from hostd.errors import DeviceUnavailable
 from hostd.owner.owner import Owner
 from hostd.store.store import Store
@@ -41,7 +42,8 @@ def _unix_listener(path, mode, group):
     return sock
 
 
-async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant, accounts):
+async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant, accounts,
+                 webhook_retry):
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(QuietAcceptErrors(loop))
     cap = connection_cap()
@@ -55,6 +57,10 @@ async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready
     await runner.setup()
     site = GuardedSite(runner, _unix_listener(socket_path, mode, group), connections)
     await site.start()
+    dispatcher = Dispatcher(store, base=webhook_retry, owner=owner)
+    owner.on_event = dispatcher.wake
+    sending = asyncio.ensure_future(dispatcher.run())
+    sending.add_done_callback(_report_crash)
     owner.run(_first_connect, owner)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -65,8 +71,16 @@ async def _serve(device, socket_path, db_path, mode, group, token, outlet, ready
                      % (socket_path, device, db_path, cap))
     sys.stderr.flush()
     await stop.wait()
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
     await runner.cleanup()
     owner.close()
+
+
+def _report_crash(task):
+    """The dispatcher never ends by itself: if it does, that is a bug, and the log must say so."""
+    if not task.cancelled() and task.exception() is not None:
+        sys.stderr.write("fiscal daemon: the webhook dispatcher stopped: %r\n" % (task.exception(),))
 
 
 def _first_connect(owner):
@@ -81,9 +95,9 @@ def _first_connect(owner):
 
 
 def serve(device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None, ready=None,
-          prepare_share=None, merchant=None, accounts=None):
+          prepare_share=None, merchant=None, accounts=None, webhook_retry=2.0):
     """Block serving until SIGTERM or SIGINT."""
     if db_path is None:
         db_path = os.path.join(os.path.dirname(os.path.abspath(socket_path)), "fiscal.sqlite")
     asyncio.run(_serve(device, socket_path, db_path, mode, group, token, outlet, ready, prepare_share, merchant,
-                       accounts))
+                       accounts, webhook_retry))

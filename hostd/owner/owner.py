@@ -28,6 +28,7 @@ from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, HostdErro
 from hostd.books.export import build_export, dump_export
 from hostd.owner.reconcile import Reconciler
 from hostd.owner.slots import Slots
+from hostd.owner.watch import DeviceWatch
 
 RETRY_STATES = (messages.UNKNOWN, messages.EXPIRED, messages.ABORTED)
 NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
@@ -44,6 +45,8 @@ class Owner(Reconciler):
         self.path = device_path
         self.store = store
         self.slots = Slots(store, prepare_share)
+        self.watch = DeviceWatch(store)
+        self.on_event = None   # set by the daemon: wakes the webhook dispatcher
         self.timeout = timeout
         self.client_factory = client_factory
         self.client = None
@@ -71,8 +74,13 @@ class Owner(Reconciler):
         self._drop()
 
     # -- connection ------------------------------------------------------------------------------
+    @property
+    def lost_since(self):
+        return self.watch.lost_since
+
     def _drop(self):
         if self.client is not None:
+            self.watch.lost(self.info["device_id"] if self.info else None, self.last_error or "link lost")
             try:
                 self.client.close()
             except OSError as exc:   # the port may already be gone with the device
@@ -92,6 +100,7 @@ class Owner(Reconciler):
                 self.last_error = None
             except (DeviceUnavailable, DeviceRefused) as exc:
                 self.last_error = exc.detail
+                self.watch.lost(self.info["device_id"] if self.info else None, exc.detail)
                 if time.monotonic() >= deadline:
                     raise DeviceUnavailable("device unavailable: %s" % exc.detail)
                 time.sleep(0.2)
@@ -116,6 +125,8 @@ class Owner(Reconciler):
             client.set_time(max(int(time.time()), self.info["last_time"]))
             self.client = client
             self.reconcile()
+            self.watch.on_event = self.on_event
+            self.watch.found(self.info)
         except BaseException:
             self.client = None
             client.close()
@@ -277,6 +288,7 @@ class Owner(Reconciler):
             return {"device_state": "unavailable", "detail": exc.detail, "counter": last.get("counter"),
                     "device_id": last.get("device_id")}
         self.info = info
+        self.watch.seen(info)
         return {"device_state": "faulty" if info["fault"] else "ready", "fault": info["fault"] or None,
                 "device_id": info["device_id"], "counter": info["counter"], "records": info["seq"],
                 "clock": info["clock"], "pending": info["pending"], "max_pending": info["max_pending"],

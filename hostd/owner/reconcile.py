@@ -20,7 +20,7 @@ import time
 
 from protocol import record
 from protocol.errors import FiscalError
-from hostd.books import envelope
+from hostd.books import envelope, events
 from hostd.books.views import summary_columns
 from hostd.errors import DeviceUnavailable
 from hostd.store.store import COLUMNS
@@ -30,7 +30,8 @@ UNFILEABLE = (FiscalError, ValueError, KeyError, TypeError, IndexError)
 
 
 class Reconciler:
-    """Expects ``self.store``, ``self.info`` (INFO), ``self.client`` and ``self._drop``."""
+    """Expects ``self.store``, ``self.info`` (INFO), ``self.client``, ``self._drop`` and
+    ``self.on_event`` (None, or called after an event was stored: it wakes the dispatcher)."""
 
     def reconcile(self):
         """Make the store agree with the device journal: mirror new records, then file every
@@ -91,7 +92,10 @@ class Reconciler:
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
                                     "journal was rolled back or replaced; refusing it" % doc["counter"])
-        self.store.record_sealed(doc, row["key"] if row else None, body)
+        self.store.record_sealed(doc, row["key"] if row else None, body,
+                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))])
+        if self.on_event is not None:
+            self.on_event()
         return body
 
     def _quarantine(self, seq, row, sealed, exc):

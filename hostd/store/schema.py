@@ -48,6 +48,22 @@ MIGRATIONS = (
     ALTER TABLE requests ADD COLUMN reference TEXT;
     ALTER TABLE invoices ADD COLUMN reference TEXT;
     """,
+    # Step 4 (issue 12): the webhook outbox (hostd/store/outbox.py).
+    """
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY, url TEXT NOT NULL, events TEXT NOT NULL, secret TEXT NOT NULL,
+        active INTEGER NOT NULL, signature_header TEXT, max_attempts INTEGER NOT NULL, created REAL NOT NULL,
+        disabled_reason TEXT);
+    CREATE TABLE events (id TEXT PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL);
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY, event_id TEXT NOT NULL REFERENCES events(id), webhook_id TEXT NOT NULL,
+        event_name TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
+        last_status INTEGER, last_error TEXT, delivered_at REAL);
+    CREATE INDEX deliveries_due ON deliveries(state, next_at);
+    CREATE TABLE attempts (
+        delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL, status INTEGER, error TEXT, ms REAL,
+        PRIMARY KEY (delivery_id, n));
+    """,
 )
 
 

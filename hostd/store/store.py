@@ -23,7 +23,9 @@ WAL plus the busy timeout serialise the writers.
 import json
 import sqlite3
 import threading
+import time
 
+from hostd.store import outbox
 from hostd.store.queries import list_query
 from hostd.store.schema import connect, migrate
 
@@ -88,6 +90,11 @@ class Store:
         the same bytes."""
         self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?", (status, response, key))
 
+    def waiting_requests(self, since):
+        """(count, oldest created time) of requests accepted since ``since`` and not sealed yet."""
+        return tuple(self.conn().execute("SELECT COUNT(*), MIN(created) FROM requests WHERE state='new' AND "
+                                         "created >= ?", (since,)).fetchone())
+
     def request_by_nonce(self, nonce):
         return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
 
@@ -104,16 +111,21 @@ class Store:
         return self.db.execute("SELECT seq, record FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
 
     # -- invoices and journal ------------------------------------------------------------------
-    def record_sealed(self, row, key, response, status=200):
-        """Store one sealed invoice and, in the same transaction, the request's final response."""
+    def record_sealed(self, row, key, response, status=200, events=()):
+        """Store one sealed invoice and, in the same transaction, the request's final response and
+        the events announcing it (hostd/store/outbox.py): an event exists only if its invoice
+        does, and only once, when the invoice is filed for the first time."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(
+            filed = self.db.execute(
                 "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
                 "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
                 "reference) VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, "
                 ":sealed_json, :merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, "
-                ":currency, :reference)", dict({"reference": None}, **row))
+                ":currency, :reference)", dict({"reference": None}, **row)).rowcount
+            if filed:
+                for event_type, payload in events:
+                    outbox.enqueue(self.db, event_type, payload, time.time())
             if key is not None:
                 self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
                                 (status, response, key))

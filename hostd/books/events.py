@@ -1,0 +1,51 @@
+"""Webhook event payloads (issue 12): what each event tells a receiver.
+
+``invoice.sealed`` (subscribable also as seed 000's ``invoice.fiscalized``) follows seed 000
+section 4 and seed 002's notification fields: ``event, timestamp`` (the device's seal time),
+``merchant_nif, outlet_id, fiscal_number, auth_code, total`` (currency units, exact decimal
+text) ``total_minor`` (minor units), ``currency, invoice_type, tax_breakdown`` (``[{tax_group,
+base_amount, tax_amount}]``), ``dgi_status, ledger_hash, invoice_hash`` (the canonical payload's
+hash), ``security_elements {auth_code, timestamp, qr_payload}`` and ``metadata {pos_terminal_id,
+cashier_id, reference}``. Every value comes from the sealed result, the signed record and the
+stored invoice: nothing is invented.
+"""
+
+from protocol import cbor, record, taxgroups
+from hostd.intake.amounts import money_text
+
+INVOICE_SEALED = "invoice.sealed"
+SYNC_SUCCESS = "invoice.sync.success"
+SYNC_FAILED = "invoice.sync.failed"
+REPORT_GENERATED = "report.generated"
+OFFLINE_ALERT = "outlet.offline_alert"
+DEVICE_LOST = "device.lost"
+DEVICE_FOUND = "device.found"
+DEVICE_FAULT = "device.fault"
+JOURNAL_FILL = "device.journal_fill"
+NAMES = (INVOICE_SEALED, "invoice.fiscalized", SYNC_SUCCESS, SYNC_FAILED, REPORT_GENERATED, OFFLINE_ALERT,
+         DEVICE_LOST, DEVICE_FOUND, DEVICE_FAULT, JOURNAL_FILL)
+
+
+def invoice_sealed(sealed, doc):
+    """The payload of ``invoice.sealed`` from the device's sealed result and the filing doc
+    (hostd/owner/reconcile.py: counter, columns, canonical bytes)."""
+    digits = taxgroups.CURRENCIES.get(doc["currency"], 2)
+    canonical = cbor.decode(doc["canonical"]) if doc.get("canonical") else None
+    breakdown = [{"tax_group": line[1], "base_amount": money_text(line[4], digits),
+                  "tax_amount": money_text(line[5], digits)} for line in canonical[9]] if canonical else []
+    return {"event": INVOICE_SEALED, "timestamp": sealed[record.S_TIMESTAMP],
+            "merchant_nif": doc.get("merchant_nif"), "outlet_id": doc.get("outlet_id"),
+            "fiscal_number": sealed[record.S_FISCAL_NUMBER], "auth_code": sealed[record.S_AUTH_CODE],
+            "total": money_text(doc["total"], digits), "total_minor": doc["total"], "currency": doc["currency"],
+            "invoice_type": doc.get("invoice_type"), "tax_breakdown": breakdown, "dgi_status": "queued",
+            "ledger_hash": sealed[record.S_LEDGER_HASH].hex(), "invoice_hash": doc["invoice_hash"].hex(),
+            "security_elements": {"auth_code": sealed[record.S_AUTH_CODE], "timestamp": sealed[record.S_TIMESTAMP],
+                                  "qr_payload": sealed[record.S_QR]},
+            "metadata": {"pos_terminal_id": canonical[3] if canonical else None,
+                         "cashier_id": canonical[4] if canonical else None, "reference": doc.get("reference")}}
+
+
+def device_event(kind, device_id, **detail):
+    payload = {"event": kind, "device_id": device_id}
+    payload.update(detail)
+    return payload
