@@ -22,6 +22,7 @@ from hostd.api.exports import Exports
 from hostd.api.invoices import Invoices
 from hostd.api.limits import BODY_TIMEOUT, MAX_BATCH_BODY, MAX_BODY, MAX_QUEUE
 from hostd.api.outlets import Outlets
+from hostd.api.receipts import Receipts
 from hostd.api.webhooks import Webhooks
 from hostd.api.replies import Refusal, error_response
 from hostd.books import envelope
@@ -71,8 +72,8 @@ class Api:
         app = web.Application(client_max_size=MAX_BATCH_BODY,
                               middlewares=[errors_middleware] + list(extra_middlewares))
         # Batch before Invoices: /invoices/batch must not be taken for /invoices/{fiscal_number}
-        for resource in (Batch(self), Invoices(self), Connectors(self), Exports(self), Webhooks(self), Outlets(self),
-                         Audit(self)):
+        for resource in (Batch(self), Invoices(self), Receipts(self), Connectors(self), Exports(self), Webhooks(self),
+                         Outlets(self), Audit(self)):
             app.add_routes(resource.routes())
         return app
 

@@ -11,6 +11,7 @@ from hostd.cli.demo import demo
 from hostd.cli.device import daemon, emulator, up
 from hostd.cli.doctor import doctor
 from hostd.cli.invoice import invoice, status
+from hostd.cli.receipt import receipt
 from hostd.cli.verify import verify
 
 
@@ -19,5 +20,5 @@ def main():
     """Open fiscal memory device: emulator, device tools and (soon) the host daemon."""
 
 
-for command in (emulator, demo, verify, doctor, authority, board, daemon, up, invoice, status):
+for command in (emulator, demo, verify, doctor, authority, board, daemon, up, invoice, status, receipt):
     main.add_command(command)

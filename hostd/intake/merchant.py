@@ -8,7 +8,8 @@ ERP connector usually does not know them. ``fiscal daemon --merchant FILE`` name
      "outlets": {"OUTLET-42": {"pos_terminal_id": "WEB-01", "cashier_id": "web-shop"}},
      "orders": {"prices_include_tax": true, "shipping_tax_group": "TG03",
                 "classification": "Individual", "exempt_group": "TG01"},
-     "erp": {"payment_method": "on_account"}}
+     "erp": {"payment_method": "on_account"},
+     "verify_url": "https://verify.example.cd/?qr="}
 
 Only ``merchant_nif`` is required; every other key has the default shown in ``DEFAULTS``. The
 values fill what a payload leaves out and never override what it sends.
@@ -33,6 +34,7 @@ class Merchant:
         self.outlets = doc.get("outlets", {})
         self.orders = dict(DEFAULTS["orders"], **doc.get("orders", {}))
         self.erp = dict(DEFAULTS["erp"], **doc.get("erp", {}))
+        self.verify_url = doc.get("verify_url")   # receipts: the QR wraps the payload in this URL
 
     def fields(self, outlet=None):
         """The merchant fields for ``outlet`` (or the default outlet): a dict, possibly partial."""
