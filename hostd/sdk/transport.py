@@ -1,12 +1,15 @@
-"""A minimal POS-side client of the daemon: the standard library's HTTP/1.1 client over AF_UNIX.
+"""A minimal POS-side client of the daemon: the standard library's HTTP/1.1 client over AF_UNIX,
+or over TCP to the daemon's localhost listener (``base_url``).
 
-Used by the ``fiscal invoice`` and ``fiscal status`` commands, the demo and the tests; any HTTP
-client that can dial a unix socket works the same (``curl --unix-socket``).
+Used by the ``fiscal invoice`` and ``fiscal status`` commands, the demo, the SDK
+(hostd/sdk/client.py) and the tests; any HTTP client that can dial a unix socket works the same
+(``curl --unix-socket``).
 """
 
 import http.client
 import json
 import socket
+from urllib.parse import urlsplit
 
 from hostd.errors import DeviceUnavailable
 
@@ -23,9 +26,19 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+def connection(target, timeout=30.0):
+    """An HTTP connection to ``target``: a unix socket path, or an ``http(s)://host:port`` URL."""
+    if "://" not in target:
+        return UnixHTTPConnection(target, timeout)
+    parts = urlsplit(target)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname, parts.port, timeout=timeout)
+
+
 def request(socket_path, method, path, body=None, headers=None, timeout=30.0):
-    """(status, headers dict, raw body bytes). Connection problems are DeviceUnavailable-like."""
-    conn = UnixHTTPConnection(socket_path, timeout)
+    """(status, headers dict, raw body bytes). Connection problems are DeviceUnavailable-like.
+    ``socket_path`` may also be a base URL (``http://127.0.0.1:8765``)."""
+    conn = connection(socket_path, timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
