@@ -22,6 +22,7 @@ from hostd.api.exports import Exports
 from hostd.api.invoices import Invoices
 from hostd.api.limits import BODY_TIMEOUT, MAX_BATCH_BODY, MAX_BODY, MAX_QUEUE
 from hostd.api.outlets import Outlets
+from hostd.api.pages import Pages
 from hostd.api.receipts import Receipts
 from hostd.api.webhooks import Webhooks
 from hostd.api.replies import Refusal, error_response
@@ -73,7 +74,7 @@ class Api:
                               middlewares=[errors_middleware] + list(extra_middlewares))
         # Batch before Invoices: /invoices/batch must not be taken for /invoices/{fiscal_number}
         for resource in (Batch(self), Invoices(self), Receipts(self), Connectors(self), Exports(self), Webhooks(self),
-                         Outlets(self), Audit(self)):
+                         Outlets(self), Audit(self), Pages(self)):
             app.add_routes(resource.routes())
         return app
 

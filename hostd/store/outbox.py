@@ -121,6 +121,11 @@ class Outbox:
             conn.execute("ROLLBACK")
             raise
 
+    def health(self):
+        """{delivery state: count} over every subscription."""
+        return {row[0]: row[1] for row in self._conn().execute(
+            "SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()}
+
     def deliveries(self, hook_id, limit=100):
         rows = self._conn().execute(
             "SELECT d.*, e.type FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.webhook_id=? "

@@ -148,6 +148,13 @@ class Store:
             args.append(currency)
         return self.conn().execute(sql + " ORDER BY counter", args).fetchall()
 
+    def daily_totals(self, first_day):
+        """[(day, net total in minor units)] from ``first_day`` on (credit notes count negative)."""
+        return [(row[0], row[1]) for row in self.conn().execute(
+            "SELECT substr(timestamp, 1, 10) AS day, SUM(CASE WHEN invoice_type IN ('credit_note', 'export_credit') "
+            "THEN -total ELSE total END) FROM invoices WHERE timestamp >= ? GROUP BY day ORDER BY day",
+            (first_day,)).fetchall()]
+
     def invoice(self, fiscal_number):
         return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
                                      (fiscal_number, fiscal_number)).fetchone()
