@@ -156,8 +156,11 @@ class Store:
             (first_day,)).fetchall()]
 
     def invoice(self, fiscal_number):
-        return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=? OR CAST(counter AS TEXT)=?",
-                                     (fiscal_number, fiscal_number)).fetchone()
+        """The filed invoice with this fiscal number, or this counter (digits): an index lookup
+        either way (the unique fiscal_number index, or the counter primary key)."""
+        if fiscal_number.isascii() and fiscal_number.isdigit() and len(fiscal_number) <= 18:
+            return self.conn().execute("SELECT * FROM invoices WHERE counter=?", (int(fiscal_number),)).fetchone()
+        return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=?", (fiscal_number,)).fetchone()
 
     # -- quarantine --------------------------------------------------------------------------------
     def quarantine(self, seq, fiscal_number, reason, sealed_json, now):
