@@ -8,15 +8,17 @@ this module is the one place where exceptions become that envelope.
 """
 
 import asyncio
-import hmac
+import logging
 import sqlite3
-import sys
-import traceback
 
 from aiohttp import web
 
 from hostd.api.audit import Audit
+from hostd.api.auth import Tokens, check_scope
+from hostd.api.cors import Cors
+from hostd.api.health import Health
 from hostd.api.invoices import Invoices
+from hostd.api.openapi import OpenApi
 from hostd.api.outlets import Outlets
 from hostd.api.replies import Refusal, error_response
 from hostd.errors import DeviceUnavailable, HostdError, RequestTimeout, StoreUnavailable
@@ -24,6 +26,11 @@ from hostd.errors import DeviceUnavailable, HostdError, RequestTimeout, StoreUna
 MAX_BODY = 256 * 1024
 MAX_QUEUE = 64
 BODY_TIMEOUT = 10.0   # seconds for a client to send its whole body once the headers are in
+# Every resource module, in the order their routes are added; hostd/api/openapi.py describes each
+# route they serve (tests/test_openapi.py fails when a route is missing there).
+RESOURCES = (Invoices, Outlets, Audit, Health, OpenApi)
+SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
+log = logging.getLogger("fiscal.api")
 
 
 @web.middleware
@@ -46,34 +53,51 @@ async def errors_middleware(request, handler):
         return error_response("NOT_FOUND", "method %s not allowed on %s" % (request.method, request.path))
     except Exception:
         # A bug, not a refusal: log the traceback, answer the envelope, keep serving everyone else.
-        traceback.print_exc(file=sys.stderr)
+        log.exception("internal error while handling %s %s", request.method, request.path)
         return error_response("INTERNAL_ERROR", "internal error while handling %s %s; see the daemon log"
                               % (request.method, request.path))
 
 
 class Api:
-    """What every resource shares: the owner, the store, authorisation and the device queue."""
+    """What every resource shares: the owner, the store, authorisation and the device queue.
 
-    def __init__(self, owner, store, token=None, outlet=None):
+    ``tokens`` (hostd/api/auth.py) scopes bearer tokens to outlets; the legacy ``token`` and
+    ``outlet`` make the one-line table "token outlet" (or "token *"). ``outlet`` also limits the
+    whole daemon to that outlet, token or not. ``tokens`` may be replaced while serving (SIGHUP).
+    ``cors_origins``: the origins browsers may call from (hostd/api/cors.py); none by default.
+    """
+
+    def __init__(self, owner, store, token=None, outlet=None, tokens=None, cors_origins=()):
         self.owner = owner
         self.store = store
-        self.token = token
         self.outlet = outlet
+        if tokens is None and token is not None:
+            tokens = Tokens.single(token, outlet)
+        self.tokens = tokens
+        self.cors = Cors(cors_origins)
         self.queued = 0
 
     def app(self, extra_middlewares=()):
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware] + list(extra_middlewares))
-        for resource in (Invoices(self), Outlets(self), Audit(self)):
-            app.add_routes(resource.routes())
+        app = web.Application(client_max_size=MAX_BODY,
+                              middlewares=[self.cors.middleware, errors_middleware] + list(extra_middlewares))
+        for resource in RESOURCES:
+            app.add_routes(resource(self).routes())
         return app
 
     def authorise(self, request):
-        if self.token is None:
-            return
-        given = request.headers.get("Authorization", "")
-        # aiohttp hands undecodable header bytes over as surrogate escapes: compare bytes, never fail
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ("Bearer " + self.token).encode()):
-            raise Refusal("UNAUTHORIZED", "missing or invalid bearer token", field="Authorization")
+        """401 without a valid token (when tokens are configured); remembers the token's outlets."""
+        tokens = self.tokens
+        if tokens is None:
+            request[SCOPE] = None
+            return None
+        request[SCOPE] = scope = tokens.scope(request.headers.get("Authorization", ""))
+        return scope
+
+    def check_outlet(self, request, outlet_id):
+        """403 when this daemon (``--outlet``) or the request's token may not act for ``outlet_id``."""
+        if self.outlet is not None and outlet_id != self.outlet:
+            raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % self.outlet, field="outlet_id")
+        check_scope(request.get(SCOPE), outlet_id)
 
     async def body(self, request):
         """The whole request body, or RequestTimeout (408) when it does not arrive in time."""

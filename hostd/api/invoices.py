@@ -54,8 +54,7 @@ class Invoices(Resource):
         key = idempotency_key(request, prefix)
         raw = await self.api.body(request)
         parsed = parse_invoice(raw)
-        if self.api.outlet is not None and parsed.doc["outlet_id"] != self.api.outlet:
-            raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % self.api.outlet, field="outlet_id")
+        self.api.check_outlet(request, parsed.doc["outlet_id"])
         self._new_request(key, raw, parsed)
         return key
 

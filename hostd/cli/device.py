@@ -8,6 +8,8 @@ import click
 from hostd.cli.common import fail, read_token, socket_option
 from hostd.errors import HostdError
 
+LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (the CLI imports no daemon code eagerly)
+
 
 @click.command()
 @click.option("--profile", required=True, type=click.Path(file_okay=False), help="Directory holding flash.bin and key.bin.")
@@ -44,39 +46,126 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
         sys.exit(3)
 
 
+class OctalMode(click.ParamType):
+    """A file mode in octal (0660), checked here so a typo is a usage error, not a traceback."""
+
+    name = "MODE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            self.fail("%r is not an octal file mode: give three or four octal digits such as 0660" % value, param, ctx)
+        return mode
+
+
+def _group(ctx, param, value):
+    if value is None:
+        return None
+    import grp
+
+    try:
+        grp.getgrnam(value)
+    except KeyError:
+        raise click.BadParameter("there is no group %r: create it (sudo groupadd --system %s) or name an existing "
+                                 "group" % (value, value))
+    return value
+
+
+def log_level_option(fn):
+    return click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
+                        help="Log records at this level and above go to stderr (journald under systemd).")(fn)
+
+
+def daemon_options(fn):
+    """The options ``fiscal daemon`` and ``fiscal up`` share: tokens, the TCP listener, CORS, logs."""
+    for option in reversed([
+        click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Require 'Authorization: Bearer <token>' with the token in this file (one token, "
+                          "for every outlet or for --outlet)."),
+        click.option("--tokens-file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Tokens scoped to outlets, one '<token> <outlet>[,<outlet>...]' or '<token> *' per "
+                          "line; reread on SIGHUP (README 'Tokens file')."),
+        click.option("--listen", default=None, metavar="HOST:PORT",
+                     help="Also serve HTTP on this TCP address (127.0.0.1:8787); always needs a token."),
+        click.option("--allow-remote", is_flag=True,
+                     help="Allow --listen on a non-loopback address (needs --tls-cert and --tls-key)."),
+        click.option("--tls-cert", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="PEM certificate: the TCP listener speaks TLS."),
+        click.option("--tls-key", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="PEM private key of --tls-cert."),
+        click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+                     help="Let browser pages of this origin call the API (repeatable; never '*')."),
+        log_level_option,
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins):
+    token = None
+    if token_file:
+        token = read_token(token_file)
+        if not token:
+            raise click.BadParameter("the token file is empty: every client would be refused", param_hint="--token-file")
+    return {"token": token, "tokens_file": tokens_file, "listen": listen, "allow_remote": allow_remote,
+            "tls_cert": tls_cert, "tls_key": tls_key, "cors_origins": cors_origins}
+
+
 @click.command()
 @click.option("--device", required=True,
               help="'auto' (the one fiscal board on USB), 'serial:<SERIAL>' (the board with that USB serial "
                    "number), or a path (a tty, /dev/fiscal/<SERIAL>, the emulator's pty). Looked up again at "
                    "every reconnect, so the board may be plugged in after the daemon starts.")
 @socket_option
-@click.option("--db", default=None, type=click.Path(dir_okay=False), help="SQLite store (default: beside the socket).")
-@click.option("--group", default=None, help="Group that may use the socket.")
-@click.option("--mode", default="0660", show_default=True, help="Socket file mode (octal).")
-@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Require 'Authorization: Bearer <token>' with the token in this file.")
+@click.option("--db", default=None, type=click.Path(dir_okay=False),
+              help="SQLite store (default: beside the socket); its folder holds the lock fiscal.lock.")
+@click.option("--group", default=None, callback=_group, help="Group that may use the socket.")
+@click.option("--mode", default="0660", show_default=True, type=OctalMode(), help="Socket file mode (octal).")
 @click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
 @click.option("--prepare-share", type=click.IntRange(1, 255), default=None,
               help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
-def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share):
-    """Own the device and serve the POS API on a unix socket."""
+@daemon_options
+def daemon(device, socket_path, db, group, mode, outlet, prepare_share, token_file, tokens_file, listen,
+           allow_remote, tls_cert, tls_key, cors_origins, log_level):
+    """Own the device and serve the POS API on a unix socket (and optionally on TCP).
+
+    Under systemd it takes its sockets from fiscal.socket (LISTEN_FDS) and tells systemd when the
+    device is ready (NOTIFY_SOCKET); see `fiscal service install`. Exit codes: 2 a setting that
+    cannot work; 3 another daemon serves this socket or uses this store.
+    """
+    from hostd.daemon.logs import setup
     from hostd.daemon.server import serve
 
-    token = None
-    if token_file:
-        token = read_token(token_file)
-        if not token:
-            raise click.BadParameter("the token file is empty: every client would be refused", param_hint="--token-file")
-    os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share)
+    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins)
+    setup(log_level)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
+        serve(device, socket_path, db, mode, group, outlet=outlet, prepare_share=prepare_share, **settings)
+    except HostdError as exc:
+        fail(exc, False)
 
 
 @click.command()
-@click.option("--profile", required=True, type=click.Path(file_okay=False), help="Emulator profile directory.")
+@click.option("--profile", required=True, type=click.Path(file_okay=False),
+              help="Emulator profile directory; the daemon's store (fiscal.sqlite) and lock live there too.")
 @socket_option
 @click.option("--seed", type=int, default=None, help="Deterministic emulator entropy (tests and demos).")
-def up(profile, socket_path, seed):
+@daemon_options
+@click.option("--json", "as_json", is_flag=True, help="The 'serving' line on stdout as one JSON document.")
+def up(profile, socket_path, seed, token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
+       log_level, as_json):
     """The emulator plus the daemon, with sensible defaults; restarts the emulator if it dies."""
+    from hostd.daemon.logs import setup
     from hostd.daemon.supervisor import run_up
 
-    run_up(profile, socket_path, seed)
+    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins)
+    setup(log_level)
+    try:
+        run_up(profile, socket_path, seed, as_json=as_json, **settings)
+    except HostdError as exc:
+        fail(exc, as_json)
