@@ -13,6 +13,7 @@ import time
 
 import click
 
+from hostd.boards import shipped
 from hostd.books.export import load_export, verify_export
 from hostd.cli.common import fail
 from hostd.daemon.supervisor import spawn_ready, stop_process
@@ -23,9 +24,8 @@ SAMPLES = ("invoice-002-services.json", "invoice-000-goods.json")
 
 
 def samples_dir():
-    """The sample invoices shipped beside the package."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "samples")
+    """The sample invoices: samples/ of a checkout, or the copy in the wheel (hostd/boards/shipped.py)."""
+    return str(shipped.folder("samples"))
 
 
 def start_up(profile, socket_path, timeout=30.0):
