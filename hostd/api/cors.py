@@ -72,10 +72,10 @@ class Cors:
         allowed = given.lower()
         wanted = request.headers.get("Access-Control-Request-Method")
         if request.method == "OPTIONS" and wanted is not None:
-            return self._preflight(request, wanted, allowed)
+            return self._allow(self._preflight(request, wanted), allowed)
         return self._allow(await handler(request), allowed)
 
-    def _preflight(self, request, wanted, allowed):
+    def _preflight(self, request, wanted):
         if wanted not in METHODS:
             return error_response("FORBIDDEN", "method %s is not allowed cross-origin" % wanted,
                                   "Access-Control-Request-Method")
@@ -88,4 +88,4 @@ class Cors:
         response.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key"
         response.headers["Access-Control-Max-Age"] = MAX_AGE
-        return self._allow(response, allowed)
+        return response
