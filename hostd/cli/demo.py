@@ -15,7 +15,7 @@ import click
 
 from hostd.boards import shipped
 from hostd.books.export import load_export, verify_export
-from hostd.cli.common import fail
+from hostd.cli.common import EXIT_FOR_HTTP, fail
 from hostd.daemon.supervisor import spawn_ready, stop_process
 from hostd.errors import HostdError
 from hostd.sdk.transport import call_json, request
@@ -51,8 +51,10 @@ def run_demo(profile=None, files=()):
                                         {"Content-Type": "application/json",
                                          "Idempotency-Key": "demo-%s-%s" % (os.path.basename(path), time.time())})
             if status != 200:
-                raise HostdError("%s: %s %s" % (os.path.basename(path), doc.get("code"), doc.get("detail")),
-                                 doc.get("field"))
+                refused = HostdError("%s: %s %s" % (os.path.basename(path), doc.get("code"), doc.get("detail")),
+                                     doc.get("field"))
+                refused.code, refused.exit_code = doc.get("code", refused.code), EXIT_FOR_HTTP.get(status, 1)
+                raise refused
             payload = doc["payload"]
             payload["file"] = os.path.basename(path)
             sealed.append(payload)

@@ -1,11 +1,12 @@
 """``fiscal emulator``, ``fiscal daemon`` and ``fiscal up``: running a device and the service."""
 
+import json
 import os
 import sys
 
 import click
 
-from hostd.cli.common import fail, read_token, socket_option
+from hostd.cli.common import AuthorityDir, authority_public_key, fail, read_token, socket_option
 from hostd.errors import HostdError
 
 LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (the CLI imports no daemon code eagerly)
@@ -23,27 +24,44 @@ LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (
 @click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
 @click.option("--factory-fresh", is_flag=True,
               help="A new profile gets no key: provision it like a board (`fiscal board provision`).")
-@click.option("--authority", "authority_pub", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Pin this authority public key (authority.pub): CERTIFY refuses certificates it did not sign.")
+@click.option("--authority", "authority_dir", default=None, type=AuthorityDir(),
+              help="Pin the authority of this folder (its authority.pub): CERTIFY refuses certificates it did not sign.")
+@click.option("--json", "as_json", is_flag=True,
+              help='First stdout line {"pty": PATH, "profile": DIR} instead of the bare pty path.')
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh, authority_pub):
+             factory_fresh, authority_dir, as_json):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileError
     from device.emulator import pin_authority, serve
 
-    if authority_pub is not None:
-        from hostd.books.keys import load_public_key
-
+    if authority_dir is not None:
         try:
-            pin_authority(profile, load_public_key(authority_pub))
+            pin_authority(profile, authority_public_key(authority_dir))
         except HostdError as exc:
-            fail(exc, False)
+            fail(exc, as_json)
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
+              out=_JsonFirstLine(profile) if as_json else sys.stdout,
               exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
     except ProfileError as exc:
+        if as_json:
+            click.echo(json.dumps({"status": "error", "code": "PROFILE_BUSY" if "in use" in str(exc) else
+                                   "PROFILE_ERROR", "detail": str(exc)}))
         click.echo("error: %s" % exc, err=True)
         sys.exit(3)
+
+
+class _JsonFirstLine:
+    """The emulator's stdout with its one line (the pty path) as a JSON document."""
+
+    def __init__(self, profile):
+        self.profile = profile
+
+    def write(self, text):
+        sys.stdout.write(json.dumps({"pty": text.strip(), "profile": self.profile}) + "\n")
+
+    def flush(self):
+        sys.stdout.flush()
 
 
 class OctalMode(click.ParamType):
