@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from hostd.daemon.supervisor import start_emulator, stop_emulator
-from tests.daemonkit import SAMPLES, Stack, sample, wait_for_socket
+from tests.daemonkit import Stack, sample, wait_for_socket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,7 +13,6 @@
 import datetime
 import http.client
 import json
-import os
 import signal
 import socket
 import ssl
