@@ -117,3 +117,19 @@ class DevicePermission(DeviceUnavailable):
 class DiscoveryFailed(DeviceUnavailable):
     """Enumerating USB serial ports itself failed. Raised instead of returning an empty list, so
     "no board" always means that none is attached (python-fido2 #127)."""
+
+
+class AlreadyServing(HostdError):
+    """Another daemon holds this store or answers on this socket: starting a second one would
+    steal its socket or file into its store behind its back (issue 13). Refused, exit 3."""
+
+    code = "ALREADY_SERVING"
+    exit_code = 3
+
+
+class ConfigError(HostdError):
+    """A daemon setting that cannot work (a tokens file that does not parse, a TCP listener
+    without a token, a remote bind without TLS); ``field`` names the option (exit 2)."""
+
+    code = "INVALID_CONFIG"
+    exit_code = 2

@@ -159,7 +159,7 @@ def test_manifest_rejects_destinations_outside_lib_or_root(tmp_path, dest):
 # --- board/package.json and board/manifest.py ---------------------------------------------------
 
 def test_package_json_is_generated_from_the_manifest():
-    with open(board_files.PACKAGE_JSON, encoding="utf-8") as fh:
+    with open(board_files.manifest_path("package.json"), encoding="utf-8") as fh:
         text = fh.read()
     assert text == render_package_json(MANIFEST), "run: .venv/bin/python -m hostd.boards.manifest"
     doc = json.loads(text)
@@ -172,11 +172,11 @@ def test_package_json_is_generated_from_the_manifest():
 
 
 def test_manifest_py_is_generated_and_freezes_exactly_the_manifest(tmp_path):
-    with open(board_files.MANIFEST_PY, encoding="utf-8") as fh:
+    with open(board_files.manifest_path("manifest.py"), encoding="utf-8") as fh:
         text = fh.read()
     assert text == render_manifest_py(MANIFEST), "run: .venv/bin/python -m hostd.boards.manifest"
     frozen, required, included = {}, [], []
-    board_dir = os.path.dirname(board_files.MANIFEST_PY)
+    board_dir = os.path.dirname(board_files.manifest_path("manifest.py"))
 
     def package(package_path, files=None, base_path=".", opt=None):  # tools/manifestfile.py rules
         assert files is not None, "an explicit file list, so nothing host-only is frozen by accident"

@@ -27,6 +27,17 @@ def test_sigterm_stops_an_emulator_blocked_on_a_host_that_stopped_reading(tmp_pa
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         ping = messages.encode_request("PING", data=b"x" * 64)
+        # One answer first: the emulator prints its pty path before it installs its SIGTERM
+        # handler, so a flood (and the SIGTERM) sent before it serves could kill it by signal.
+        os.write(fd, frames.encode_frame(255, ping))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if os.read(fd, 4096):
+                    break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the emulator never answered"
+                time.sleep(0.01)
         sent = 0
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:   # until the emulator, blocked on its answers, stops reading

@@ -207,7 +207,8 @@ def test_install_script_installs_the_shipped_rules(tmp_path):
     """udev/install (docs/BOARDS.md step 3), dry run: the shipped file, the group, the user."""
     script = os.path.join(os.path.dirname(RULES), "install")
     out = subprocess.run(["bash", script, "alice"], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, DRY_RUN="1", RULES_DIR=str(tmp_path)))
+                         env=dict(os.environ, DRY_RUN="1", RULES_DIR=str(tmp_path / "rules.d")))
     lines = out.stdout.splitlines()
-    assert lines[0] == "install -m 0644 %s %s/70-fiscal.rules" % (RULES, tmp_path)
+    assert lines[0] == "install -d -m 0755 %s" % (tmp_path / "rules.d")   # created when missing
+    assert lines[1] == "install -m 0644 %s %s/70-fiscal.rules" % (RULES, tmp_path / "rules.d")
     assert "groupadd -f --system fiscal" in lines and "usermod -aG fiscal alice" in lines

@@ -54,14 +54,13 @@ def _refuse(value):
     raise TypeError("not JSON: %r" % (value,))
 
 
-def accept(api, key, raw, document=None, reference=None):
+def accept(api, request, key, raw, document=None, reference=None):
     """Check and store one request; return the Parsed invoice. ``document``: the canonical JSON
-    bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself)."""
+    bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself). The invoice's
+    outlet must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
     parsed = parse_invoice(sealed_text, api.merchant)
-    outlet = parsed.doc["outlet_id"]
-    if api.outlet is not None and outlet != api.outlet:
-        raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % api.outlet, field="outlet_id")
+    api.check_outlet(request, parsed.doc["outlet_id"])
     body_hash = hashlib.sha256(raw).digest()
     columns = dict(parsed.columns, reference=reference)
     if not api.store.add_request(key, body_hash, parsed.canonical, sealed_text.decode("utf-8"), time.time(), columns):

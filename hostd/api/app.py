@@ -1,5 +1,5 @@
 """The POS API application: HTTP/1.1 + JSON (aiohttp), the endpoints of seeds 002 and 001 plus the
-two-phase flow, one module per resource (hostd/api/invoices.py, outlets.py, audit.py).
+two-phase flow, one module per resource (``RESOURCES``).
 
 Handlers validate on the host first (hostd/intake/canonical.py, the device checks again), then hand
 the device work to the owner thread and await it, so slow or broken clients never hold the device.
@@ -8,27 +8,36 @@ this module is the one place where exceptions become that envelope.
 """
 
 import asyncio
-import hmac
+import logging
 import sqlite3
-import sys
-import traceback
 
 from aiohttp import web
 
 from hostd.api.audit import Audit
+from hostd.api.auth import Tokens, check_scope
 from hostd.api.batch import Batch
 from hostd.api.connectors import Connectors
+from hostd.api.cors import Cors
 from hostd.api.exports import Exports
+from hostd.api.health import Health
 from hostd.api.invoices import Invoices
 from hostd.api.limits import BODY_TIMEOUT, MAX_BATCH_BODY, MAX_BODY, MAX_QUEUE
+from hostd.api.openapi import OpenApi
 from hostd.api.outlets import Outlets
 from hostd.api.pages import Pages
 from hostd.api.receipts import Receipts
-from hostd.api.webhooks import Webhooks
 from hostd.api.replies import Refusal, error_response
+from hostd.api.webhooks import Webhooks
 from hostd.books import envelope
 from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnavailable
 
+# Every resource module, in the order their routes are added (Batch before Invoices: the batch
+# path must not be taken for a fiscal number); hostd/api/openapi.py describes each route they
+# serve (tests/test_openapi.py fails when a route is missing there).
+RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Outlets, Audit, Health, OpenApi, Pages)
+SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
+log = logging.getLogger("fiscal.api")
+__all__ = ("Api", "MAX_BODY", "MAX_QUEUE", "RESOURCES", "errors_middleware")
 
 
 @web.middleware
@@ -52,39 +61,56 @@ async def errors_middleware(request, handler):
         return error_response("NOT_FOUND", "method %s not allowed on %s" % (request.method, request.path))
     except Exception:
         # A bug, not a refusal: log the traceback, answer the envelope, keep serving everyone else.
-        traceback.print_exc(file=sys.stderr)
+        log.exception("internal error while handling %s %s", request.method, request.path)
         return error_response("INTERNAL_ERROR", "internal error while handling %s %s; see the daemon log"
                               % (request.method, request.path))
 
 
 class Api:
-    """What every resource shares: the owner, the store, authorisation and the device queue."""
+    """What every resource shares: the owner, the store, authorisation and the device queue.
 
-    def __init__(self, owner, store, token=None, outlet=None, merchant=None, accounts=None):
+    ``tokens`` (hostd/api/auth.py) scopes bearer tokens to outlets; the legacy ``token`` and
+    ``outlet`` make the one-line table "token outlet" (or "token *"). ``outlet`` also limits the
+    whole daemon to that outlet, token or not. ``tokens`` may be replaced while serving (SIGHUP).
+    ``cors_origins``: the origins browsers may call from (hostd/api/cors.py); none by default.
+    ``merchant`` (hostd/intake/merchant.py): the fields a payload may leave out; ``accounts``
+    (hostd/books/accounting.py): the account codes of the accounting export.
+    """
+
+    def __init__(self, owner, store, token=None, outlet=None, tokens=None, cors_origins=(), merchant=None,
+                 accounts=None):
         self.owner = owner
         self.store = store
-        self.token = token
         self.outlet = outlet
-        self.merchant = merchant   # hostd/intake/merchant.py: fields a payload may leave out
-        self.accounts = accounts   # hostd/books/accounting.py: account codes of the accounting export
+        if tokens is None and token is not None:
+            tokens = Tokens.single(token, outlet)
+        self.tokens = tokens
+        self.cors = Cors(cors_origins)
+        self.merchant = merchant
+        self.accounts = accounts
         self.queued = 0
 
     def app(self, extra_middlewares=()):
         app = web.Application(client_max_size=MAX_BATCH_BODY,
-                              middlewares=[errors_middleware] + list(extra_middlewares))
-        # Batch before Invoices: /invoices/batch must not be taken for /invoices/{fiscal_number}
-        for resource in (Batch(self), Invoices(self), Receipts(self), Connectors(self), Exports(self), Webhooks(self),
-                         Outlets(self), Audit(self), Pages(self)):
-            app.add_routes(resource.routes())
+                              middlewares=[self.cors.middleware, errors_middleware] + list(extra_middlewares))
+        for resource in RESOURCES:
+            app.add_routes(resource(self).routes())
         return app
 
     def authorise(self, request):
-        if self.token is None:
-            return
-        given = request.headers.get("Authorization", "")
-        # aiohttp hands undecodable header bytes over as surrogate escapes: compare bytes, never fail
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ("Bearer " + self.token).encode()):
-            raise Refusal("UNAUTHORIZED", "missing or invalid bearer token", field="Authorization")
+        """401 without a valid token (when tokens are configured); remembers the token's outlets."""
+        tokens = self.tokens
+        if tokens is None:
+            request[SCOPE] = None
+            return None
+        request[SCOPE] = scope = tokens.scope(request.headers.get("Authorization", ""))
+        return scope
+
+    def check_outlet(self, request, outlet_id):
+        """403 when this daemon (``--outlet``) or the request's token may not act for ``outlet_id``."""
+        if self.outlet is not None and outlet_id != self.outlet:
+            raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % self.outlet, field="outlet_id")
+        check_scope(request.get(SCOPE), outlet_id)
 
     async def body(self, request, limit=MAX_BODY):
         """The whole request body: 413 past ``limit`` bytes (decided from Content-Length before

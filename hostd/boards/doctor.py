@@ -15,6 +15,7 @@ import grp
 import os
 from dataclasses import dataclass
 
+from hostd.boards import shipped
 from hostd.link import discovery
 from hostd.errors import DevicePermission, DeviceUnavailable
 from protocol.usbids import FISCAL_INTERFACE, PRODUCT_ID, VENDOR_ID
@@ -24,8 +25,7 @@ EXIT_OK, EXIT_PROBLEM, EXIT_NO_BOARD = 0, 1, 4
 RULES_NAME = "70-fiscal.rules"
 # udev reads a file name from the first of these that has it (/etc overrides /run overrides /usr/lib).
 RULE_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d")
-SHIPPED_RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "udev",
-                             RULES_NAME)
+SHIPPED_RULES = os.path.join(str(shipped.folder("udev")), RULES_NAME)   # a checkout's udev/, or the wheel's copy
 GROUP = "fiscal"
 MM_IGNORE = 'ENV{ID_MM_DEVICE_IGNORE}="1"'
 INSTALL = ("sudo cp udev/%s /etc/udev/rules.d/ && sudo udevadm control --reload-rules && sudo udevadm trigger, "

@@ -26,12 +26,12 @@ import json
 import os
 import sys
 
+from hostd.boards import shipped
 from hostd.errors import HostdError
 
+# The repository checkout, where the folders are (tests and ``python -m hostd.boards.manifest``
+# use it; installed code reads the files through hostd/boards/shipped.py).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MANIFEST_JSON = os.path.join(ROOT, "board", "manifest.json")
-PACKAGE_JSON = os.path.join(ROOT, "board", "package.json")
-MANIFEST_PY = os.path.join(ROOT, "board", "manifest.py")
 LIB = "lib/"
 
 
@@ -42,8 +42,14 @@ class ManifestError(HostdError):
     exit_code = 2
 
 
-def load_manifest(path=MANIFEST_JSON):
+def manifest_path(name="manifest.json"):
+    """board/manifest.json (or package.json, manifest.py), wherever the package was installed."""
+    return os.path.join(str(shipped.folder("board")), name)
+
+
+def load_manifest(path=None):
     """The parsed manifest, checked for the shape every consumer relies on."""
+    path = manifest_path() if path is None else path
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
     for key in ("version", "repo", "deps", "files", "generated", "host_only"):
@@ -115,7 +121,7 @@ def _base_path(src, target):
     if not src.endswith(target):
         raise ManifestError("cannot freeze %s as %s: the file name must match its module path" % (src, target))
     prefix = src[:len(src) - len(target)].rstrip("/")
-    return os.path.relpath(os.path.join(ROOT, prefix), os.path.join(ROOT, "board"))
+    return os.path.relpath(os.path.join("/repo", prefix), "/repo/board")   # repository layout, not disk
 
 
 def main(argv):
@@ -124,10 +130,11 @@ def main(argv):
         print("usage: python -m hostd.boards.manifest", file=sys.stderr)
         return 2
     manifest = load_manifest()
-    for path, text in ((PACKAGE_JSON, render_package_json(manifest)), (MANIFEST_PY, render_manifest_py(manifest))):
+    for name, text in (("package.json", render_package_json(manifest)), ("manifest.py", render_manifest_py(manifest))):
+        path = manifest_path(name)
         with open(path, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-        print("wrote %s" % os.path.relpath(path, ROOT))
+        print("wrote %s" % path)
     return 0
 
 

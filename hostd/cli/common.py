@@ -57,3 +57,32 @@ def answer(status, doc, as_json, human):
                                        " (field %s)" % doc["field"] if doc.get("field") else ""), err=True)
     if status != 200:
         sys.exit(EXIT_FOR_HTTP.get(status, 1))
+
+
+class AuthorityDir(click.ParamType):
+    """``--authority DIR``: the authority's folder (``fiscal authority init --dir DIR``) in every
+    command. A path to its ``authority.pub`` is taken as that folder, so the one meaning holds
+    whichever a user types. ``need_key``: the folder must also hold ``authority.key`` (signing)."""
+
+    name = "DIR"
+
+    def __init__(self, need_key=False):
+        self.need_key = need_key
+
+    def convert(self, value, param, ctx):
+        folder = os.path.dirname(value) if os.path.isfile(value) and os.path.basename(value) == "authority.pub" else value
+        if not os.path.isdir(folder):
+            self.fail("%s is not an authority folder (make one with `fiscal authority init --dir DIR`)" % value,
+                      param, ctx)
+        for name in ("authority.pub",) + (("authority.key",) if self.need_key else ()):
+            if not os.path.isfile(os.path.join(folder, name)):
+                self.fail("%s has no %s (an authority folder holds authority.pub%s)" % (
+                    folder, name, " and, to sign, authority.key" if self.need_key else ""), param, ctx)
+        return folder
+
+
+def authority_public_key(folder):
+    """The authority public key (raw 64 bytes) in ``folder``."""
+    from hostd.books.keys import load_public_key
+
+    return load_public_key(os.path.join(folder, "authority.pub"))

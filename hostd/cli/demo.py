@@ -13,8 +13,9 @@ import time
 
 import click
 
+from hostd.boards import shipped
 from hostd.books.export import load_export, verify_export
-from hostd.cli.common import fail
+from hostd.cli.common import EXIT_FOR_HTTP, fail
 from hostd.daemon.supervisor import spawn_ready, stop_process
 from hostd.errors import HostdError
 from hostd.sdk.transport import call_json, request
@@ -23,14 +24,14 @@ SAMPLES = ("invoice-002-services.json", "invoice-000-goods.json")
 
 
 def samples_dir():
-    """The sample invoices shipped beside the package."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "samples")
+    """The sample invoices: samples/ of a checkout, or the copy in the wheel (hostd/boards/shipped.py)."""
+    return str(shipped.folder("samples"))
 
 
-def start_up(profile, socket_path, timeout=30.0):
-    """Start ``fiscal up``; return the process once its socket is served."""
-    return spawn_ready(["up", "--profile", profile, "--socket", socket_path], "fiscal up:", "fiscal up", timeout)[0]
+def start_up(profile, socket_path, timeout=30.0, extra=()):
+    """Start ``fiscal up`` (with ``extra`` options); return the process once its socket is served."""
+    return spawn_ready(["up", "--profile", profile, "--socket", socket_path] + list(extra), "fiscal up:", "fiscal up",
+                       timeout)[0]
 
 
 def stop_up(proc):
@@ -51,8 +52,10 @@ def run_demo(profile=None, files=()):
                                         {"Content-Type": "application/json",
                                          "Idempotency-Key": "demo-%s-%s" % (os.path.basename(path), time.time())})
             if status != 200:
-                raise HostdError("%s: %s %s" % (os.path.basename(path), doc.get("code"), doc.get("detail")),
-                                 doc.get("field"))
+                refused = HostdError("%s: %s %s" % (os.path.basename(path), doc.get("code"), doc.get("detail")),
+                                     doc.get("field"))
+                refused.code, refused.exit_code = doc.get("code", refused.code), EXIT_FOR_HTTP.get(status, 1)
+                raise refused
             payload = doc["payload"]
             payload["file"] = os.path.basename(path)
             sealed.append(payload)

@@ -1,12 +1,15 @@
 """``fiscal emulator``, ``fiscal daemon`` and ``fiscal up``: running a device and the service."""
 
+import json
 import os
 import sys
 
 import click
 
-from hostd.cli.common import fail, read_token, socket_option
+from hostd.cli.common import AuthorityDir, authority_public_key, fail, read_token, socket_option
 from hostd.errors import HostdError
+
+LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (the CLI imports no daemon code eagerly)
 
 
 @click.command()
@@ -21,53 +24,114 @@ from hostd.errors import HostdError
 @click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process dies (used by fiscal up).")
 @click.option("--factory-fresh", is_flag=True,
               help="A new profile gets no key: provision it like a board (`fiscal board provision`).")
-@click.option("--authority", "authority_pub", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Pin this authority public key (authority.pub): CERTIFY refuses certificates it did not sign.")
+@click.option("--authority", "authority_dir", default=None, type=AuthorityDir(),
+              help="Pin the authority of this folder (its authority.pub): CERTIFY refuses certificates it did not sign.")
+@click.option("--json", "as_json", is_flag=True,
+              help='First stdout line {"pty": PATH, "profile": DIR} instead of the bare pty path.')
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh, authority_pub):
+             factory_fresh, authority_dir, as_json):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileError
     from device.emulator import pin_authority, serve
 
-    if authority_pub is not None:
-        from hostd.books.keys import load_public_key
-
+    if authority_dir is not None:
         try:
-            pin_authority(profile, load_public_key(authority_pub))
+            pin_authority(profile, authority_public_key(authority_dir))
         except HostdError as exc:
-            fail(exc, False)
+            fail(exc, as_json)
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
+              out=_JsonFirstLine(profile) if as_json else sys.stdout,
               exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
     except ProfileError as exc:
+        if as_json:
+            click.echo(json.dumps({"status": "error", "code": "PROFILE_BUSY" if "in use" in str(exc) else
+                                   "PROFILE_ERROR", "detail": str(exc)}))
         click.echo("error: %s" % exc, err=True)
         sys.exit(3)
 
 
-@click.command()
-@click.option("--device", required=True,
-              help="'auto' (the one fiscal board on USB), 'serial:<SERIAL>' (the board with that USB serial "
-                   "number), or a path (a tty, /dev/fiscal/<SERIAL>, the emulator's pty). Looked up again at "
-                   "every reconnect, so the board may be plugged in after the daemon starts.")
-@socket_option
-@click.option("--db", default=None, type=click.Path(dir_okay=False), help="SQLite store (default: beside the socket).")
-@click.option("--group", default=None, help="Group that may use the socket.")
-@click.option("--mode", default="0660", show_default=True, help="Socket file mode (octal).")
-@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Require 'Authorization: Bearer <token>' with the token in this file.")
-@click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
-@click.option("--prepare-share", type=click.IntRange(1, 255), default=None,
-              help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
-@click.option("--merchant", "merchant_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Merchant settings (JSON): the fields orders, ERP invoices and short POS payloads leave out.")
-@click.option("--accounts", "accounts_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Account codes of the accounting export (JSON; README 'Exports').")
-@click.option("--webhook-retry", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
-              help="Seconds before the first webhook retry; each later one waits twice as long (with jitter).")
-def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_share, merchant_file, accounts_file,
-           webhook_retry):
-    """Own the device and serve the POS API on a unix socket."""
-    from hostd.daemon.server import serve
+class _JsonFirstLine:
+    """The emulator's stdout with its one line (the pty path) as a JSON document."""
+
+    def __init__(self, profile):
+        self.profile = profile
+
+    def write(self, text):
+        sys.stdout.write(json.dumps({"pty": text.strip(), "profile": self.profile}) + "\n")
+
+    def flush(self):
+        sys.stdout.flush()
+
+
+class OctalMode(click.ParamType):
+    """A file mode in octal (0660), checked here so a typo is a usage error, not a traceback."""
+
+    name = "MODE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            self.fail("%r is not an octal file mode: give three or four octal digits such as 0660" % value, param, ctx)
+        return mode
+
+
+def _group(ctx, param, value):
+    if value is None:
+        return None
+    import grp
+
+    try:
+        grp.getgrnam(value)
+    except KeyError:
+        raise click.BadParameter("there is no group %r: create it (sudo groupadd --system %s) or name an existing "
+                                 "group" % (value, value))
+    return value
+
+
+def log_level_option(fn):
+    return click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
+                        help="Log records at this level and above go to stderr (journald under systemd).")(fn)
+
+
+def daemon_options(fn):
+    """The options ``fiscal daemon`` and ``fiscal up`` share: tokens, the TCP listener, CORS, logs."""
+    for option in reversed([
+        click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Require 'Authorization: Bearer <token>' with the token in this file (one token, "
+                          "for every outlet or for --outlet)."),
+        click.option("--tokens-file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Tokens scoped to outlets, one '<token> <outlet>[,<outlet>...]' or '<token> *' per "
+                          "line; reread on SIGHUP (README 'Tokens file')."),
+        click.option("--listen", default=None, metavar="HOST:PORT",
+                     help="Also serve HTTP on this TCP address (127.0.0.1:8787); always needs a token."),
+        click.option("--allow-remote", is_flag=True,
+                     help="Allow --listen on a non-loopback address (needs --tls-cert and --tls-key)."),
+        click.option("--tls-cert", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="PEM certificate: the TCP listener speaks TLS."),
+        click.option("--tls-key", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="PEM private key of --tls-cert."),
+        click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+                     help="Let browser pages of this origin call the API (repeatable; never '*')."),
+        click.option("--merchant", "merchant_file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Merchant settings (JSON): the fields orders, ERP invoices and short POS payloads leave out."),
+        click.option("--accounts", "accounts_file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Account codes of the accounting export (JSON; README 'Integrations')."),
+        click.option("--webhook-retry", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
+                     help="Seconds before the first webhook retry; each later one waits twice as long (jitter)."),
+        log_level_option,
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins, merchant_file,
+                     accounts_file, webhook_retry):
     from hostd.books import accounting
     from hostd.intake import merchant as merchant_settings, strictjson
 
@@ -80,23 +144,71 @@ def daemon(device, socket_path, db, group, mode, token_file, outlet, prepare_sha
     try:
         if merchant_file:
             merchant = merchant_settings.load(merchant_file)
+    except HostdError as exc:
+        raise click.BadParameter(exc.detail, param_hint="--merchant")
+    try:
         if accounts_file:
             with open(accounts_file, "rb") as fh:
                 accounts = accounting.load_accounts(strictjson.loads(fh.read(), field="accounts file"))
     except HostdError as exc:
-        raise click.BadParameter(exc.detail, param_hint="--merchant" if merchant is None and merchant_file
-                                 else "--accounts")
-    os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    serve(device, socket_path, db, int(mode, 8), group, token, outlet, prepare_share=prepare_share, merchant=merchant,
-          accounts=accounts, webhook_retry=webhook_retry)
+        raise click.BadParameter(exc.detail, param_hint="--accounts")
+    return {"token": token, "tokens_file": tokens_file, "listen": listen, "allow_remote": allow_remote,
+            "tls_cert": tls_cert, "tls_key": tls_key, "cors_origins": cors_origins, "merchant": merchant,
+            "accounts": accounts, "webhook_retry": webhook_retry}
 
 
 @click.command()
-@click.option("--profile", required=True, type=click.Path(file_okay=False), help="Emulator profile directory.")
+@click.option("--device", required=True,
+              help="'auto' (the one fiscal board on USB), 'serial:<SERIAL>' (the board with that USB serial "
+                   "number), or a path (a tty, /dev/fiscal/<SERIAL>, the emulator's pty). Looked up again at "
+                   "every reconnect, so the board may be plugged in after the daemon starts.")
+@socket_option
+@click.option("--db", default=None, type=click.Path(dir_okay=False),
+              help="SQLite store (default: beside the socket); its folder holds the lock fiscal.lock.")
+@click.option("--group", default=None, callback=_group, help="Group that may use the socket.")
+@click.option("--mode", default="0660", show_default=True, type=OctalMode(), help="Socket file mode (octal).")
+@click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
+@click.option("--prepare-share", type=click.IntRange(1, 255), default=None,
+              help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
+@daemon_options
+def daemon(device, socket_path, db, group, mode, outlet, prepare_share, token_file, tokens_file, listen,
+           allow_remote, tls_cert, tls_key, cors_origins, merchant_file, accounts_file, webhook_retry, log_level):
+    """Own the device and serve the POS API on a unix socket (and optionally on TCP).
+
+    Under systemd it takes its sockets from fiscal.socket (LISTEN_FDS) and tells systemd when the
+    device is ready (NOTIFY_SOCKET); see `fiscal service install`. Exit codes: 2 a setting that
+    cannot work; 3 another daemon serves this socket or uses this store.
+    """
+    from hostd.daemon.logs import setup
+    from hostd.daemon.server import serve
+
+    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
+                                merchant_file, accounts_file, webhook_retry)
+    setup(log_level)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
+        serve(device, socket_path, db, mode, group, outlet=outlet, prepare_share=prepare_share, **settings)
+    except HostdError as exc:
+        fail(exc, False)
+
+
+@click.command()
+@click.option("--profile", required=True, type=click.Path(file_okay=False),
+              help="Emulator profile directory; the daemon's store (fiscal.sqlite) and lock live there too.")
 @socket_option
 @click.option("--seed", type=int, default=None, help="Deterministic emulator entropy (tests and demos).")
-def up(profile, socket_path, seed):
+@daemon_options
+@click.option("--json", "as_json", is_flag=True, help="The 'serving' line on stdout as one JSON document.")
+def up(profile, socket_path, seed, token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
+       merchant_file, accounts_file, webhook_retry, log_level, as_json):
     """The emulator plus the daemon, with sensible defaults; restarts the emulator if it dies."""
+    from hostd.daemon.logs import setup
     from hostd.daemon.supervisor import run_up
 
-    run_up(profile, socket_path, seed)
+    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
+                                merchant_file, accounts_file, webhook_retry)
+    setup(log_level)
+    try:
+        run_up(profile, socket_path, seed, as_json=as_json, **settings)
+    except HostdError as exc:
+        fail(exc, as_json)

@@ -10,9 +10,12 @@ terminal and ``--json`` is off.
 """
 
 import json
+import os
 import sys
 
 import click
+
+from hostd.cli.common import AuthorityDir
 
 from hostd.errors import VerificationFailed
 from hostd.books.export import load_export, verify_export
@@ -56,12 +59,13 @@ def _fail(exc, as_json):
 @click.argument("export_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
               help="Device public key to trust instead of the export's (raw, hex or PEM).")
-@click.option("--authority", type=click.Path(exists=True, dir_okay=False),
-              help="Authority public key (authority.pub): the export's device certificate must chain to it.")
+@click.option("--authority", type=AuthorityDir(),
+              help="Authority folder (its authority.pub): the export's device certificate must chain to it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def verify(export_file, pubkey, authority, as_json):
     """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end."""
     key = auth = None
+    authority = None if authority is None else os.path.join(authority, "authority.pub")
     for path, hint in ((pubkey, "--pubkey"), (authority, "--authority")):
         if path is not None:
             try:

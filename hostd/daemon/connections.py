@@ -21,8 +21,9 @@ What a real listener meets, and what this module does about each:
 """
 
 import asyncio
+import logging
 import resource
-import sys
+import socket
 import time
 
 from aiohttp import web
@@ -36,6 +37,7 @@ BACKLOG = 32
 MAX_LINE = 8190
 MAX_FIELD = 8190
 MAX_HEADERS = 64
+log = logging.getLogger("fiscal.daemon")
 
 
 def connection_cap():
@@ -52,7 +54,7 @@ def raise_fd_limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
         except (ValueError, OSError) as exc:
-            sys.stderr.write("fiscal daemon: cannot raise the open-file limit above %d: %s\n" % (soft, exc))
+            log.warning("cannot raise the open-file limit above %d: %s", soft, exc)
     return soft
 
 
@@ -63,7 +65,7 @@ class GuardedHandler(RequestHandler):
         if request.writer.output_size > 0:   # as aiohttp: an answer has begun, nothing else can be sent
             raise ConnectionError("response already started; cannot send the error envelope")
         if status >= 500:
-            sys.stderr.write("fiscal daemon: HTTP layer error %s: %r\n" % (status, exc))
+            log.error("HTTP layer error %s: %r", status, exc)
             code, detail = "INTERNAL_ERROR", "internal error in the HTTP layer; see the daemon log"
         else:
             code = "INVALID_REQUEST" if status != 413 else "PAYLOAD_TOO_LARGE"
@@ -131,24 +133,26 @@ class QuietAcceptErrors:
             return
         self.last[message] = now
         extra = self.suppressed.pop(message, 0)
-        sys.stderr.write("fiscal daemon: %s: %s%s\n" % (message, context.get("exception"),
-                                                       " (%d more in the last second)" % extra if extra else ""))
+        log.warning("%s: %s%s", message, context.get("exception"),
+                    " (%d more in the last second)" % extra if extra else "")
 
 
 class GuardedSite(web.BaseSite):
-    """Serve ``runner`` on an already bound listening socket through ``connections``."""
+    """Serve ``runner`` on an already bound listening socket (unix or TCP, ours or systemd's)
+    through ``connections``; with ``ssl_context``, TLS on it."""
 
-    def __init__(self, runner, sock, connections, backlog=BACKLOG):
-        web.BaseSite.__init__(self, runner, backlog=backlog)
+    def __init__(self, runner, sock, connections, backlog=BACKLOG, ssl_context=None):
+        web.BaseSite.__init__(self, runner, backlog=backlog, ssl_context=ssl_context)
         self._sock = sock
         self.connections = connections
 
     @property
     def name(self):
-        return "unix:%s" % self._sock.getsockname()
+        return "%s:%s" % ("unix" if self._sock.family == socket.AF_UNIX else "tcp", self._sock.getsockname())
 
     async def start(self):
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         self.connections.server = self._runner.server
-        self._server = await loop.create_server(self.connections, sock=self._sock, backlog=self._backlog)
+        self._server = await loop.create_server(self.connections, sock=self._sock, backlog=self._backlog,
+                                                ssl=self._ssl_context)

@@ -6,6 +6,8 @@ daemon talks to ``PROFILE/tty``, a symlink the emulator points at its new pty on
 the daemon's ordinary reconnect path finds the restarted device by itself.
 """
 
+import json
+import logging
 import os
 import select
 import subprocess
@@ -16,17 +18,64 @@ import time
 from hostd.errors import DeviceUnavailable
 from hostd.daemon.server import serve
 
+log = logging.getLogger("fiscal.up")
+
+
+class StderrRelay(threading.Thread):
+    """A child's stderr, held back until it is ready and then passed on to ours line by line.
+
+    Held back, because a child that fails to start is retried (an orphan may hold the profile for
+    a moment) and its error would otherwise be printed once per attempt; kept, because its last
+    line is what the user needs to see when it never starts ("flash.bin is in use")."""
+
+    def __init__(self, pipe):
+        threading.Thread.__init__(self, name="stderr-relay", daemon=True)
+        self.pipe = pipe
+        self.lines = []
+        self.live = False
+        self.lock = threading.Lock()
+
+    def run(self):
+        for raw in self.pipe:
+            line = raw.decode("utf-8", "replace")
+            with self.lock:
+                if self.live:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+                else:
+                    self.lines.append(line)
+
+    def go_live(self):
+        with self.lock:
+            sys.stderr.write("".join(self.lines))
+            sys.stderr.flush()
+            self.lines = []
+            self.live = True
+
+    def last_line(self):
+        self.join(2.0)
+        with self.lock:
+            said = [line.strip() for line in self.lines if line.strip()]
+        return said[-1] if said else None
+
 
 def spawn_ready(args, prefix, what, timeout=20.0):
     """Start ``python -m hostd ARGS``; return (process, first stdout line) once that line, which
-    must start with ``prefix``, says it is ready. Its stderr is inherited for diagnostics."""
-    proc = subprocess.Popen([sys.executable, "-m", "hostd"] + list(args), stdout=subprocess.PIPE)
+    must start with ``prefix``, says it is ready. Its stderr reaches ours once it is ready; if it
+    never is, its last stderr line is in the error."""
+    proc = subprocess.Popen([sys.executable, "-m", "hostd"] + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    relay = StderrRelay(proc.stderr)
+    relay.start()
     ready = select.select([proc.stdout], [], [], timeout)[0]
     line = proc.stdout.readline().decode().strip() if ready else ""
     if not line.startswith(prefix):
         proc.kill()
         proc.wait()
-        raise DeviceUnavailable("%s did not start (exit %s, first line %r)" % (what, proc.poll(), line))
+        said = relay.last_line()
+        raise DeviceUnavailable("%s did not start (exit %s): %s" % (
+            what, proc.poll(), said or "first line %r" % line))
+    relay.go_live()
     return proc, line
 
 
@@ -72,28 +121,34 @@ class EmulatorWatch:
             code = self.proc.wait()
             if self.stopping.is_set():
                 return
-            sys.stderr.write("fiscal up: emulator exited with %s; restarting it\n" % code)
+            log.warning("emulator exited with %s; restarting it", code)
             time.sleep(0.2)
             try:
                 self.proc = start_emulator(self.profile, self.extra)[0]
                 self.restarts += 1
             except DeviceUnavailable as exc:
-                sys.stderr.write("fiscal up: %s; retrying\n" % exc.detail)
+                log.warning("%s; retrying", exc.detail)
 
     def stop(self):
         self.stopping.set()
         stop_emulator(self.proc)
 
 
-def run_up(profile, socket_path, seed=None):
+def run_up(profile, socket_path, seed=None, as_json=False, **more):
+    """The emulator on ``profile`` and the daemon with its store in ``profile``; the first stdout
+    line says it serves (one JSON document with ``as_json``). ``more``: daemon settings."""
     os.makedirs(profile, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
     watch = EmulatorWatch(profile, ["--exit-with-parent"] + ([] if seed is None else ["--seed", str(seed)]))
 
     def ready():
-        sys.stdout.write("fiscal up: serving %s (profile %s)\n" % (socket_path, profile))
+        if as_json:
+            sys.stdout.write(json.dumps({"status": "serving", "socket": socket_path, "profile": profile,
+                                         "pid": os.getpid()}) + "\n")
+        else:
+            sys.stdout.write("fiscal up: serving %s (profile %s)\n" % (socket_path, profile))
         sys.stdout.flush()
     try:
-        serve(os.path.join(profile, "tty"), socket_path, os.path.join(profile, "fiscal.sqlite"), ready=ready)
+        serve(os.path.join(profile, "tty"), socket_path, os.path.join(profile, "fiscal.sqlite"), ready=ready, **more)
     finally:
         watch.stop()

@@ -13,6 +13,7 @@ first asked about with STATUS, never committed blindly, so nothing is sealed twi
 
 import concurrent.futures
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -38,6 +39,7 @@ FINAL_REFUSALS = tuple(name for code, (name, family, _) in ERRORS.items()
                        if family == "invoice" and name != "CHUNK_SEQUENCE") + ("JOURNAL_FULL", "JOURNAL_CORRUPT")
 TWO_PHASE = "2p:"   # request keys of the two-phase API: the POS holds the nonce
 SEAL_BUDGET = 15.0  # seconds a POS request may wait for the device before it is told to retry
+log = logging.getLogger("fiscal.owner")
 
 
 class Owner(Reconciler):
@@ -78,9 +80,10 @@ class Owner(Reconciler):
     def lost_since(self):
         return self.watch.lost_since
 
-    def _drop(self):
+    def _drop(self, reason=None):
         if self.client is not None:
-            self.watch.lost(self.info["device_id"] if self.info else None, self.last_error or "link lost")
+            if reason is not None:   # None: closing at shutdown; otherwise the watch logs and announces it
+                self.watch.lost(self.info["device_id"] if self.info else None, reason)
             try:
                 self.client.close()
             except OSError as exc:   # the port may already be gone with the device
@@ -124,6 +127,8 @@ class Owner(Reconciler):
             # board clock): never ask for that; the device clock keeps running from there.
             client.set_time(max(int(time.time()), self.info["last_time"]))
             self.client = client
+            log.info("device %s connected on %s: counter %d, %d records%s", self.info["device_id"], port,
+                     self.info["counter"], self.info["seq"], ", fault %s" % self.info["fault"] if self.info["fault"] else "")
             self.reconcile()
             self.watch.on_event = self.on_event
             self.watch.found(self.info)
@@ -141,8 +146,8 @@ class Owner(Reconciler):
         client = self.device(deadline)
         try:
             return client.call(name, **fields)
-        except DeviceUnavailable:
-            self._drop()
+        except DeviceUnavailable as exc:
+            self._drop(exc.detail)
             raise
 
     # -- sealing -----------------------------------------------------------------------------------
@@ -202,8 +207,8 @@ class Owner(Reconciler):
         except DeviceRefused as exc:
             self._refused(row, exc)
             return None
-        except DeviceUnavailable:
-            self._drop()
+        except DeviceUnavailable as exc:
+            self._drop(exc.detail)
             raise
         try:
             self.store.set_prepared(row["key"], nonce, time.time())

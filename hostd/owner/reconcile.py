@@ -15,7 +15,7 @@ propagate, the filing mark stays, and the next reconcile files the record.
 """
 
 import hashlib
-import sys
+import logging
 import time
 
 from protocol import record
@@ -25,6 +25,7 @@ from hostd.books.views import summary_columns
 from hostd.errors import DeviceUnavailable
 from hostd.store.store import COLUMNS
 
+log = logging.getLogger("fiscal.owner")
 # What makes a record unfileable: its own bytes or its request's data, never I/O.
 UNFILEABLE = (FiscalError, ValueError, KeyError, TypeError, IndexError)
 
@@ -55,8 +56,8 @@ class Reconciler:
         if info["seq"] > have:
             try:
                 records = self.client.records(have + 1)
-            except DeviceUnavailable:
-                self._drop()
+            except DeviceUnavailable as exc:
+                self._drop(exc.detail)
                 raise
             self.store.add_journal(have + 1, records)
         self.store.set_meta("head", {"seq": info["seq"], "hash": bytes(info["last_hash"]).hex()})
@@ -106,9 +107,7 @@ class Reconciler:
         self.store.quarantine(seq, number, reason, body.decode() if body else None, time.time())
         if row is not None and body is not None and row["state"] != "done":
             self.store.set_failed(row["key"], 200, body)
-        sys.stderr.write("fiscal daemon: journal record %d (%s) quarantined, not filed: %s\n"
-                         % (seq, number or "undecodable", reason))
-        sys.stderr.flush()
+        log.error("journal record %d (%s) quarantined, not filed: %s", seq, number or "undecodable", reason)
 
     def reconcile_one(self, row, sealed):
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]

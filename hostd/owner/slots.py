@@ -13,9 +13,11 @@ A slot can also leak: PREPARE succeeds on the device, then the store cannot reco
 be reached then, before its next job, until the device confirms it is gone.
 """
 
-import sys
+import logging
 
 from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, ShareExhausted
+
+log = logging.getLogger("fiscal.owner")
 
 
 class Slots:
@@ -52,9 +54,9 @@ class Slots:
             try:
                 call(deadline, "ABORT", nonce=nonce)
             except DeviceRefused as exc:   # NONCE_UNKNOWN/COMMITTED...: the slot is free either way
-                sys.stderr.write("fiscal daemon: orphan nonce %s: %s\n" % (nonce.hex(), exc.name))
+                log.info("orphan nonce %s: %s", nonce.hex(), exc.name)
             except DeviceUnavailable as exc:
-                sys.stderr.write("fiscal daemon: orphan nonce %s not aborted yet: %s\n" % (nonce.hex(), exc.detail))
+                log.warning("orphan nonce %s not aborted yet: %s", nonce.hex(), exc.detail)
                 continue
             self.orphans.remove(nonce)
 

@@ -1,0 +1,240 @@
+"""``GET /api/v1/openapi.json``: the POS API described as OpenAPI 3.1, from one table.
+
+``OPERATIONS`` below lists every route the application serves: method, path, summary, whether it
+needs a bearer token, its request body, its success answer and the error codes it may answer.
+The document is generated from it, and tests/test_openapi.py compares it with the application's
+real router both ways, so neither can drift.
+
+**Adding a route**: add it to its resource module's ``routes()`` (one module per resource), then
+one ``op(...)`` line here with the schema names of its body and answer (``SCHEMAS`` below; add a
+schema if it is new). The test names the missing line when one is forgotten. Error codes map to
+HTTP statuses through hostd/books/envelope.py's ``HTTP_FOR``, the table the middleware answers
+with, so a code and its status are written once.
+"""
+
+import re
+
+from aiohttp import web
+
+from hostd.api.replies import Resource, json_response
+from hostd.books.envelope import HTTP_FOR
+
+TITLE = "Open fiscal device: POS API"
+VERSION = "1"
+
+# Error codes each kind of operation may answer (README "Errors").
+ANY = ("INVALID_REQUEST", "UNAUTHORIZED", "INTERNAL_ERROR")
+READ = ANY + ("FORBIDDEN",)
+DEVICE = READ + ("RATE_LIMIT_EXCEEDED", "DEVICE_UNAVAILABLE")
+BODY = DEVICE + ("PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "INVALID_CANONICAL_PAYLOAD", "STORE_UNAVAILABLE")
+SEAL = BODY + ("FISCALIZATION_FAILED", "IDEMPOTENCY_KEY_REUSED")
+
+
+def op(method, path, summary, ok, body=None, auth=True, errors=ANY, query=(), headers=(), content="application/json",
+       status=200, body_content="application/json"):
+    return {"method": method, "path": path, "summary": summary, "ok": ok, "body": body, "auth": auth,
+            "errors": errors, "query": query, "headers": headers, "content": content, "status": status,
+            "body_content": body_content}
+
+
+LIST_QUERY = (("merchant_nif", "string"), ("outlet_id", "string"), ("client.nif", "string"),
+              ("status", "string"), ("fiscal_number", "string"), ("date_range", "string"),
+              ("page", "integer"), ("per_page", "integer"), ("sort", "string"))
+
+OPERATIONS = (
+    op("POST", "/api/v1/invoices", "Seal an invoice in one call (a retry with the same Idempotency-Key gets "
+       "the byte-identical answer)", "Sealed", body="Invoice", errors=SEAL, headers=("Idempotency-Key",)),
+    op("POST", "/api/v1/invoices/prepare", "Two-phase: validate on the device and hold a nonce", "Prepared",
+       body="Invoice", errors=SEAL, headers=("Idempotency-Key",)),
+    op("POST", "/api/v1/invoices/commit", "Two-phase: seal a prepared invoice by its nonce", "Sealed",
+       body="Nonce", errors=SEAL),
+    op("POST", "/api/v1/invoices/abort", "Two-phase: release a prepared nonce", "Aborted", body="Nonce",
+       errors=SEAL),
+    op("GET", "/api/v1/invoices", "Sealed invoices, filtered and paginated", "InvoiceList",
+       errors=READ + ("INVALID_CANONICAL_PAYLOAD",), query=LIST_QUERY),
+    op("GET", "/api/v1/invoices/{fiscal_number}", "One sealed invoice, by fiscal number or counter",
+       "InvoiceFound", errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/tax-groups", "The tax-group manifest (codes, rates, effective dates)", "TaxGroups"),
+    op("GET", "/api/v1/outlets/{outlet_id}/status", "Device state for an outlet ('local': the device itself)",
+       "OutletStatus", errors=DEVICE),
+    op("GET", "/api/v1/verify/{fiscal_number}", "Check one sealed invoice's signature and hash", "Verified",
+       errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/audit/export", "The journal export, verifiable offline (fiscal verify)", "Export",
+       errors=DEVICE + ("STORE_UNAVAILABLE",)),
+    op("POST", "/api/v1/invoices/batch", "Up to 500 invoices; each answers what a single POST would have",
+       "Batch", body="BatchRequest", errors=BODY),
+    op("POST", "/api/v1/orders", "An e-commerce order (seed 000 section 5), sealed as a canonical invoice",
+       "Sealed", body="Order", errors=SEAL, headers=("Idempotency-Key",)),
+    op("POST", "/api/v1/erp/invoices", "An ERP invoice (seed 000 section 6); answers its connector_reference",
+       "Sealed", body="ErpInvoice", errors=SEAL, headers=("Idempotency-Key",)),
+    op("GET", "/api/v1/invoices/{fiscal_number}/receipt", "A printable receipt: HTML, text, or its QR (SVG, PNG)",
+       "Receipt", errors=READ + ("NOT_FOUND", "INVALID_CANONICAL_PAYLOAD"),
+       query=(("format", "string"), ("width", "integer"), ("columns", "integer"), ("scale", "integer")),
+       content="text/html"),
+    op("GET", "/api/v1/exports/invoices.csv", "Sealed invoices as CSV, one row per invoice and tax group", "Csv",
+       errors=READ + ("INVALID_CANONICAL_PAYLOAD",), query=(("from", "string"), ("to", "string")),
+       content="text/csv"),
+    op("POST", "/api/v1/imports/invoices.csv", "Reconcile a CSV with the sealed invoices (seals nothing)",
+       "CsvReconciled", body="Csv", errors=BODY, body_content="text/csv"),
+    op("GET", "/api/v1/exports/accounting", "Accounting entries of a period (JSON, or NDJSON with a trailer)",
+       "Accounting", errors=READ + ("INVALID_CANONICAL_PAYLOAD",),
+       query=(("period", "string"), ("format", "string"), ("currency", "string"))),
+    op("POST", "/api/v1/webhooks", "Subscribe a URL to events (Standard Webhooks signatures)", "Webhook",
+       body="WebhookRequest", errors=BODY, status=201),
+    op("GET", "/api/v1/webhooks", "Webhook subscriptions (secrets masked)", "Webhooks"),
+    op("GET", "/api/v1/webhooks/{id}", "One webhook subscription", "Webhook", errors=READ + ("NOT_FOUND",)),
+    op("DELETE", "/api/v1/webhooks/{id}", "Unsubscribe (pending deliveries end)", "WebhookDeleted",
+       errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/webhooks/{id}/deliveries", "A subscription's delivery log with every attempt",
+       "WebhookDeliveries", errors=READ + ("NOT_FOUND",)),
+    op("GET", "/", "The status page (HTML, read-only; ?token= for a bookmark)", "Page", errors=DEVICE,
+       query=(("token", "string"),), content="text/html"),
+    op("GET", "/health", "Device reachable, journal fill, store writable (503 when not fit to seal)", "Health",
+       auth=False, errors=("INTERNAL_ERROR",)),
+    op("GET", "/api/v1/openapi.json", "This document", "OpenApi", auth=False, errors=("INTERNAL_ERROR",)),
+)
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_MONEY = {"oneOf": [{"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}, {"type": "number"}],
+          "description": "exact (in the currency's minor unit, rates in ppm): a decimal string or a JSON number"}
+
+
+def _obj(props, required=None, **more):
+    doc = {"type": "object", "properties": props}
+    doc["required"] = list(props) if required is None else list(required)
+    doc.update(more)
+    return doc
+
+
+def _ok(code, payload):
+    return _obj({"status": {"const": "ok"}, "code": {"const": code}, "payload": payload})
+
+
+SCHEMAS = {
+    "Invoice": _obj({
+        "merchant_nif": _STR, "outlet_id": _STR, "pos_terminal_id": _STR, "cashier_id": _STR,
+        "invoice_type": {"enum": ["sale", "advance", "credit_note", "export", "export_credit"]},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "client": _obj({"name": _STR, "nif": _STR, "classification": {"enum": [
+            "Individual", "Company", "CommercialIndividual", "Professional", "Embassy"]}}),
+        "items": {"type": "array", "maxItems": 500, "items": _obj(
+            {"code": _STR, "description": _STR, "quantity": _MONEY, "unit_price": _MONEY, "tax_group": _STR,
+             "taxable_unit": _STR})},
+        "tax_groups": {"type": "array", "maxItems": 500, "items": _obj(
+            {"code": _STR, "name": _STR, "rate": _MONEY, "base_amount": _MONEY, "tax_amount": _MONEY})},
+        "totals": _obj({"subtotal": _MONEY, "total_vat": _MONEY, "total": _MONEY, "currency": {"enum": ["CDF", "USD"]}},
+                       required=["total", "currency"]),
+        "payments": {"type": "array", "maxItems": 500, "items": _obj(
+            {"method": _STR, "amount": _MONEY, "instrument_id": _STR, "currency": _STR},
+            required=["method", "amount"])},
+    }, description="The canonical invoice: these 11 fields in this order (README 'Invoices')"),
+    "Nonce": _obj({"nonce": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}}),
+    "SealedPayload": _obj({"fiscal_number": _STR, "auth_code": _STR, "timestamp": _STR, "qr_payload": _STR,
+                           "fiscal_authority_id": _STR, "dgi_status": _STR, "ledger_hash": _STR, "counter": _INT,
+                           "signed_record": _STR, "signature": _STR, "security_elements": {"type": "object"}}),
+    "Sealed": _ok("INVOICE_FISCALIZED", {"$ref": "#/components/schemas/SealedPayload"}),
+    "Prepared": _ok("INVOICE_PREPARED", _obj({"nonce": _STR, "state": _STR, "expires": _INT,
+                                              "summary": {"type": "object"}})),
+    "Aborted": _ok("INVOICE_ABORTED", _obj({"state": _STR})),
+    "InvoiceFound": _ok("INVOICE_FOUND", {"type": "object"}),
+    "InvoiceList": _obj({"status": {"const": "ok"}, "code": {"const": "INVOICES"}, "page": _INT, "per_page": _INT,
+                         "payload": {"type": "array", "items": {"type": "object"}}}),
+    "TaxGroups": _ok("TAX_GROUPS", {"type": "array", "items": _obj(
+        {"code": _STR, "name": _STR, "rate": _STR, "rate_ppm": _INT, "effective_from": _STR})}),
+    "OutletStatus": _ok("OUTLET_STATUS", _obj({"device_state": {"enum": ["ready", "faulty", "unavailable"]},
+                                               "outlet_id": _STR, "quarantined": {"type": "object"}},
+                                              additionalProperties=True)),
+    "Verified": _obj({"status": {"const": "ok"}, "code": {"enum": ["VERIFIED", "NOT_VERIFIED"]},
+                      "payload": _obj({"fiscal_number": _STR, "valid": _BOOL, "checks": {"type": "object"},
+                                       "public_key": _STR})}),
+    "Export": {"type": "object", "description": "journal export (hostd/books/export.py); `fiscal verify` checks it"},
+    "Health": _obj({"status": {"enum": ["ok", "degraded"]}, "code": {"const": "HEALTH"}, "payload": _obj(
+        {"device": {"type": "object"}, "journal": {"type": ["object", "null"]}, "store": {"type": "object"}})}),
+    "OpenApi": {"type": "object", "description": "an OpenAPI 3.1 document"},
+    "BatchRequest": _obj({"invoices": {"type": "array", "minItems": 1, "maxItems": 500, "items": _obj(
+        {"idempotency_key": _STR, "invoice": {"$ref": "#/components/schemas/Invoice"}})}}),
+    "Batch": _ok("BATCH_PROCESSED", _obj({"results": {"type": "array", "items": _obj(
+        {"index": _INT, "http_status": _INT, "response": {"type": "object"}})}})),
+    "Order": _obj({"order_id": _STR, "customer": _STR, "created_at": _STR,
+                   "line_items": {"type": "array", "items": _obj({"sku": _STR, "description": _STR, "quantity": _MONEY,
+                                                                  "unit_price": _MONEY, "tax_group": _STR})},
+                   "shipping": _obj({"method": _STR, "amount": _MONEY}, required=["amount"]),
+                   "payments": {"type": "array", "items": _obj({"method": _STR, "amount": _MONEY})}},
+                  required=["order_id", "line_items", "payments"], description="seed 000 section 5; prices include tax"),
+    "ErpInvoice": _obj({"connector_reference": _STR, "invoice_lines": {"type": "array", "items": _obj(
+        {"product_code": _STR, "description": _STR, "quantity": _MONEY, "unit_price": _MONEY, "tax_group": _STR})},
+        "client": {"type": "object"}, "totals": {"type": "object"}, "fiscal_metadata": {"type": "object"},
+        "payments": {"type": "array"}}, required=["connector_reference", "invoice_lines"],
+        description="seed 000 section 6; net prices"),
+    "Receipt": {"type": "string", "description": "text/html, text/plain, image/svg+xml or image/png by format="},
+    "Csv": {"type": "string", "description": "RFC 4180 CSV: invoice_number, issue_date, client_name, tax_group, "
+                                             "subtotal, total_vat, total, status"},
+    "CsvReconciled": _ok("CSV_RECONCILED", _obj({"matched": _INT, "mismatched": _INT, "unknown": _INT,
+                                                 "rows": {"type": "array", "items": {"type": "object"}}})),
+    "Accounting": _ok("ACCOUNTING_EXPORT", _obj({"period": _STR, "currency": _STR, "entries": {
+        "type": "array", "items": _obj({"account_code": _STR, "invoice_ref": _STR, "amount": _STR,
+                                        "tax_group": _STR, "fiscal_number": _STR})}})),
+    "WebhookRequest": _obj({"url": _STR, "events": {"type": "array", "items": _STR}, "secret": _STR,
+                            "active": _BOOL, "signature_header": _STR, "max_attempts": _INT},
+                           required=["url", "events", "secret"]),
+    "WebhookView": _obj({"id": _STR, "url": _STR, "events": {"type": "array"}, "secret": _STR, "active": _BOOL,
+                         "signature_header": _STR, "max_attempts": _INT, "disabled_reason": _STR}),
+    "Webhook": _ok("WEBHOOK", {"$ref": "#/components/schemas/WebhookView"}),
+    "Webhooks": _ok("WEBHOOKS", {"type": "array", "items": {"$ref": "#/components/schemas/WebhookView"}}),
+    "WebhookDeleted": _ok("WEBHOOK_DELETED", _obj({"id": _STR})),
+    "WebhookDeliveries": _ok("WEBHOOK_DELIVERIES", {"type": "array", "items": {"type": "object"}}),
+    "Page": {"type": "string", "description": "an HTML page"},
+    "Error": _obj({"status": {"const": "error"}, "code": {"enum": sorted(HTTP_FOR)}, "detail": _STR,
+                   "field": _STR, "retry_after": _INT, "device_code": _STR}, required=["status", "code", "detail"]),
+}
+
+_PARAM = re.compile(r"\{([^}]+)\}")
+
+
+def _ref(name):
+    if name not in SCHEMAS:
+        raise KeyError("hostd/api/openapi.py: no schema %r in SCHEMAS" % name)
+    return {"$ref": "#/components/schemas/%s" % name}
+
+
+def operation_doc(entry):
+    doc = {"summary": entry["summary"], "operationId": "%s %s" % (entry["method"], entry["path"])}
+    params = [{"name": n, "in": "path", "required": True, "schema": _STR} for n in _PARAM.findall(entry["path"])]
+    params += [{"name": n, "in": "query", "required": False, "schema": {"type": t}} for n, t in entry["query"]]
+    params += [{"name": n, "in": "header", "required": False, "schema": _STR} for n in entry["headers"]]
+    if params:
+        doc["parameters"] = params
+    if entry["body"]:
+        doc["requestBody"] = {"required": True, "content": {entry["body_content"]: {"schema": _ref(entry["body"])}}}
+    doc["security"] = [{"bearer": []}] if entry["auth"] else []
+    responses = {str(entry["status"]): {"description": "success",
+                                        "content": {entry["content"]: {"schema": _ref(entry["ok"])}}}}
+    by_status = {}
+    for code in entry["errors"]:
+        by_status.setdefault(HTTP_FOR[code], []).append(code)
+    if entry["ok"] == "Health":
+        by_status.setdefault(503, []).append("degraded: see payload")
+    for status in sorted(by_status):
+        responses[str(status)] = {"description": ", ".join(by_status[status]),
+                                  "content": {"application/json": {"schema": _ref(
+                                      "Health" if status == 503 and entry["ok"] == "Health" else "Error")}}}
+    doc["responses"] = responses
+    return doc
+
+
+def spec():
+    paths = {}
+    for entry in OPERATIONS:
+        paths.setdefault(entry["path"], {})[entry["method"].lower()] = operation_doc(entry)
+    return {"openapi": "3.1.0", "info": {"title": TITLE, "version": VERSION},
+            "paths": paths,
+            "components": {"schemas": SCHEMAS,
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}
+
+
+class OpenApi(Resource):
+    def routes(self):
+        return [web.get("/api/v1/openapi.json", self.document)]
+
+    async def document(self, request):
+        return json_response(200, spec())
