@@ -106,6 +106,17 @@ class Api:
         request[SCOPE] = scope = tokens.scope(request.headers.get("Authorization", ""))
         return scope
 
+    def authorise_page(self, request):
+        """As ``authorise``, for what a browser opens by navigation (the status page, a receipt),
+        which cannot send a header: the token may come as ``?token=``. Returns the token used."""
+        given = request.query.get("token")
+        if given is not None and self.tokens is not None:
+            request[SCOPE] = self.tokens.scope("Bearer " + given)
+            return given
+        self.authorise(request)
+        header = request.headers.get("Authorization", "")
+        return header[len("Bearer "):] if self.tokens is not None and header.startswith("Bearer ") else None
+
     def check_outlet(self, request, outlet_id):
         """403 when this daemon (``--outlet``) or the request's token may not act for ``outlet_id``."""
         if self.outlet is not None and outlet_id != self.outlet:

@@ -21,20 +21,8 @@ class Pages(Resource):
     def routes(self):
         return [web.get("/", self.status_page)]
 
-    def _token(self, request):
-        """The token the page's own fetches use: the one it was opened with (header or ?token=)."""
-        if self.api.tokens is None:
-            return None
-        given = request.query.get("token")
-        if given is not None:
-            self.api.tokens.scope("Bearer " + given)   # 401 unless valid
-            return given
-        self.api.authorise(request)
-        header = request.headers.get("Authorization", "")
-        return header[len("Bearer "):] if header.startswith("Bearer ") else None
-
     async def status_page(self, request):
-        token = self._token(request)
+        token = self.api.authorise_page(request)
         status = await self.api.device(self.owner.status, 2.0)
         status["certificate"] = "present" if (self.owner.info or {}).get("certificate") else None
         now = int(time.time())

@@ -27,7 +27,7 @@ class Receipts(Resource):
         return [web.get("/api/v1/invoices/{fiscal_number}/receipt", self.receipt)]
 
     async def receipt(self, request):
-        self.api.authorise(request)
+        self.api.authorise_page(request)
         fmt = request.query.get("format", "html")
         if fmt not in TYPES:
             raise InvalidPayload("format must be one of %s" % ", ".join(TYPES), "format")

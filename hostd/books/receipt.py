@@ -51,12 +51,14 @@ class Receipt:
                                                                                               "INVOICE")
 
 
-def qr(text, kind, scale=4):
-    """The QR code of ``text`` as SVG text or PNG bytes (segno, error correction M)."""
+def qr(text, kind, scale=4, fit=False):
+    """The QR code of ``text`` as SVG text or PNG bytes (segno, error correction M). ``fit``: an
+    SVG with a viewBox and no fixed size, so CSS sizes it (the HTML receipt) without clipping."""
     code = segno.make(text, error="m")
     out = io.BytesIO()
     if kind == "svg":
-        code.save(out, kind="svg", scale=scale, xmldecl=False, svgns=True, nl=False, title="fiscal QR code")
+        code.save(out, kind="svg", scale=scale, xmldecl=False, svgns=True, nl=False, title="fiscal QR code",
+                  omitsize=fit)
         return out.getvalue().decode("ascii")
     code.save(out, kind="png", scale=scale, border=4)
     return out.getvalue()
@@ -123,7 +125,8 @@ body { width: %(inner)dmm; margin: 0 auto; font: 10pt/1.3 monospace; }
 h1 { font-size: 11pt; text-align: center; margin: 0 0 2mm; }
 p { margin: 0; text-align: center; } table { width: 100%%; border-collapse: collapse; }
 td.n { text-align: right; white-space: nowrap; vertical-align: top; } tr.total td { font-weight: bold; }
-hr { border: 0; border-top: 1px dashed #000; } .qr svg { display: block; margin: 2mm auto; width: %(qr)dmm; height: auto; }
+hr { border: 0; border-top: 1px dashed #000; }
+.qr svg { display: block; margin: 2mm auto; width: %(qr)dmm; height: auto; shape-rendering: crispEdges; }
 dl { display: grid; grid-template-columns: auto 1fr; margin: 0; } dt { font-weight: bold; } dd { margin: 0 0 0 2mm; }
 </style></head>
 <body class="receipt w%(w)d">
@@ -143,4 +146,4 @@ dl { display: grid; grid-template-columns: auto 1fr; margin: 0; } dt { font-weig
        "client": client, "rows": rows, "taxes": taxes, "subtotal": e(r.money(r.totals[1])),
        "vat": e(r.money(r.totals[2])), "total": e(r.money(r.totals[3])), "currency": e(r.currency), "pays": pays,
        "auth": e(s["auth_code"]), "time": e(s["timestamp"]), "device": e(s["fiscal_authority_id"]),
-       "payload": e(r.qr_text), "svg": qr(r.qr_text, "svg")}
+       "payload": e(r.qr_text), "svg": qr(r.qr_text, "svg", fit=True)}

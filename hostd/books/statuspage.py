@@ -8,6 +8,7 @@ the webhook (and, once configured, sync) health. Read-only: it only links to GET
 """
 
 import html
+from urllib.parse import quote
 
 from protocol import timefmt
 from hostd.intake.amounts import money_text
@@ -40,9 +41,10 @@ def render(status, invoices, today_groups, days, webhooks, token=None):
     rows = []
     for inv in invoices:
         colour, label = BADGES.get(inv.get("dgi_status"), ("grey", inv.get("dgi_status") or "?"))
-        rows.append('<tr><td><a href="/api/v1/invoices/%s/receipt">%s</a></td><td>%s</td><td class="n">%s %s</td>'
+        rows.append('<tr><td><a href="/api/v1/invoices/%s/receipt%s">%s</a></td><td>%s</td><td class="n">%s %s</td>'
                     '<td><span class="badge %s" data-status="%s">%s</span></td></tr>'
-                    % (e(inv["fiscal_number"]), e(inv["fiscal_number"]), e(inv["timestamp"]),
+                    % (e(inv["fiscal_number"]), e("?token=" + quote(token, safe="")) if token else "",
+                       e(inv["fiscal_number"]), e(inv["timestamp"]),
                        e(money_text(int(inv.get("total_minor") or 0))), e(inv.get("currency") or ""), colour,
                        e(inv.get("dgi_status") or ""), e(label)))
     groups = "".join('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td></tr>'
