@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from protocol import errors, invoice, messages, record, taxgroups
+from protocol import error_table as errors, invoice, messages, record, taxgroups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_PATH = os.environ.get("PROTOCOL_DOC") or os.path.join(ROOT, "protocol", "PROTOCOL.md")
@@ -195,7 +195,7 @@ def check_message_fields(text):
     problems = []
     for mid in sorted(messages.MESSAGES):
         name, request, response = messages.MESSAGES[mid]
-        for part, spec in (("request", request), ("response", response)):
+        for part, spec in (("request", messages.fields_of(request)), ("response", messages.fields_of(response))):
             what = "%s %s" % (name, part)
             body = one_section(text, what, 4, problems)
             if body is None:

@@ -53,7 +53,8 @@ SEAL = """
 offset = 0
 while offset < len(canonical):
     answer = messages.decode_response(core.handle(messages.encode_request(
-        "PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + 1984])))[3]
+        "PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + 1984],
+        request_id=b"\x01" * 16)))[3]
     offset += 1984
 sealed = messages.decode_response(core.handle(messages.encode_request("COMMIT", nonce=answer["nonce"])))[3]
 assert sealed["sealed"][2] == 1

@@ -23,11 +23,22 @@ from hostd.errors import HostdError
               help="A new profile gets no key: provision it like a board (`fiscal board provision`).")
 @click.option("--authority", "authority_pub", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Pin this authority public key (authority.pub): CERTIFY refuses certificates it did not sign.")
+@click.option("--journal-kib", type=click.IntRange(min=32), default=None,
+              help="Journal (flash) size of a new profile in KiB, a multiple of 4 [default: 2048]; an existing "
+                   "profile keeps its size.")
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh, authority_pub):
+             factory_fresh, authority_pub, journal_kib):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileBusy
-    from device.emulator import pin_authority, serve
+    from device.emulator import ProfileMismatch, journal_size, pin_authority, serve
+
+    if journal_kib is not None and journal_kib % 4:
+        raise click.BadParameter("must be a multiple of 4", param_hint="--journal-kib")
+    try:
+        journal_size(profile, journal_kib)
+    except ProfileMismatch as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(2)
 
     if authority_pub is not None:
         from hostd.books.keys import load_public_key
@@ -38,7 +49,7 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
             fail(exc, False)
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
-              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
+              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh, journal_kib=journal_kib)
     except ProfileBusy as exc:
         click.echo("error: %s" % exc, err=True)
         sys.exit(3)

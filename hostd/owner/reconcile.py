@@ -1,7 +1,8 @@
 """Reconciliation: the daemon's store made to agree with the device journal (mixed into Owner).
 
 At every connect (hostd/owner/owner.py) the journal records the store has not seen are mirrored, and
-every sealed invoice among them is filed under the request that asked for it, matched by nonce.
+every sealed invoice among them is filed under the request that asked for it, matched by the
+request id the device signed into the record (protocol 2).
 This is what makes a ``kill -9`` of the daemon at any step lose nothing: the device's journal is
 the truth, the store catches up with it. It also refuses a device that went backwards (fewer
 records than the store has seen, or another record under a known fiscal counter).
@@ -20,7 +21,7 @@ class Reconciler:
 
     def reconcile(self):
         """Make the store agree with the device journal: mirror new records, then file every
-        sealed invoice under the request that asked for it (matched by nonce).
+        sealed invoice under the request that asked for it (matched by request id).
 
         Filing resumes from the ``filed_seq`` mark, so a crash between mirroring and filing is
         repaired by the next reconcile. A device that has fewer records than the store has seen,
@@ -45,12 +46,19 @@ class Reconciler:
                 raise
             self.store.add_journal(have + 1, records)
         filed = self.store.meta("filed_seq", 0)
-        for seq, payload in self.store.journal_from(filed + 1):
-            fields, body, sig = record.decode(payload)
-            if fields[record.K_TYPE] == record.INVOICE:
-                row = self.store.request_by_nonce(fields[record.K_NONCE])
-                self._file(row, record.sealed_result(fields, body, sig), fields)
-            self.store.set_meta("filed_seq", seq)
+        prev = None   # the previous record's hash: signed, not stored (protocol 2), so walked here
+        for seq, payload in self.store.journal_from(1):
+            if prev is None:
+                prev = record.genesis() if seq == 1 else record.decode(payload)[0].get(record.K_PREV)
+                if prev is None:
+                    raise DeviceUnavailable("the journal mirror starts at record %d, not at 1 or a checkpoint" % seq)
+            if seq > filed:
+                fields, body, sig = record.decode(payload)
+                if fields[record.K_TYPE] == record.INVOICE:
+                    row = self.store.request_by_request_id(fields[record.K_REQUEST_ID])
+                    self._file(row, record.sealed_result(fields, body, sig, prev), fields)
+                self.store.set_meta("filed_seq", seq)
+            prev = record.record_hash(prev, payload)
 
     def _file(self, row, sealed, fields):
         body = envelope.sealed_body(sealed)

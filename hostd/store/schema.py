@@ -6,7 +6,7 @@ import sqlite3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     key TEXT PRIMARY KEY, body_hash BLOB NOT NULL, canonical BLOB NOT NULL, invoice_json TEXT NOT NULL,
-    state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL);
+    state TEXT NOT NULL, nonce BLOB, status INTEGER, response BLOB, created REAL NOT NULL, request_id BLOB);
 CREATE INDEX IF NOT EXISTS requests_nonce ON requests(nonce);
 CREATE TABLE IF NOT EXISTS invoices (
     counter INTEGER PRIMARY KEY, fiscal_number TEXT UNIQUE NOT NULL, seq INTEGER NOT NULL,
@@ -18,6 +18,10 @@ CREATE INDEX IF NOT EXISTS invoices_hash ON invoices(invoice_hash);
 CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
+
+# Protocol 2: the 16-byte request id the device signs into each invoice record (a column added to
+# stores made before it; the index is made once the column exists).
+REQUEST_ID_INDEX = "CREATE INDEX IF NOT EXISTS requests_request_id ON requests(request_id)"
 
 
 def connect(path):

@@ -4,8 +4,9 @@ Why each table exists:
 
 - ``requests``: one row per POS request (its Idempotency-Key, or a generated one). The row moves
   ``new -> prepared(nonce) -> done(response bytes)`` and every move is committed *before* the next
-  device step, so after a crash the daemon knows exactly which nonce to ask STATUS about, and a
-  retry gets the stored response bytes, byte for byte.
+  device step, so after a crash the daemon knows exactly which request to ask STATUS about, and a
+  retry gets the stored response bytes, byte for byte. ``request_id`` is the id the device signs
+  into the invoice record (protocol 2), which is how journal records find their row.
 - ``invoices``: the full canonical invoice (the device keeps only its hash) and the sealed result,
   bound to the device record by ``invoice_hash``; what GET and list read.
 - ``journal``: every device record, in order, as read back with READ_JOURNAL; reconciliation
@@ -22,13 +23,17 @@ import sqlite3
 import threading
 
 from hostd.store.queries import list_query
-from hostd.store.schema import SCHEMA, connect
+from hostd.store.schema import REQUEST_ID_INDEX, SCHEMA, connect
 
 class Store:
     def __init__(self, path):
         self.path = path
         self._local = threading.local()
         self.conn().executescript(SCHEMA)
+        columns = [row[1] for row in self.conn().execute("PRAGMA table_info(requests)")]
+        if "request_id" not in columns:
+            self.conn().execute("ALTER TABLE requests ADD COLUMN request_id BLOB")
+        self.conn().execute(REQUEST_ID_INDEX)
 
     def conn(self):
         """This thread's connection (the event loop and the device owner each have one)."""
@@ -67,6 +72,13 @@ class Store:
 
     def request_by_nonce(self, nonce):
         return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
+
+    def set_request_id(self, key, request_id):
+        """The device request id of ``key``, stored before the first device call that carries it."""
+        self.db.execute("UPDATE requests SET request_id=? WHERE key=?", (request_id, key))
+
+    def request_by_request_id(self, request_id):
+        return self.db.execute("SELECT * FROM requests WHERE request_id=?", (request_id,)).fetchone()
 
     def max_sealed_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM invoices").fetchone()[0]
