@@ -229,7 +229,9 @@ class Journal:
 
     def reclaim(self, upto):
         """Erase, oldest first, every sector whose records are all at or before ``upto`` (never
-        the head sector). Returns the number of sectors erased."""
+        the head sector). Returns the number of sectors erased. Never on a damaged journal."""
+        if self.corrupt is not None:
+            raise JournalError("JOURNAL_CORRUPT", "journal is damaged at offset %d: nothing is erased" % self.corrupt)
         count = 0
         while len(self.run) > 1 and self.run[0][2] <= upto:
             self.ring.erase(self.run[0][0])

@@ -13,10 +13,10 @@ PROTOCOL.md section 8 is the spec. In short:
    are skipped), or when erased flash follows the torn bytes to the sector end. Anything else is
    damage: the journal is read-only (JOURNAL_CORRUPT) and records before the damage stay readable.
 4. Outside the run only erased sectors are expected, plus at most one garbage sector at each end
-   of the erased gap: right after the head (a torn first record of a fresh sector: nothing beyond
-   SPAN may be written) or right before the logical start (an erase that power cut short). Both
-   are erased again at power-up (device/journal.py ``resume``); any other garbage, or a valid
-   sector outside the run, is damage.
+   of the erased gap: right after the head when it can be a torn first record of a fresh sector
+   (``_torn_fresh``), or right before the logical start (an erase that power cut short; step 5
+   shows nothing unarchived was in it). Both are erased again at power-up (device/journal.py
+   ``resume``); any other garbage, or a valid sector outside the run, is damage.
 5. The newest CHECKPOINT with ``archived = [S, H]`` makes first_live = S + 1 and anchors the chain
    there (H is record S's hash); without one, first_live = 1 and GENESIS anchors. The first record
    of the run must not be newer than first_live: a record that was never archived is never

@@ -141,3 +141,31 @@ def test_journal_kib_sizes_a_new_profile_and_an_existing_one_keeps_its_size(emul
         result = runner.invoke(emulator_cmd, ["--profile", str(tmp_path / "new"), "--journal-kib", bad])
         assert result.exit_code == 2 and "--journal-kib" in result.stderr
     assert not os.path.exists(tmp_path / "new" / "flash.bin")
+
+
+def test_client_archives_reads_live_records_and_gets_a_signed_head(emulator):
+    from protocol.errors import VerifyError
+
+    proc, tty = emulator("--journal-kib", "32")
+    inv = canonical("invoice-002-services.json")
+    with DeviceClient(tty) as dev:
+        info = dev.handshake()
+        dev.set_time()
+        sealed = [dev.seal(rid("arch-%d" % i), inv) for i in range(30)]
+        records = dev.records()
+        key = info["public_key"]
+        summary = verify.verify_records(records, key, fast_verifier(key))
+        answer = dev.archived(summary["last_seq"], summary["last_hash"])
+        assert answer["first_live"] == summary["last_seq"] + 1 and answer["erased_sectors"] >= 1
+        with pytest.raises(DeviceRefused) as refused:
+            dev.records(1)
+        assert refused.value.name == "RANGE_INVALID" and "first_live is %d" % answer["first_live"] in str(refused.value)
+        live = dev.records(None)
+        assert dev.first_live == answer["first_live"] and record.type_of(live[0]) == record.CHECKPOINT
+        head = dev.head(b"auditor")
+        fields = verify.verify_head(head["statement"], head["signature"], key)
+        assert fields[record.H_SEQ] == answer["checkpoint_seq"] and fields[record.H_CHALLENGE] == b"auditor"
+        with pytest.raises(VerifyError):
+            verify.verify_head(head["statement"], head["signature"][:-1] + b"\x00", key)
+        assert dev.status(request_id=rid("arch-0"))["state"] == messages.UNKNOWN   # archived: the host dedupes
+        assert dev.seal(rid("arch-new"), inv)[2] == sealed[-1][2] + 1

@@ -183,3 +183,18 @@ def test_a_reclaimed_journal_still_belongs_to_its_key():
     assert bench.core.fault == "" and bench.ok("INFO")["first_live"] == bench.core.journal.archived[0] + 1
     bench.ok("SET_TIME", time=T0 + 1)
     assert bench.seal(INVOICE)[1]["sealed"][record.S_COUNTER] == 61
+
+
+def test_one_receipt_verifies_alone_with_its_previous_hash(bench):
+    """hostd/books/envelope.py carries previous_hash: record, signature, prev and the key suffice."""
+    from hostd.books import envelope
+    from hostd.books.keys import fast_verifier
+
+    bench.seal(INVOICE)
+    payload = envelope.sealed_payload(bench.seal(INVOICE)[1]["sealed"])
+    body, sig = bytes.fromhex(payload["signed_record"]), bytes.fromhex(payload["signature"])
+    prev = bytes.fromhex(payload["previous_hash"])
+    assert prev == bench.core.journal.chain(bench.core.seq - 1)[1]
+    assert fast_verifier(bench.public_key)(record.signing_input(prev, body), sig)
+    assert record.record_hash(prev, body + sig).hex() == payload["ledger_hash"] == payload["qr_payload"].split(";")[7]
+    assert payload["qr_payload"].startswith("FMD2;")
