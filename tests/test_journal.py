@@ -296,3 +296,46 @@ def test_flash_enforces_nor_rules():
 
 def test_span_covers_the_largest_stored_record():
     assert stored_size(MAX_RECORD) <= SPAN
+
+
+ops = st.lists(st.one_of(st.tuples(st.just("append"), st.integers(0, 900)),
+                         st.tuples(st.just("archive"), st.floats(0, 1)),
+                         st.tuples(st.just("reload"), st.just(0))), min_size=1, max_size=60)
+
+
+@given(ops=ops)
+@settings(max_examples=80, deadline=None)
+def test_any_mix_of_appends_archives_and_reloads_keeps_the_live_journal(ops):
+    """Against a model (every record ever written, and first_live): the ring wraps, reclaims only
+    archived sectors, and a reload finds exactly the live records, their hashes and the tail."""
+    flash = Flash(6 * SECTOR)
+    journal = Journal(flash)
+    written = []
+    for op, arg in ops:
+        if op == "append":
+            payload = make_records([arg], first=journal.last_seq + 1)[0]
+            try:
+                journal.append(payload, 2)
+            except JournalError as exc:
+                assert exc.name == "JOURNAL_FULL" and not journal.fits([stored_size(len(payload))], 2)
+                continue
+            written.append(payload)
+        elif op == "archive" and journal.last_seq >= journal.first_live:
+            upto = journal.first_live + int(arg * (journal.last_seq - journal.first_live))
+            cp = checkpoint(journal, upto)
+            if not journal.fits([stored_size(len(cp))], 0):
+                continue
+            journal.append(cp, 0)
+            written.append(cp)
+            journal.reclaim(upto)
+        elif op == "reload":
+            journal = reload(flash)
+            flash = journal.flash
+            assert journal.corrupt is None and journal.garbage == []
+        assert live(journal) == written[journal.first_live - 1:]
+        assert journal.head_hash == (chain_of(written)[-1] if written else record.genesis())
+        assert all(e[2] > (journal.archived or [0])[0] for e in journal.run)   # archived sectors are gone
+    again = reload(flash)
+    assert live(again) == written[again.first_live - 1:] and again.tail == journal.tail
+    if written:
+        assert again.chain(again.last_seq)[1] == chain_of(written)[-1]
