@@ -221,7 +221,10 @@ TAMPERED = {
                                   "record 4 was altered or does not chain to record 3 (its signature does not "
                                   "verify over the previous record's hash)", "VERIFY_SIGNATURE"),
     "a second record 4": (lambda: _with_records(RECORDS[:4] + [FORK[3]] + RECORDS[4:]), 5,
-                          "records out of order at 5: position 5 holds a second, different record 4 "
+                          "record 5 was altered or comes from another copy of the journal (it reads as record 4 "
+                          "and its signature does not verify over this file's chain)", "VERIFY_COUNTER"),
+    "a second record 3": (lambda: _with_records(RECORDS[:3] + [FORK[2]] + RECORDS[3:]), 4,
+                          "records out of order at 4: position 4 holds a second, different record 3 "
                           "(from another copy of the journal)", "VERIFY_COUNTER"),
     "not hex": (lambda: dict(DOC, records=DOC["records"][:2] + ["zz" + DOC["records"][2]] + DOC["records"][3:]), 3,
                 "records[2] (record 3) is not hex text", "VERIFY_EXPORT"),

@@ -144,7 +144,17 @@ def _seq_of(rec):
         return None
 
 
-def _explain(exc, records, key_note):
+def _signed_after(records, k, index, check):
+    """Whether records[index] is signed over the hash of records[k - 1] (the anchor for k = 0):
+    a genuine record k from another history of the journal. Records before ``index`` verified."""
+    prev = record.genesis() if _seq_of(records[0]) == 1 else record.decode(records[0])[0].get(record.K_PREV)
+    for rec in records[:k]:
+        prev = record.record_hash(prev, rec)
+    body = records[index][:-record.SIG_LEN]
+    return prev is not None and check(record.signing_input(prev, body), records[index][-record.SIG_LEN:])
+
+
+def _explain(exc, records, key_note, check):
     """A VerifyError from protocol.verify as one sentence naming the first bad record.
 
     The previous hash is signed, not stored: a record whose signature fails over the chain was
@@ -166,9 +176,11 @@ def _explain(exc, records, key_note):
         return "the export starts at record %s, which is neither record 1 nor a checkpoint" % _seq_of(records[0])
     fields = record.decode(records[index], index)[0]
     found = fields.get(record.K_SEQ)
-    want = (_seq_of(records[0]) or 1) + index
+    first = _seq_of(records[0])
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+        first = 1                      # the first record's own seq is what was damaged
+    want = first + index
     if exc.name == "VERIFY_COUNTER" and isinstance(found, int) and not isinstance(found, bool) and found != want:
-        first = want - index
         if found > want:
             later = [i for i in range(index + 1, len(records)) if _seq_of(records[i]) == want]
             if later:
@@ -177,6 +189,9 @@ def _explain(exc, records, key_note):
             return "record %d is missing (the file goes on with record %d)" % (want, found)
         if found < want and 0 <= found - first < index and records[found - first] == records[index]:
             return "records out of order at %d: record %d appears again (duplicated)" % (want, found)
+        if found < first or not _signed_after(records, found - first, index, check):
+            return ("record %d was altered or comes from another copy of the journal (it reads as record %d and "
+                    "its signature does not verify over this file's chain)" % (want, found))
         return ("records out of order at %d: position %d holds a second, different record %d (from another copy "
                 "of the journal)" % (want, n, found))
     return "record %d is invalid: %s" % (want, rest)
@@ -205,7 +220,7 @@ def verify_export(doc, public_key=None, progress=None, authority=None, challenge
     try:
         summary = verify.verify_records(records, key, check, progress)
     except VerifyError as exc:
-        raise ExportError(_explain(exc, records, ""), exc.index, reason=exc.name)
+        raise ExportError(_explain(exc, records, "", check), exc.index, reason=exc.name)
     if records and summary["first_seq"] != parsed["from_seq"]:
         raise ExportError("from_seq is %d, the first record is %d" % (parsed["from_seq"], summary["first_seq"]),
                           0, "from_seq")
