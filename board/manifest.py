@@ -5,6 +5,7 @@ include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (_boo
 require("usb-device-cdc")
 package("device", base_path="..", files=(
     "__init__.py",
+    "archive.py",
     "block_flash.py",
     "board.py",
     "core.py",
@@ -16,6 +17,9 @@ package("device", base_path="..", files=(
     "nonces.py",
     "p256_table.py",
     "ports.py",
+    "recovery.py",
+    "ring.py",
+    "sealing.py",
     "signer.py",
     "table_file.py",
     "usb_link.py",

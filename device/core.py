@@ -2,29 +2,35 @@
 
 It owns the fiscal counter, the time stamp and the signature (DESIGN-NOTES section 2). State it
 keeps in RAM is either derived from the journal at power-up (counter, record sequence, chain
-head, running totals) or is allowed to vanish with power (pending nonces, the upload buffer, the
-clock). A COMMIT is one journal record: nonce consumed + counter advanced + invoice sealed.
-Every refusal is a typed FiscalError answered on the wire, raised before any state changes.
+head, the request-id index) or computed from it on demand (running totals), or is allowed to
+vanish with power (pending nonces, the upload buffer, the clock). One sealed invoice is one
+journal record. Every refusal is a typed FiscalError answered on the wire, raised before any
+state changes. The handlers live in mixins: device/sealing.py (PREPARE, SEAL, COMMIT, ABORT,
+STATUS), device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTIFY).
+PROTOCOL.md (version 2) is the spec.
 """
 
-import hashlib
-
 from protocol import invoice, messages, record, taxgroups, timefmt
-from protocol.errors import ClockError, FiscalError, InvoiceError, JournalError, MessageError, NonceError
+from protocol.errors import ClockError, FiscalError, JournalError, MessageError
 from protocol.frames import MAX_PAYLOAD
+from device.archive import Archive
 from device.identity import Identity
 from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
+from device.sealing import Sealing
 
-FIRMWARE = "fiscal-core 0.1.0"
-PROTOCOL_VERSION = 1
-NONCE_LEN = 16
+FIRMWARE = "fiscal-core 0.2.0"
+PROTOCOL_VERSION = 2
 TIME_SLACK = 2          # clock adjustments up to this many seconds are not journalled
 MAX_PING = 64
+# Erased sectors a record may not take (device/journal.py): index = record type.
+RESERVE = (0, 2, 1, 1, 0, 1)
+# What a device whose POWER_UP did not fit (fault JOURNAL_FULL) still serves.
+FULL_OK = ("INFO", "PING", "READ_JOURNAL", "HEAD", "STATUS", "ARCHIVED", "PROVISION", "CERTIFY")
 
 
-class Core(Identity):
+class Core(Identity, Sealing, Archive):
     def __init__(self, flash, clock, entropy, keystore, max_pending=10, nonce_ttl=120,
                  manifest=taxgroups.MANIFEST, journal_start=0, journal_size=None, firmware=FIRMWARE,
                  table=None):
@@ -37,54 +43,57 @@ class Core(Identity):
         self.firmware = firmware
         self.nonces = Nonces(max_pending, nonce_ttl)
         self.journal = Journal(flash, journal_start, journal_size)
-        self.upload = None   # [total, bytearray] while a chunked PREPARE is in progress
-        self._load_tail()
+        self.upload = None   # [message, total, request id, bytearray] while a chunked upload runs
+        self.totals = None   # running totals, computed on first use (device/archive.py)
+        self.counter, self.last_time = 0, 0
+        if self.journal.last is not None:
+            fields = record.decode(self.journal.last)[0]
+            self.counter, self.last_time = fields[record.K_COUNTER], fields[record.K_TIME]
         self.fault = ""
         self.fault_detail = ""
         self._load_identity()
         if self.signer is not None and not self.fault:
+            self.journal.resume()
             self._power_up()
             self._anchor()
+
+    @property
+    def seq(self):
+        return self.journal.last_seq
+
+    @property
+    def last_hash(self):
+        return self.journal.head_hash
 
     def _power_up(self):
         try:
             self._append(record.POWER_UP, {record.K_FIRMWARE: self.firmware}, self.last_time)
+            self.fault = ""
         except JournalError as exc:
-            # A full or damaged journal: stay up read-only so INFO and READ_JOURNAL still work.
+            # Full or damaged: stay up, read-only for sales; a full one recovers by ARCHIVED.
             self.fault = exc.name
+            self.fault_detail = exc.detail
 
-    # -- state derived from the journal ------------------------------------------------------
-    def _load_tail(self):
-        self.seq, self.counter, self.last_time = 0, 0, 0
-        self.last_hash = record.genesis()
-        self.cumulative = []
-        if self.journal.last is not None:
-            fields, body, sig = record.decode(self.journal.last)
-            self.seq, self.counter, self.last_time = fields[record.K_SEQ], fields[record.K_COUNTER], fields[record.K_TIME]
-            self.last_hash = record.record_hash(body, sig)
-        if self.journal.last_invoice is not None:
-            self.cumulative = record.decode(self.journal.last_invoice)[0][record.K_CUMULATIVE]
-
+    # -- writing records ---------------------------------------------------------------------
     def _append(self, rtype, extra, t):
-        """Sign and journal one record; the in-RAM state moves only if the record is on flash."""
+        """Sign and journal one record; the in-RAM state moves only if the record is on flash.
+        Returns (fields, body, signature, prev). Fill events follow a record that crosses a level."""
+        before = self._fill()
         counter = self.counter + (1 if rtype == record.INVOICE else 0)
-        fields = {record.K_TYPE: rtype, record.K_SEQ: self.seq + 1, record.K_COUNTER: counter,
-                  record.K_TIME: t, record.K_PREV: self.last_hash, record.K_DEVICE: self.device_id}
+        prev = self.journal.head_hash
+        fields = {record.K_TYPE: rtype, record.K_SEQ: self.journal.last_seq + 1, record.K_COUNTER: counter,
+                  record.K_TIME: t, record.K_DEVICE: self.device_id}
         for key in extra:
             fields[key] = extra[key]
         body = record.encode_body(fields)
-        sig = self.signer.sign(body)
-        before = self.journal.count
-        try:
-            self.journal.append(body + sig)
-        except JournalError:
-            if self.journal.count == before:
-                raise
-        self.seq, self.counter, self.last_time = fields[record.K_SEQ], counter, t
-        self.last_hash = record.record_hash(body, sig)
+        sig = self.signer.sign(record.signing_input(prev, body))
+        self.journal.append(body + sig, RESERVE[rtype])
+        self.counter, self.last_time = counter, t
         if rtype == record.INVOICE:
-            self.cumulative = fields[record.K_CUMULATIVE]
-        return fields, body, sig
+            self._count(fields)
+        if rtype != record.EVENT and rtype != record.CHECKPOINT:
+            self._fill_events(before, t)
+        return fields, body, sig, prev
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, payload):
@@ -95,6 +104,9 @@ class Core(Identity):
             name = messages.MESSAGES[mid][0]
             fields = messages.request_fields(mid, mapping)
             self._require_key(name)
+            if self.fault == "JOURNAL_FULL" and name not in FULL_OK:
+                raise JournalError("JOURNAL_FULL", "the journal is full and read-only for sales; archive it "
+                                   "(READ_JOURNAL, then ARCHIVED) to make room: %s" % self.fault_detail)
             self.nonces.expire(self.clock.now())
             return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
         except FiscalError as exc:
@@ -106,33 +118,23 @@ class Core(Identity):
             raise ClockError("CLOCK_UNSET", "the clock was not set since power-up; send SET_TIME")
         return max(now, self.last_time)
 
-    def _nonce(self, fields):
-        nonce = fields["nonce"]
-        if len(nonce) != NONCE_LEN:
-            raise MessageError("MESSAGE_FIELD", "nonce must be %d bytes" % NONCE_LEN)
-        return nonce
-
-    def _committed(self, nonce):
-        """(fields, body, sig) of the invoice record that consumed ``nonce``, or None."""
-        if self.nonces.committed_seq(nonce) is None and nonce in self.nonces.pending:
-            return None
-        hit = self.journal.find(nonce)
-        if hit is None:
-            return None
-        fields, body, sig = record.decode(hit[1])
-        if fields[record.K_TYPE] == record.INVOICE and fields.get(record.K_NONCE) == nonce:
-            return fields, body, sig
-        return None
+    def _time_or_last(self):
+        now = self.clock.now()
+        return self.last_time if now is None else max(now, self.last_time)
 
     # -- messages ----------------------------------------------------------------------------
     def _on_info(self, fields):
+        j = self.journal
         return {"device_id": self.device_id, "firmware": self.firmware, "protocol": PROTOCOL_VERSION,
-                "public_key": self.signer.public_key() if self.signer else b"", "counter": self.counter, "seq": self.seq,
-                "last_hash": self.last_hash, "clock": self.clock.now(), "pending": len(self.nonces.pending),
-                "journal_used": self.journal.used(), "journal_size": self.journal.capacity(),
+                "public_key": self.signer.public_key() if self.signer else b"", "counter": self.counter,
+                "seq": j.last_seq, "last_hash": j.head_hash, "clock": self.clock.now(),
+                "pending": len(self.nonces.pending), "journal_used": j.used(), "journal_size": j.capacity(),
                 "max_pending": self.nonces.max_pending, "nonce_ttl": self.nonces.ttl,
                 "max_payload": MAX_PAYLOAD, "max_invoice": invoice.MAX_INVOICE, "last_time": self.last_time,
-                "fault": self.fault, "certificate": self.certificate}
+                "fault": self.fault, "certificate": self.certificate, "first_live": j.first_live,
+                "archived_seq": j.archived[0] if j.archived else 0, "fill_ppm": self._fill(),
+                "invoice_room": j.room(RESERVE[record.INVOICE]),
+                "reserve": RESERVE[record.INVOICE] * j.ring.sector}
 
     def _on_ping(self, fields):
         if len(fields["data"]) > MAX_PING:
@@ -155,95 +157,28 @@ class Core(Identity):
         self.nonces.expire(t)
         return {"time": t, "journaled": journaled}
 
-    def _on_prepare(self, fields):
-        now = self._now()
-        total, offset, data = fields["total"], fields["offset"], fields["data"]
-        if total > invoice.MAX_INVOICE:
-            raise InvoiceError("INVOICE_TOO_LARGE", "invoice of %d bytes; limit %d" % (total, invoice.MAX_INVOICE))
-        if total < 1:
-            raise InvoiceError("INVOICE_MALFORMED", "PREPARE total must be at least 1 byte")
-        if offset == 0:
-            self.nonces.check_room()   # refuse before the host uploads up to 16 KiB for nothing
-            upload = [total, bytearray()]
-        else:
-            upload = self.upload
-            if upload is None or upload[0] != total or offset != len(upload[1]):
-                raise InvoiceError("CHUNK_SEQUENCE", "chunk at %d does not continue the upload (%s bytes received)"
-                                  % (offset, "no" if upload is None else len(upload[1])))
-        if offset + len(data) > total:
-            raise InvoiceError("CHUNK_SEQUENCE", "chunk ends at %d, past the announced total %d" % (offset + len(data), total))
-        upload[1].extend(data)
-        self.upload = upload
-        if len(upload[1]) < total:
-            return {"received": len(upload[1])}
-        self.upload = None
-        canonical = bytes(upload[1])
-        summary = invoice.decode(canonical, self.manifest)[1]
-        nonce = self.entropy.random(NONCE_LEN)
-        while self.nonces.known(nonce):
-            nonce = self.entropy.random(NONCE_LEN)
-        digest = hashlib.sha256(canonical).digest()
-        entry = {"hash": digest, "summary": summary, "expires": now + self.nonces.ttl}
-        self.nonces.add(nonce, entry)
-        return {"received": total, "nonce": nonce, "expires": entry["expires"], "invoice_hash": digest,
-                "subtotal": summary["subtotal"], "total_vat": summary["total_vat"],
-                "total": summary["total"], "currency": summary["currency"]}
-
-    def _on_commit(self, fields):
-        nonce = self._nonce(fields)
-        done = self._committed(nonce)
-        if done is not None:
-            return {"sealed": record.sealed_result(*done), "replayed": True}
-        entry = self.nonces.pending.get(nonce)
-        if entry is None:
-            self.nonces.refuse_ended(nonce)
-            raise NonceError("NONCE_UNKNOWN", "nonce was not issued since power-up; PREPARE the invoice again")
-        now = self._now()
-        summary = entry["summary"]
-        signed = record.signed_groups(summary["groups"], summary["type"], invoice.CREDIT_TYPES)
-        extra = {record.K_INVOICE_HASH: entry["hash"], record.K_NONCE: nonce,
-                 record.K_INVOICE_TYPE: summary["type"], record.K_GROUPS: summary["groups"],
-                 record.K_TOTAL: summary["total"], record.K_CURRENCY: summary["currency"],
-                 record.K_CUMULATIVE: record.add_cumulative(self.cumulative, signed)}
-        sealed = self._append(record.INVOICE, extra, now)
-        self.nonces.mark_committed(nonce, sealed[0][record.K_SEQ])
-        return {"sealed": record.sealed_result(*sealed), "replayed": False}
-
-    def _on_abort(self, fields):
-        nonce = self._nonce(fields)
-        if nonce in self.nonces.pending:
-            self.nonces.abort(nonce)
-            return {"state": messages.ABORTED}
-        state = self.nonces.ended_state(nonce)
-        if state is not None:
-            return {"state": state}
-        if self._committed(nonce) is not None:
-            raise NonceError("NONCE_COMMITTED", "nonce is already committed; issue a credit note instead")
-        raise NonceError("NONCE_UNKNOWN", "nonce was not issued since power-up")
-
-    def _on_status(self, fields):
-        nonce = self._nonce(fields)
-        entry = self.nonces.pending.get(nonce)
-        if entry is not None:
-            return {"state": messages.PREPARED, "expires": entry["expires"]}
-        state = self.nonces.ended_state(nonce)
-        if state is not None:
-            return {"state": state}
-        done = self._committed(nonce)
-        if done is not None:
-            return {"state": messages.COMMITTED, "sealed": record.sealed_result(*done)}
-        return {"state": messages.UNKNOWN}
-
     def _on_read_journal(self, fields):
         first, count = fields["first"], fields["count"]
-        if first < 1 or first > self.journal.count + 1 or count < 1:
-            raise JournalError("RANGE_INVALID", "records are numbered 1..%d; asked for %d (+%d)"
-                               % (self.journal.count, first, count))
+        j = self.journal
+        if first < j.first_live:
+            raise JournalError("RANGE_INVALID", "records before %d were archived and erased: first_live is %d"
+                               % (j.first_live, j.first_live))
+        if first > j.last_seq + 1 or count < 1:
+            raise JournalError("RANGE_INVALID", "live records are %d..%d; asked for %d (+%d)"
+                               % (j.first_live, j.last_seq, first, count))
         out, size, nxt = [], 0, first
-        for seq, payload in self.journal.records(first):
+        for seq, payload in j.records(first):
             if len(out) == count or size + len(payload) > MAX_PAYLOAD - 64:
                 break
             out.append(payload)
             size += len(payload) + 3
             nxt = seq + 1
-        return {"records": out, "next": nxt, "last": self.journal.count}
+        return {"records": out, "next": nxt, "last": j.last_seq, "first_live": j.first_live}
+
+    def _on_head(self, fields):
+        challenge = fields["challenge"]
+        if len(challenge) > record.MAX_CHALLENGE:
+            raise MessageError("MESSAGE_FIELD", "a HEAD challenge is 0..%d bytes" % record.MAX_CHALLENGE)
+        statement = record.head_statement(self.device_id, self.journal.last_seq, self.counter,
+                                          self.journal.head_hash, self._time_or_last(), challenge)
+        return {"statement": statement, "signature": self.signer.sign(record.HEAD_DOMAIN + statement)}

@@ -25,6 +25,12 @@ from device.signer import derive_secret
 from protocol.errors import PowerCut
 
 FLASH_SIZE = 2 * 1024 * 1024
+JOURNAL_KIB = FLASH_SIZE // 1024   # default journal size of a new profile (fiscal emulator --journal-kib)
+MIN_JOURNAL_KIB = 32
+
+
+class ProfileMismatch(ValueError):
+    """The profile's flash image has another size than the one asked for: a journal is never resized."""
 
 
 class MonotonicClock:
@@ -54,8 +60,24 @@ def _write_private(path, data):
         raise ProfileError("cannot write %s: %s" % (path, exc.strerror or exc))
 
 
-def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False):
+def journal_size(profile, journal_kib=None):
+    """Flash bytes of the profile: its existing image's size, or ``journal_kib`` KiB (default
+    2048) for a new one. ``journal_kib`` for an existing image of another size is refused."""
+    if journal_kib is not None and (journal_kib < MIN_JOURNAL_KIB or journal_kib % 4):
+        raise ProfileMismatch("--journal-kib must be a multiple of 4, at least %d (got %d)" % (MIN_JOURNAL_KIB, journal_kib))
+    path = os.path.join(profile, "flash.bin")
+    if not os.path.exists(path):
+        return (JOURNAL_KIB if journal_kib is None else journal_kib) * 1024
+    actual = os.path.getsize(path)
+    if journal_kib is not None and actual != journal_kib * 1024:
+        raise ProfileMismatch("profile %s has a %d KiB journal; it keeps that size (asked for %d KiB: use "
+                              "another profile for another size)" % (profile, actual // 1024, journal_kib))
+    return actual
+
+
+def open_profile(profile, seed=None, flash_size=None, factory_fresh=False, journal_kib=None):
     """(flash, entropy, keystore) for a profile directory, creating key and flash on first use.
+    ``flash_size`` (bytes) or ``journal_kib`` sizes a new profile; an existing one keeps its size.
 
     ``factory_fresh`` leaves a new profile without a key, as a board comes from the factory: the
     key is then made inside the emulator by PROVISION (``fiscal board provision``).
@@ -68,6 +90,8 @@ def open_profile(profile, seed=None, flash_size=FLASH_SIZE, factory_fresh=False)
         os.makedirs(profile, exist_ok=True)
     except OSError as exc:
         raise ProfileError("cannot create the profile directory %s: %s" % (profile, exc.strerror or exc))
+    if flash_size is None:
+        flash_size = journal_size(profile, journal_kib)
     flash = FileFlash(os.path.join(profile, "flash.bin"), flash_size)
     if seed is None:
         entropy = OsEntropy()
@@ -99,9 +123,10 @@ def _write_all(fd, data, stop):
 
 
 def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
-          max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False, factory_fresh=False):
+          max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False, factory_fresh=False,
+          journal_kib=None):
     """Run until SIGTERM/SIGINT. A simulated power cut ends the process at once (exit 75)."""
-    flash, entropy, keystore = open_profile(profile, seed, factory_fresh=factory_fresh)
+    flash, entropy, keystore = open_profile(profile, seed, factory_fresh=factory_fresh, journal_kib=journal_kib)
     flash.cut_after, flash.cut_bytes, flash.fail_at = cut_after, cut_bytes, fail_program
     try:
         core = Core(flash, MonotonicClock(), entropy, keystore, max_pending, nonce_ttl)

@@ -14,6 +14,10 @@ tests and for the emulator's ``--cut-after`` / ``--fail-program`` switches:
   byte when ``cut_mask`` is set) and raises :class:`PowerCut`; every later call raises too, until
   :meth:`revive` models the next power-up.
 - ``fail_at = N``: program N raises STORAGE_FAILURE after landing ``fail_bytes`` bytes.
+- ``cut_erase_after = N``: erases 1..N succeed; erase N+1 erases only its first
+  ``erase_cut_bytes`` bytes (the rest of the sector unchanged) and, when ``erase_garbage`` is a
+  byte value, leaves the next 16 bytes at that value (cells caught half-way), then raises
+  :class:`PowerCut`. Power can drop during an erase as during a program (ARCHIVED, PROTOCOL.md 8).
 
 Subclasses persist data by overriding :meth:`_persist` (see ``device/emu_flash.py``).
 """
@@ -45,7 +49,13 @@ class Flash:
         self.cut_bytes = 0
         self.cut_mask = None
         self.fail_at = None
+        self.cut_erase_after = None
+        self.erase_garbage = None
         self.fail_bytes = 0
+        self.erases = 0
+        self.cut_erase_after = None
+        self.erase_cut_bytes = 0
+        self.erase_garbage = None
         self.dead = False
 
     def read(self, offset, length):
@@ -88,7 +98,29 @@ class Flash:
         self._alive()
         if offset % self.sector_size or offset < 0 or offset >= self.size:
             raise JournalError("STORAGE_FAILURE", "erase offset %d is not a sector start" % offset)
+        number = self.erases + 1
+        if self.cut_erase_after is not None and number > self.cut_erase_after:
+            self._cut_erase(offset)
+            self.dead = True
+            raise PowerCut("power cut during erase %d at offset %d" % (number, offset))
         self._wipe(offset)
+        self.erases = number
+
+    def _cut_erase(self, offset):
+        """A prefix of the sector erased, the rest as it was, optionally 16 bytes of garbage."""
+        keep = self._fetch(offset, self.sector_size)
+        land = min(self.erase_cut_bytes, self.sector_size)
+        self._wipe(offset)
+        tail = bytearray(keep[land:])
+        if self.erase_garbage is not None:
+            for i in range(min(16, len(tail))):
+                tail[i] = self.erase_garbage
+        pos = offset + land
+        while tail:   # page by page: device/block_flash.py programs one page per call
+            n = min(len(tail), self.page_size - pos % self.page_size)
+            self._store(pos, bytes(tail[:n]))
+            tail = tail[n:]
+            pos += n
 
     def image(self):
         """A copy of the whole flash, e.g. to build a second device from the same state."""
@@ -100,6 +132,8 @@ class Flash:
         self.cut_after = None
         self.cut_mask = None
         self.fail_at = None
+        self.cut_erase_after = None
+        self.erase_garbage = None
 
     def _alive(self):
         if self.dead:

@@ -51,26 +51,28 @@ class Identity:
             self.fault_detail = "keystore unreadable: %s" % exc
             return
         if secret is None:
-            if self.journal.count:
+            if self.journal.last_seq:
                 self.fault = "KEY_MISSING"
-                self.fault_detail = "the journal has %d records but the key is gone" % self.journal.count
+                self.fault_detail = "the journal has %d records but the key is gone" % self.journal.last_seq
             return
         self.signer = Signer(secret, self.table)
         self.device_id = self.keystore.device_id(self.signer.public_key())
-        first = self._first_hash()
         last_device = None
         if self.journal.last is not None:
             last_device = record.decode(self.journal.last)[0][record.K_DEVICE]
-        if (anchor is not None and first != anchor) or last_device not in (None, self.device_id):
+        # Record 1 is erased once archived: then only a journal that says so (a checkpoint with
+        # ``archived``) may lack it; a blank or swapped-in journal may not.
+        if self.journal.first_seq() == 1:
+            other = anchor is not None and self._first_hash() != anchor
+        else:
+            other = anchor is not None and self.journal.archived is None
+        if other or last_device not in (None, self.device_id):
             self.fault = "JOURNAL_MISMATCH"
             self.fault_detail = ("this key started another journal (the first record differs, or the last "
                                  "record is device %s's)" % last_device)
 
     def _first_hash(self):
-        for _, payload in self.journal.records(1):
-            fields, body, sig = record.decode(payload)
-            return record.record_hash(body, sig)
-        return None
+        return self.journal.chain(1)[1] if self.journal.first_seq() == 1 else None
 
     def _anchor(self):
         """Tie the key to the journal it started (after the first POWER_UP; journals from before
@@ -78,7 +80,7 @@ class Identity:
         if self.signer is None or self.fault:
             return
         try:
-            if self.keystore.anchor() is None and self.journal.count:
+            if self.keystore.anchor() is None and self.journal.first_seq() == 1:
                 self.keystore.store_anchor(self._first_hash())
         except OSError as exc:
             self.fault = "KEYSTORE_FAILURE"
@@ -93,7 +95,7 @@ class Identity:
     def _on_provision(self, fields):
         created = self.signer is None
         if created:
-            if self.journal.count:
+            if self.journal.last_seq:
                 raise IdentityError("KEY_MISSING", "the journal has records of a lost key; refusing a new one")
             secret = derive_secret(self.entropy.random(32))
             signer = Signer(secret, self.table)
@@ -103,6 +105,7 @@ class Identity:
                 raise IdentityError("KEYSTORE_FAILURE", "cannot store the key: %s" % exc)
             self.signer = signer
             self.device_id = self.keystore.device_id(signer.public_key())
+            self.journal.resume()
             self._power_up()
             self._anchor()
         return {"device_id": self.device_id, "public_key": self.signer.public_key(), "created": created}

@@ -1,212 +1,256 @@
-"""Append-only journal on NOR flash: one programmed record decides everything, a torn tail is
-never-written.
+"""The journal: a ring of flash sectors holding signed records, archived and then reclaimed.
 
-Stored layout of one record, at an offset aligned to ALIGN bytes::
+One programmed record decides everything (DESIGN-NOTES section 2): appends only clear bits of
+erased flash, page by page, into the head sector or the next erased sector in ring order; a torn
+record counts as never written (device/recovery.py finds the tail again at power-up). Sectors are
+erased only by ARCHIVED (after a signed CHECKPOINT saying what was archived) and by the power-up
+resume of an interrupted erase, never on the commit path. PROTOCOL.md section 8 is the spec.
 
-    "JR" | length L (u16 big-endian) | record (L bytes: body || signature) | CRC-32 of length+record (u32 BE)
+Space is reserved by record class (``append(payload, reserve)``): a record may open a new sector
+only if more than ``reserve`` erased sectors remain, and may use the head sector's room only while
+at least ``reserve`` remain (a sector the device opened out of the reserve stays the device's).
+Invoices reserve 2, TIME, POWER_UP and EVENT 1, CHECKPOINT 0: a full device can always write the
+checkpoint that lets it reclaim (device/archive.py keeps that true when no sector is erased).
 
-Appends only clear bits of erased (0xFF) flash, page by page; nothing is ever erased on the commit
-path (the partition is erased once, when the device is made). Recovery walks records from the
-start: a record is valid when its magic, length and CRC hold. The first invalid position is either
-erased flash (the tail) or a torn write. A torn write covers at most one record's span, so the
-scan looks for the next valid record, at an aligned offset inside that span, that chains to the
-last good one; if there is none, the next append goes just past the torn bytes. Either way a torn
-record counts as never written, and the counter derived from the last valid record is c or c+1.
-
-Recovery reads every record's frame and CRC (cheap, C-speed on a board) but decodes no CBOR except
-around a tear, so a board boots in linear time with tiny RAM: a sparse index of every STRIDE-th
-record offset is all that is kept.
+RAM kept per record: 4 bytes of request id (``rids``, zeros for non-invoices), searched with
+``bytearray.find``; per sector: first and last seq and the prev of its first record, so any live
+record's hash is one sector's walk away. The previous hash is not stored in ordinary records, so
+the journal keeps the chain itself: ``head_hash``, and ``chain(seq)`` for any live record.
 """
 
-import binascii
-import struct
-
 from protocol import cbor, record
-from protocol.errors import CborError, JournalError
-
-MAGIC = b"JR"
-ALIGN = 16
-HEAD = 4
-TAIL = 4
-MAX_RECORD = 1024
-SPAN = HEAD + MAX_RECORD + TAIL + ALIGN   # furthest a torn write can reach, plus alignment
-STRIDE = 16
-
-
-def _align(n):
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-def _crc(length_bytes, payload):
-    return binascii.crc32(payload, binascii.crc32(length_bytes)) & 0xFFFFFFFF
+from protocol.errors import JournalError
+from device import recovery
+from device.ring import HEAD, MAX_RECORD, TAIL, Ring, align, frame, stored_size
 
 
 class Journal:
     def __init__(self, flash, start=0, size=None):
-        if start % ALIGN:
-            raise ValueError("journal start %d must be a multiple of %d" % (start, ALIGN))
+        self.ring = Ring(flash, start, size)
         self.flash = flash
-        self.start = start
-        self.end = start + (flash.size - start if size is None else size)
-        self.tail = start
-        self.count = 0
-        self.last = None
-        self.last_invoice = None
-        self.index = []
-        self.skips = {}
-        self.torn = 0
+        self.run = []          # sectors in ring order: [index, first seq, last seq, prev of first]
+        self.skips = {}        # torn bytes: position -> position of the next record
+        self.tail = None       # next append position in the head sector (run[-1])
         self.corrupt = None
-        self._scan(start)
+        self.torn = 0
+        self.garbage = []      # sectors to erase at power-up (an interrupted erase or torn write)
+        self.head_hash = record.genesis()
+        self.last = None
+        self.last_seq = 0
+        self.first_live = 1
+        self.archived = None   # [S, H] of the newest CHECKPOINT carrying one
+        self.checkpoint = 0    # seq of the newest CHECKPOINT
+        self.anchor = None     # (seq, position, prev) of first_live inside an older sector
+        self.rids = bytearray()
+        recovery.scan(self)
 
-    # -- reading ---------------------------------------------------------------------------
-    def _parse(self, pos):
-        """Return (record bytes, next position) for a valid record at ``pos``, else None."""
-        if pos + HEAD + TAIL > self.end:
+    # -- finding records -------------------------------------------------------------------
+    def entry_index(self, seq):
+        lo, hi = 0, len(self.run) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.run[mid][1] <= seq:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def next_position(self, pos):
+        """Position of the record after the one at ``pos`` in the same sector."""
+        nxt = align(pos + HEAD + self.ring.length_at(pos) + TAIL)
+        return self.skips.get(nxt, nxt)
+
+    def position(self, seq):
+        entry = self.run[self.entry_index(seq)]
+        pos, s = self.ring.base(entry[0]), entry[1]
+        while s < seq:
+            pos = self.next_position(pos)
+            s += 1
+        return pos
+
+    def first_seq(self):
+        return self.run[0][1] if self.run else 0
+
+    def read(self, seq):
+        """Record ``seq`` as stored (body || signature), or None when it is not on flash."""
+        if not self.run or seq < self.run[0][1] or seq > self.last_seq:
             return None
-        head = self.flash.read(pos, HEAD)
-        if head[:2] != MAGIC:
-            return None
-        length = struct.unpack(">H", head[2:4])[0]
-        if length <= record.SIG_LEN or length > MAX_RECORD or pos + HEAD + length + TAIL > self.end:
-            return None
-        rest = self.flash.read(pos + HEAD, length + TAIL)
-        payload = rest[:length]
-        if struct.unpack(">I", rest[length:])[0] != _crc(head[2:4], payload):
-            return None
-        return payload, _align(pos + HEAD + length + TAIL)
-
-    def _erased(self, start, stop):
-        stop = min(stop, self.end)
-        pos = start
-        while pos < stop:
-            n = min(256, stop - pos)
-            if self.flash.read(pos, n) != b"\xff" * n:
-                return False
-            pos += n
-        return True
-
-    def _chains(self, payload):
-        """Whether ``payload`` is the record that follows the last valid one."""
-        try:
-            fields = cbor.decode(payload[:-record.SIG_LEN])
-        except CborError:
-            return False
-        prev = record.genesis() if self.last is None else record.record_hash(
-            self.last[:-record.SIG_LEN], self.last[-record.SIG_LEN:])
-        return isinstance(fields, dict) and fields.get(record.K_SEQ) == self.count + 1 \
-            and fields.get(record.K_PREV) == prev
-
-    def _accept(self, pos, payload):
-        if self.count % STRIDE == 0:
-            self.index.append(pos)
-        self.count += 1
-        self.last = payload
-        if payload[2] == record.INVOICE:   # canonical body: map head, key 1, then the type
-            self.last_invoice = payload
-
-    def _scan(self, pos):
-        """Walk valid records from ``pos``; leave ``tail`` where the next append must go.
-
-        At the first invalid position: erased flash is the tail. Otherwise the bytes are either a
-        torn write (only ever the last thing written, so nothing but erased flash or our own
-        resumed record follows within SPAN) or damage in the middle of the journal (a complete
-        record follows that does not chain). Damage sets ``corrupt`` and the device stops writing:
-        appending past it could bury sealed records.
-        """
-        while pos < self.end:
-            found = self._parse(pos)
-            if found is not None:
-                self._accept(pos, found[0])
-                pos = found[1]
-                continue
-            window = min(self.end, pos + SPAN)
-            if self._erased(pos, window):
-                break
-            q = pos + ALIGN
-            while q < window and self._parse(q) is None:
-                q += ALIGN
-            if q < window:
-                if not self._chains(self._parse(q)[0]):
-                    self.corrupt = pos
-                    break
-                self.torn += 1
-                self.skips[pos] = q
-                pos = q
-                continue
-            if not self._erased(window, window + SPAN):
-                self.corrupt = pos
-                break
-            self.torn += 1
-            last = window - 1
-            while last >= pos and self.flash.read(last, 1) == b"\xff":
-                last -= 1
-            self.skips[pos] = _align(last + 1)
-            pos = _align(last + 1)
-            break
-        self.tail = min(pos, self.end)
+        return self.ring.parse(self.position(seq))[0]
 
     def records(self, first=1):
-        """Yield (seq, record bytes) from record number ``first`` to the end."""
-        if first < 1 or first > self.count:
+        """Yield (seq, record) from ``first`` (or the oldest record on flash) to the head."""
+        if not self.run:
             return
-        k = (first - 1) // STRIDE
-        seq = k * STRIDE + 1
-        pos = self.index[k]
-        while seq <= self.count:
-            pos = self.skips.get(pos, pos)
-            payload, nxt = self._parse(pos)
-            if seq >= first:
-                yield seq, payload
+        seq = max(first, self.run[0][1])
+        if seq > self.last_seq:
+            return
+        k, pos = self.entry_index(seq), self.position(seq)
+        while seq <= self.last_seq:
+            yield seq, self.ring.parse(pos)[0]
+            if seq == self.run[k][2]:
+                k += 1
+                if k < len(self.run):
+                    pos = self.ring.base(self.run[k][0])
+            else:
+                pos = self.next_position(pos)
             seq += 1
-            pos = nxt
 
-    def find(self, needle):
-        """Newest record containing ``needle`` as bytes (e.g. a nonce), walking back by stride."""
-        k = len(self.index) - 1
-        while k >= 0:
-            hit = None
-            first = k * STRIDE + 1
-            for seq, payload in self.records(first):
-                if seq >= first + STRIDE:
-                    break
-                if needle in payload:
-                    hit = (seq, payload)
-            if hit is not None:
-                return hit
-            k -= 1
+    def chain(self, seq):
+        """(prev, record hash, record) of live record ``seq``: a walk inside its sector."""
+        entry = self.run[self.entry_index(seq)]
+        a = self.anchor
+        if a is not None and entry[1] <= a[0] <= seq and self.ring.sector_of(a[1]) == entry[0]:
+            s, pos, prev = a
+        elif entry[3] is not None:
+            s, pos, prev = entry[1], self.ring.base(entry[0]), entry[3]
+        else:
+            raise JournalError("JOURNAL_CORRUPT", "record %d has no anchored previous hash" % seq)
+        while True:
+            payload = self.ring.parse(pos)[0]
+            h = record.record_hash(prev, payload)
+            if s == seq:
+                return prev, h, payload
+            prev, pos, s = h, self.next_position(pos), s + 1
+
+    def find_request(self, request_id):
+        """Seq of the live invoice record carrying ``request_id``, or None. The 4-byte index
+        narrows the search; a hit is confirmed from flash."""
+        prefix = bytes(request_id[:4])
+        i = self.rids.find(prefix)
+        while i >= 0:
+            if i % 4 == 0:
+                seq = self.first_live + i // 4
+                payload = self.read(seq)
+                if payload is not None and payload[1] == 0 and payload[3:19] == request_id:
+                    return seq
+            i = self.rids.find(prefix, i + 1)
         return None
 
+    # -- space -----------------------------------------------------------------------------
+    def erased_count(self):
+        return self.ring.n - len(self.run) - len(self.garbage)
+
+    def head_room(self):
+        return self.ring.base(self.run[-1][0] + 1) - self.tail if self.run else 0
+
+    def room(self, reserve):
+        """Bytes a record class that keeps ``reserve`` erased sectors may still use."""
+        free = self.erased_count() - reserve
+        return 0 if free < 0 else self.head_room() + free * self.ring.sector
+
+    def fits(self, sizes, reserve):
+        """Whether records of these stored sizes, appended in turn, all find room."""
+        room, free = self.head_room(), self.erased_count() - reserve
+        if free < 0:
+            return False
+        for size in sizes:
+            if size <= room:
+                room -= size
+            elif free > 0:
+                free -= 1
+                room = self.ring.sector - size
+            else:
+                return False
+        return True
+
+    def used(self):
+        return self.capacity() - self.room(0)
+
+    def capacity(self):
+        return self.ring.n * self.ring.sector
+
     # -- writing ---------------------------------------------------------------------------
-    def append(self, payload):
-        """Program one record. On a flash failure, rescan: the record may or may not have landed."""
+    def append(self, payload, reserve):
+        """Program one record (the next seq). A flash failure leaves the journal as if nothing
+        was written, unless the record landed in full: then it counts as written."""
         if self.corrupt is not None:
             raise JournalError("JOURNAL_CORRUPT", "journal is damaged at offset %d; export it and call support"
                                % self.corrupt)
-        length = len(payload)
-        if length > MAX_RECORD:
-            raise JournalError("STORAGE_FAILURE", "record of %d bytes exceeds %d" % (length, MAX_RECORD))
-        lb = struct.pack(">H", length)
-        stored = MAGIC + lb + payload + struct.pack(">I", _crc(lb, payload))
-        if self.tail + len(stored) > self.end:
-            raise JournalError("JOURNAL_FULL", "journal has %d bytes left, record needs %d"
-                               % (self.end - self.tail, len(stored)))
-        pos = self.tail
-        page = self.flash.page_size
-        done = 0
+        if len(payload) > MAX_RECORD:
+            raise JournalError("STORAGE_FAILURE", "record of %d bytes exceeds %d" % (len(payload), MAX_RECORD))
+        data = frame(payload)
+        fresh = None
+        erased = self.erased_count()
+        if erased >= reserve and self.run and self.tail + len(data) <= self.ring.base(self.run[-1][0] + 1):
+            pos = self.tail
+        elif erased > reserve:
+            fresh = (self.run[-1][0] + 1) % self.ring.n if self.run else 0
+            pos = self.ring.base(fresh)
+        else:
+            raise JournalError("JOURNAL_FULL", "journal has no room for a %d-byte record (%d bytes left, "
+                               "%d erased sectors, %d reserved)" % (len(data), self.head_room(),
+                                                                    self.erased_count(), reserve))
         try:
-            while done < len(stored):
-                room = page - (pos + done) % page
-                chunk = stored[done:done + room]
-                self.flash.program(pos + done, chunk)
-                done += len(chunk)
+            self.ring.program(pos, data)
         except JournalError:
-            self._scan(self.tail)
-            raise
-        self._accept(pos, payload)
-        self.tail = _align(pos + len(stored))
+            found = self.ring.parse(pos)
+            if found is None or found[0] != payload:
+                self._torn(pos, len(data), fresh)
+                raise
+        self._accept(pos, payload, fresh)
 
-    def used(self):
-        return self.tail - self.start
+    def _torn(self, pos, length, fresh):
+        """After a failed program: a fresh sector is erased again (it holds only the torn bytes);
+        inside the head sector the next record goes past them."""
+        if fresh is not None:
+            self.ring.erase(fresh)
+            return
+        nxt = align(self.ring.last_used(pos, pos + length))
+        if nxt > pos:
+            self.skips[pos] = nxt
+            self.tail = nxt
 
-    def capacity(self):
-        return self.end - self.start
+    def _accept(self, pos, payload, fresh):
+        seq = self.last_seq + 1
+        if fresh is not None:
+            self.run.append([fresh, seq, seq, self.head_hash])
+        else:
+            self.run[-1][2] = seq
+        self.tail = pos + stored_size(len(payload))
+        self.head_hash = record.record_hash(self.head_hash, payload)
+        fields = self.note(payload, seq)
+        if fields is not None and record.K_ARCHIVED in fields:
+            live = self.archived[0] + 1
+            self.rids = bytearray(self.rids[(live - self.first_live) * 4:])
+            self.first_live = live
+
+    def note(self, payload, seq):
+        """Book one record found (recovery) or written: request-id index, last record, and for a
+        CHECKPOINT its decoded body (returned; None for other types)."""
+        rtype = record.type_of(payload)
+        self.rids.extend(payload[3:7] if rtype == record.INVOICE else b"\x00\x00\x00\x00")
+        self.last, self.last_seq = payload, seq
+        if rtype != record.CHECKPOINT:
+            return None
+        fields = cbor.decode(payload[:-record.SIG_LEN])
+        self.checkpoint = seq
+        self.archived = fields.get(record.K_ARCHIVED, self.archived)
+        return fields
+
+    def reclaim(self, upto):
+        """Erase, oldest first, every sector whose records are all at or before ``upto`` (never
+        the head sector). Returns the number of sectors erased. Never on a damaged journal."""
+        if self.corrupt is not None:
+            raise JournalError("JOURNAL_CORRUPT", "journal is damaged at offset %d: nothing is erased" % self.corrupt)
+        count = 0
+        while len(self.run) > 1 and self.run[0][2] <= upto:
+            self.ring.erase(self.run[0][0])
+            if self.anchor is not None and self.anchor[0] <= self.run[0][2]:
+                self.anchor = None
+            self.run.pop(0)
+            count += 1
+        return count
+
+    def resume(self):
+        """Power-up: finish an erase a power cut interrupted (garbage at an end of the erased gap,
+        then the sectors the newest checkpoint archived). Returns the number of sectors erased."""
+        if self.corrupt is not None:
+            return 0
+        count = 0
+        while self.garbage:
+            self.ring.erase(self.garbage[0])
+            self.garbage.pop(0)
+            count += 1
+        if self.archived is not None:
+            count += self.reclaim(self.archived[0])
+        return count

@@ -4,8 +4,10 @@ Limits follow the DRC e-MCF (reference fiscal-device-standards.md section 5.4): 
 ``max_pending`` open PREPAREs (10 by default) and an expiry of ``ttl`` seconds (120) by the
 device clock. Pending entries live in RAM only: after a power cut they are gone, STATUS answers
 "unknown", and since a commit is always journalled the host knows the invoice was *not* sealed.
-Committed nonces are found in the journal (a small RAM ring keeps the recent ones fast);
-aborted and expired ones are remembered in a bounded ring for STATUS.
+Committed nonces are remembered in a RAM ring of the ``remember`` most recent (nonce -> seq), so
+COMMIT and STATUS never scan the journal; an older or pre-power-cut committed nonce answers
+"unknown", and the host asks STATUS by request id, which the journal itself answers (PROTOCOL.md
+4.10). Aborted and expired nonces are remembered in a bounded ring too.
 """
 
 from protocol import messages

@@ -5,8 +5,9 @@ randomness it can trust at signing time (the WASM build has no os.urandom at all
 section 3.2 derives k from the secret and the message digest with HMAC-SHA256, so one record
 always gets one signature, and the emulator, the board and OpenSSL's deterministic ECDSA (what
 `cryptography` exposes as ``ec.ECDSA(hashes.SHA256(), deterministic_signing=True)``) agree byte for
-byte.  s is not normalised to the low half: OpenSSL does not normalise either, and ECDSA
-verification (SEC 1 4.1.4, FIPS 186-4 6.4.2) accepts both.
+byte once OpenSSL's s is normalised the same way: s is always the low one of s and n - s
+(s <= n/2), because (r, n - s) verifies too and would give one record two signatures, hence two
+ledger hashes and auth codes. Verifiers of protocol version 2 refuse high s (PROTOCOL.md 7.2).
 
 Why a table: k * G dominates the cost of a signature (SEC 1 4.1.3, FIPS 186-4 6.4.1).
 device/p256_table.py ships i * 16^w * G for w = 0..63 and i = 1..15 as affine X || Y, so k * G
@@ -159,8 +160,8 @@ class Signer:
                 continue
             s = p256.inverse(k, N) * (e + r * self._d) % N
             if s != 0:
-                return int2octets(r) + int2octets(s)
+                return int2octets(r) + int2octets(min(s, N - s))
 
     def sign(self, message):
-        """Raw r || s over SHA-256(message): byte-identical to OpenSSL's deterministic ECDSA."""
+        """Raw r || s over SHA-256(message): OpenSSL's deterministic ECDSA with s normalised low."""
         return self.sign_digest(sha256(message))

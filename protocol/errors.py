@@ -1,77 +1,57 @@
-"""Error codes of the fiscal protocol, as data, and the one error hierarchy of the device side.
+"""Error codes of the fiscal protocol, and the one error hierarchy of the device side.
 
-Every refusal the device (or a shared codec) can produce has a stable numeric code, a name and a
-one-line meaning here.  PROTOCOL.md reproduces this table; `tests/test_protocol_doc.py` checks
-that the two agree.  Codes are never reused: a retired code stays in the table marked as such.
+Every refusal the device (or a shared codec) can produce has a stable numeric code and a name
+here; its family and one-line meaning are in protocol/error_table.py (``ERRORS``), kept apart so
+a board does not hold that text in RAM. PROTOCOL.md reproduces the table;
+`tests/test_protocol_doc.py` checks that they agree. Codes are never reused: a retired code stays
+in the table marked as such.
 
 The classes exist so callers can catch a family (``except NonceError``) while the wire only
 carries ``code`` and ``detail``.  Runs unchanged in MicroPython (no enum, no dataclasses).
 """
 
-# code: (name, family, meaning)
-ERRORS = {
-    0x01: ("FRAME_MALFORMED", "frame", "frame header carries an unknown protocol version"),
-    0x02: ("FRAME_OVERSIZE", "frame", "frame payload is longer than MAX_PAYLOAD; refused before reading it"),
-    0x03: ("FRAME_CRC", "frame", "frame CRC-32 does not match its contents"),
-    0x10: ("CBOR_MALFORMED", "cbor", "payload is not canonical CBOR of the accepted subset"),
-    0x11: ("MESSAGE_UNKNOWN", "message", "message id is not in the message table"),
-    0x12: ("MESSAGE_FIELD", "message", "a message field is missing, unknown or of the wrong type"),
-    0x20: ("INVOICE_MALFORMED", "invoice", "canonical invoice: missing field, unknown field or wrong type"),
-    0x21: ("INVOICE_TYPE_INVALID", "invoice", "invoice_type is not one of the five invoice types"),
-    0x22: ("CLIENT_CLASS_INVALID", "invoice", "client classification is not one of the five classes"),
-    0x23: ("TAX_GROUP_UNKNOWN", "invoice", "an item or tax line names a tax group not in force at the invoice time"),
-    0x24: ("TAX_RATE_MISMATCH", "invoice", "a tax line's rate differs from the manifest rate in force"),
-    0x25: ("TAX_BASE_MISMATCH", "invoice", "a tax line's base differs from the sum of its items"),
-    0x26: ("TAX_AMOUNT_MISMATCH", "invoice", "a tax line's tax differs from round_half_up(base x rate)"),
-    0x27: ("TAX_GROUPS_MISMATCH", "invoice", "tax lines do not list exactly the groups used by the items, in order"),
-    0x28: ("TOTALS_MISMATCH", "invoice", "subtotal, total_vat or total differs from the tax lines"),
-    0x29: ("PAYMENTS_MISMATCH", "invoice", "the payments do not add up to the total"),
-    0x2A: ("CURRENCY_INVALID", "invoice", "currency unsupported, or a payment currency differs from the invoice's"),
-    0x2B: ("INVOICE_TOO_LARGE", "invoice", "canonical invoice is longer than MAX_INVOICE"),
-    0x2C: ("CHUNK_SEQUENCE", "invoice", "PREPARE chunk offset or total does not continue the upload in progress"),
-    0x2D: ("INVOICE_TIMESTAMP", "invoice", "invoice timestamp is not YYYY-MM-DDTHH:MM:SSZ"),
-    0x2E: ("AMOUNT_INVALID", "invoice", "an amount or quantity is negative, zero where it must not be, or too large"),
-    0x30: ("NONCE_UNKNOWN", "nonce", "the nonce was never issued by this device since power-up, or was lost"),
-    0x31: ("NONCE_EXPIRED", "nonce", "the nonce expired before COMMIT"),
-    0x32: ("NONCE_ABORTED", "nonce", "the nonce was aborted"),
-    0x33: ("TOO_MANY_PENDING", "nonce", "the pending PREPARE limit is reached; COMMIT or ABORT one first"),
-    0x34: ("NONCE_COMMITTED", "nonce", "the nonce is already committed; it can no longer be aborted"),
-    0x40: ("CLOCK_UNSET", "clock", "the clock was not set since power-up"),
-    0x41: ("CLOCK_BACKWARDS", "clock", "the new time is earlier than the last journal record"),
-    0x42: ("TIME_INVALID", "clock", "the time value is out of the accepted range"),
-    0x50: ("JOURNAL_FULL", "journal", "the journal partition has no room for another record"),
-    0x51: ("STORAGE_FAILURE", "journal", "a flash program failed; nothing was sealed"),
-    0x52: ("RANGE_INVALID", "journal", "READ_JOURNAL range is outside the journal"),
-    0x53: ("JOURNAL_CORRUPT", "journal", "the journal is damaged before its end; the device stops writing"),
-    0x60: ("VERIFY_RECORD", "verify", "a journal record cannot be decoded"),
-    0x61: ("VERIFY_SIGNATURE", "verify", "a journal record's signature does not verify"),
-    0x62: ("VERIFY_CHAIN", "verify", "a journal record does not chain to the one before it"),
-    0x63: ("VERIFY_COUNTER", "verify", "record sequence or fiscal counter is not continuous"),
-    0x64: ("VERIFY_TIME", "verify", "a journal record's time goes back"),
-    0x65: ("VERIFY_KEY", "verify", "the public key or certificate is unusable"),
-    0x70: ("NOT_PROVISIONED", "identity", "the device has no key yet; send PROVISION first"),
-    0x71: ("CERT_REFUSED", "identity", "the certificate is malformed or names another device or key"),
-    0x72: ("CERT_PRESENT", "identity", "a different certificate is already stored; it is never replaced"),
-    0x73: ("KEY_MISSING", "identity", "the journal has records but the device key is gone; the device stays read-only"),
-    0x74: ("KEYSTORE_FAILURE", "identity", "the key, certificate or anchor could not be read or stored"),
-    0x75: ("JOURNAL_MISMATCH", "identity", "the device key started another journal; the device stays read-only"),
-}
+# " NAME=hexcode ... ": one string rather than a dict, to spare a board's RAM (code_of reads it).
+# Families and meanings are in protocol/error_table.py, which a board never loads.
+CODES_TEXT = (
+    " FRAME_MALFORMED=01 FRAME_OVERSIZE=02 FRAME_CRC=03 CBOR_MALFORMED=10 MESSAGE_UNKNOWN=11 "
+    "MESSAGE_FIELD=12 INVOICE_MALFORMED=20 INVOICE_TYPE_INVALID=21 CLIENT_CLASS_INVALID=22 "
+    "TAX_GROUP_UNKNOWN=23 TAX_RATE_MISMATCH=24 TAX_BASE_MISMATCH=25 TAX_AMOUNT_MISMATCH=26 "
+    "TAX_GROUPS_MISMATCH=27 TOTALS_MISMATCH=28 PAYMENTS_MISMATCH=29 CURRENCY_INVALID=2A "
+    "INVOICE_TOO_LARGE=2B CHUNK_SEQUENCE=2C INVOICE_TIMESTAMP=2D AMOUNT_INVALID=2E NONCE_UNKNOWN=30 "
+    "NONCE_EXPIRED=31 NONCE_ABORTED=32 TOO_MANY_PENDING=33 NONCE_COMMITTED=34 REQUEST_ID_REUSED=35 "
+    "CLOCK_UNSET=40 CLOCK_BACKWARDS=41 TIME_INVALID=42 JOURNAL_FULL=50 STORAGE_FAILURE=51 "
+    "RANGE_INVALID=52 JOURNAL_CORRUPT=53 ARCHIVE_HASH_MISMATCH=54 ARCHIVE_RANGE=55 VERIFY_RECORD=60 "
+    "VERIFY_SIGNATURE=61 VERIFY_CHAIN=62 VERIFY_COUNTER=63 VERIFY_TIME=64 VERIFY_KEY=65 "
+    "VERIFY_SCHEMA=66 VERIFY_AMOUNTS=67 VERIFY_TOTALS=68 VERIFY_ORDER=69 VERIFY_REQUEST_ID=6A "
+    "VERIFY_ARCHIVED=6B VERIFY_HEAD=6C VERIFY_EXPORT=6D NOT_PROVISIONED=70 CERT_REFUSED=71 "
+    "CERT_PRESENT=72 KEY_MISSING=73 KEYSTORE_FAILURE=74 JOURNAL_MISMATCH=75 "
+)
 
-_BY_NAME = {}
+
+def codes():
+    """{name: code} of every error."""
+    out = {}
+    for item in CODES_TEXT.split():
+        name, code = item.split("=")
+        out[name] = int(code, 16)
+    return out
 
 
 def code_of(name):
-    """Return the numeric code of error ``name`` (the table is the single source)."""
-    if not _BY_NAME:
-        for code in ERRORS:
-            _BY_NAME[ERRORS[code][0]] = code
-    return _BY_NAME[name]
+    """Return the numeric code of error ``name`` (KeyError for a name not in the table)."""
+    at = CODES_TEXT.find(" %s=" % name)
+    if at < 0:
+        raise KeyError(name)
+    at += len(name) + 2
+    return int(CODES_TEXT[at:at + 2], 16)
 
 
 def name_of(code):
     """Return the symbolic name of ``code``, or ``UNKNOWN_0x..`` for a code this side lacks."""
-    entry = ERRORS.get(code)
-    return entry[0] if entry else "UNKNOWN_0x%02X" % code
+    at = CODES_TEXT.find("=%02X" % code)
+    if at < 0:
+        return "UNKNOWN_0x%02X" % code
+    return CODES_TEXT[CODES_TEXT.rfind(" ", 0, at) + 1:at]
 
 
 class FiscalError(Exception):

@@ -167,7 +167,8 @@ def check(doc, manifest=taxgroups.MANIFEST):
     if paid != totals[3]:
         raise InvoiceError("PAYMENTS_MISMATCH", "payments add up to %d, total is %d" % (paid, totals[3]))
     return {"type": doc[5], "timestamp": doc[6], "currency": currency, "subtotal": subtotal,
-            "total_vat": vat, "total": subtotal + vat, "groups": [[g[0], g[2], g[3]] for g in groups]}
+            "total_vat": vat, "total": subtotal + vat, "groups": [[g[0], g[2], g[3]] for g in groups],
+            "lines": groups}
 
 
 def decode(data, manifest=taxgroups.MANIFEST):

@@ -17,31 +17,58 @@ UNKNOWN, PREPARED, COMMITTED, ABORTED, EXPIRED = 0, 1, 2, 3, 4
 STATE_NAMES = {UNKNOWN: "unknown", PREPARED: "prepared", COMMITTED: "committed",
                ABORTED: "aborted", EXPIRED: "expired"}
 
-# id: (name, request fields, response fields); fields are {key: (name, type)}.
+# id: (name, request fields, response fields). A field list is text, "key name type key name type
+# ...": on a board one string costs a third of the RAM the same table as dicts of tuples would
+# (fields_of turns it into {key: (name, type)} when a message is packed or unpacked).
 # Types: int, bytes, str, bool, list, map, and "?int" for an int that may be null.
 MESSAGES = {
-    1: ("INFO", {}, {
-        3: ("device_id", "str"), 4: ("firmware", "str"), 5: ("protocol", "int"), 6: ("public_key", "bytes"),
-        7: ("counter", "int"), 8: ("seq", "int"), 9: ("last_hash", "bytes"), 10: ("clock", "?int"),
-        11: ("pending", "int"), 12: ("journal_used", "int"), 13: ("journal_size", "int"),
-        14: ("max_pending", "int"), 15: ("nonce_ttl", "int"), 16: ("max_payload", "int"),
-        17: ("max_invoice", "int"), 18: ("last_time", "int"), 19: ("fault", "str"),
-        20: ("certificate", "bytes")}),
-    2: ("PING", {3: ("data", "bytes")}, {3: ("data", "bytes")}),
-    3: ("SET_TIME", {3: ("time", "int")}, {3: ("time", "int"), 4: ("journaled", "bool")}),
-    4: ("PREPARE", {3: ("total", "int"), 4: ("offset", "int"), 5: ("data", "bytes")}, {
-        3: ("received", "int"), 4: ("nonce", "bytes"), 5: ("expires", "int"), 6: ("invoice_hash", "bytes"),
-        7: ("subtotal", "int"), 8: ("total_vat", "int"), 9: ("total", "int"), 10: ("currency", "str")}),
-    5: ("COMMIT", {3: ("nonce", "bytes")}, {3: ("sealed", "map"), 4: ("replayed", "bool")}),
-    6: ("ABORT", {3: ("nonce", "bytes")}, {3: ("state", "int")}),
-    7: ("STATUS", {3: ("nonce", "bytes")}, {3: ("state", "int"), 4: ("sealed", "map"), 5: ("expires", "int")}),
-    8: ("READ_JOURNAL", {3: ("first", "int"), 4: ("count", "int")},
-        {3: ("records", "list"), 4: ("next", "int"), 5: ("last", "int")}),
-    9: ("PROVISION", {}, {3: ("device_id", "str"), 4: ("public_key", "bytes"), 5: ("created", "bool")}),
-    10: ("CERTIFY", {3: ("certificate", "bytes")}, {3: ("stored", "bool")}),
+    1: ("INFO", "",
+                "3 device_id str 4 firmware str 5 protocol int 6 public_key bytes 7 counter int 8 seq int "
+                "9 last_hash bytes 10 clock ?int 11 pending int 12 journal_used int 13 journal_size int "
+                "14 max_pending int 15 nonce_ttl int 16 max_payload int 17 max_invoice int "
+                "18 last_time int 19 fault str 20 certificate bytes 21 first_live int 22 archived_seq int "
+                "23 fill_ppm int 24 invoice_room int 25 reserve int"),
+    2: ("PING", "3 data bytes",
+                "3 data bytes"),
+    3: ("SET_TIME", "3 time int",
+                    "3 time int 4 journaled bool"),
+    4: ("PREPARE", "3 total int 4 offset int 5 data bytes 6 request_id bytes",
+                   "3 received int 4 nonce bytes 5 expires int 6 invoice_hash bytes 7 subtotal int "
+                   "8 total_vat int 9 total int 10 currency str 11 sealed map 12 replayed bool"),
+    5: ("COMMIT", "3 nonce bytes",
+                  "3 sealed map 4 replayed bool"),
+    6: ("ABORT", "3 nonce bytes",
+                 "3 state int"),
+    7: ("STATUS", "3 nonce bytes 4 request_id bytes",
+                  "3 state int 4 sealed map 5 expires int 6 nonce bytes"),
+    8: ("READ_JOURNAL", "3 first int 4 count int",
+                        "3 records list 4 next int 5 last int 6 first_live int"),
+    9: ("PROVISION", "",
+                     "3 device_id str 4 public_key bytes 5 created bool"),
+    10: ("CERTIFY", "3 certificate bytes",
+                    "3 stored bool"),
+    11: ("SEAL", "3 request_id bytes 4 total int 5 offset int 6 data bytes",
+                 "3 received int 4 sealed map 5 replayed bool"),
+    12: ("HEAD", "3 challenge bytes",
+                 "3 statement bytes 4 signature bytes"),
+    13: ("ARCHIVED", "3 seq int 4 hash bytes",
+                     "3 checkpoint_seq int 4 first_live int 5 erased_sectors int"),
 }
 
+# Request fields that may be absent (every other request field is required). STATUS takes exactly
+# one of nonce or request_id; the handler checks that.
+OPTIONAL = {7: (3, 4)}
+
 _IDS = {}
+
+
+def fields_of(spec):
+    """{key: (name, type)} of a field list of MESSAGES."""
+    words = spec.split()
+    out = {}
+    for i in range(0, len(words), 3):
+        out[int(words[i])] = (words[i + 1], words[i + 2])
+    return out
 
 
 def msg_id(name):
@@ -62,6 +89,7 @@ def _type_ok(value, kind):
 
 
 def _pack(mid, spec, fields, extra):
+    spec = fields_of(spec)
     out = dict(extra)
     out[K_MSG] = mid
     for key in spec:
@@ -71,7 +99,8 @@ def _pack(mid, spec, fields, extra):
     return cbor.encode(out)
 
 
-def _unpack(mapping, spec, required):
+def _unpack(mapping, spec, required, optional=()):
+    spec = fields_of(spec)
     fields = {}
     for key in mapping:
         if key in (K_MSG, K_STATUS, K_DETAIL):
@@ -84,7 +113,7 @@ def _unpack(mapping, spec, required):
         fields[name] = mapping[key]
     if required:
         for key in spec:
-            if spec[key][0] not in fields:
+            if spec[key][0] not in fields and key not in optional:
                 raise MessageError("MESSAGE_FIELD", "missing field %s" % spec[key][0])
     return fields
 
@@ -111,7 +140,7 @@ def parse_request(payload):
 
 def request_fields(mid, mapping):
     """Checked request fields by name for message ``mid``. Raises MessageError."""
-    return _unpack(mapping, MESSAGES[mid][1], True)
+    return _unpack(mapping, MESSAGES[mid][1], True, OPTIONAL.get(mid, ()))
 
 
 

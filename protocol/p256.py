@@ -203,6 +203,12 @@ def decode_point(data):
     return _checked((int.from_bytes(data[:32], "big"), int.from_bytes(data[32:], "big")))
 
 
+def is_low_s(sig):
+    """Whether the raw signature's s is at most n/2 (the only form protocol 2 records and heads
+    may carry; PROTOCOL.md 7.2)."""
+    return len(sig) == 64 and int.from_bytes(bytes(sig[32:]), "big") <= N // 2
+
+
 def verify(pub, digest, sig):
     """True when ``sig`` (raw r || s, 2 x 32 bytes big-endian) signs ``digest`` under ``pub``.
 

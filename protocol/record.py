@@ -1,52 +1,84 @@
-"""Journal records: the exact bytes that are signed, and everything derived from them.
+"""Journal records (protocol version 2): the exact bytes that are signed, and what derives from them.
 
-A record is ``body || signature``. ``body`` is a canonical CBOR map (keys below); ``signature``
-is ECDSA P-256 over SHA-256(body), raw r||s (64 bytes). The record hash, shown to users as
-``ledger_hash``, is SHA-256(body || signature); each body carries the previous record's hash
-(GENESIS for the first), so the journal is one chain. Fiscal number, auth code, timestamp text and
-QR payload are pure functions of the record, so COMMIT, a replayed COMMIT and STATUS after a power
-cut all return byte-identical sealed results. PROTOCOL.md section "Journal records" is the spec.
+A record is ``body || signature``: ``body`` a canonical CBOR map (keys below), ``signature`` raw
+ECDSA P-256 r || s (64 bytes, low s) over SHA-256(``FMDREC2\\x00`` || prev || body), where prev
+is the record hash of the previous record (GENESIS for seq 1). The previous hash is signed but not
+stored, except in CHECKPOINT records, which anchor a chain whose earlier records were erased. The
+record hash, shown to users as ``ledger_hash``, is SHA-256(prev || body || signature). Fiscal
+number, auth code, timestamp text and QR payload are pure functions of the record and its prev,
+so every way of asking for a sealed result returns the same bytes. PROTOCOL.md section 7.
 """
 
+import binascii
 import hashlib
 
 from protocol import cbor, timefmt
 from protocol.errors import CborError, VerifyError
 
-INVOICE = 1
-TIME = 2
-POWER_UP = 3
-TYPE_NAMES = {INVOICE: "invoice", TIME: "time", POWER_UP: "power_up"}
+INVOICE, TIME, POWER_UP, CHECKPOINT, EVENT = 1, 2, 3, 4, 5   # names: protocol/schema.py
 
 SIG_LEN = 64
+MAX_RECORD = 1024      # body and signature
+REQUEST_ID_LEN = 16
+HASH_LEN = 32
 
-# Body keys. Common to all records: 1-6.  Invoice records: 7-12 and 16.  Time records: 13.
+# Body keys. Key 0 (request id) only in INVOICE records: it sorts first, so an invoice body starts
+# ``A? 00 50`` and its request id sits at offsets 3..19. Key 5 (prev) only in CHECKPOINT records.
+# Retired, never reused: 8 (v1 nonce), 14; 16 is CHECKPOINT totals (v1 kept it in invoices).
+K_REQUEST_ID = 0
 K_TYPE, K_SEQ, K_COUNTER, K_TIME, K_PREV, K_DEVICE = 1, 2, 3, 4, 5, 6
-K_INVOICE_HASH, K_NONCE, K_INVOICE_TYPE, K_GROUPS, K_TOTAL, K_CURRENCY = 7, 8, 9, 10, 11, 12
-K_PREVIOUS_TIME, K_FIRMWARE, K_CUMULATIVE = 13, 15, 16
+K_INVOICE_HASH, K_INVOICE_TYPE, K_GROUPS, K_TOTAL, K_CURRENCY = 7, 9, 10, 11, 12
+K_PREVIOUS_TIME, K_FIRMWARE, K_TOTALS, K_ARCHIVED, K_EVENT, K_DETAIL = 13, 15, 16, 19, 20, 21
 
-QR_PREFIX = "FMD1"
+QR_PREFIX = "FMD2"
+RECORD_DOMAIN = b"FMDREC2\x00"
+HEAD_DOMAIN = b"FMDHEAD2"
+HEAD_FORMAT = "FMDH2"
+H_FORMAT, H_DEVICE, H_SEQ, H_COUNTER, H_HASH, H_TIME, H_CHALLENGE = 1, 2, 3, 4, 5, 6, 7
+MAX_CHALLENGE = 64
 
 
 def genesis():
-    """The fixed 'previous hash' of the first record: SHA-256 of a published constant."""
-    return hashlib.sha256(b"fiscal-device journal genesis v1").digest()
+    """The prev of record 1: SHA-256 of a published constant."""
+    return hashlib.sha256(b"fiscal-device journal genesis v2").digest()
 
 
-def record_hash(body, signature):
-    return hashlib.sha256(body + signature).digest()
+def signing_input(prev, body):
+    """The message a record signature signs (its SHA-256 is the ECDSA digest)."""
+    return RECORD_DOMAIN + bytes(prev) + bytes(body)
+
+
+def record_hash(prev, rec):
+    """SHA-256(prev || body || signature); ``rec`` is the stored record, body then signature."""
+    h = hashlib.sha256(bytes(prev))
+    h.update(bytes(rec))
+    return h.digest()
+
+
+def request_id_for(text):
+    """16-byte request id of a host request key (PROTOCOL.md 4.6): the host passes its store key,
+    ``1p:`` or ``2p:`` followed by the POS Idempotency-Key."""
+    return hashlib.sha256(b"fiscal-request-id/1\n" + text.encode("utf-8")).digest()[:REQUEST_ID_LEN]
+
+
+def type_of(rec):
+    """Record type read from the canonical bytes, without decoding: an invoice body starts
+    ``A? 00 50 <request id> 01 01``, every other body ``A? 01 <type>``."""
+    return rec[20] if rec[1] == 0 else rec[2]
 
 
 def signed_groups(groups, invoice_type, credit_types):
-    """Per-group amounts as they enter the running totals: credit notes count negative."""
+    """Invoice groups ``[code, rate, base, tax]`` as they enter the running totals
+    ``[code, base, tax]``: credit types count negative."""
     sign = -1 if invoice_type in credit_types else 1
-    return [[g[0], sign * g[1], sign * g[2]] for g in groups]
+    return [[g[0], sign * g[2], sign * g[3]] for g in groups]
 
 
-def add_cumulative(cumulative, groups):
-    """Running net totals per tax group after adding ``groups``; zero entries dropped, sorted."""
+def add_totals(totals, groups):
+    """Running net totals per tax group after adding ``groups`` ``[code, base, tax]``; zero entries
+    dropped, sorted by code (PROTOCOL.md 7.5)."""
     acc = {}
-    for code, base, tax in cumulative:
+    for code, base, tax in totals:
         acc[code] = [base, tax]
     for code, base, tax in groups:
         cur = acc.get(code, [0, 0])
@@ -63,25 +95,20 @@ def encode_body(fields):
     return cbor.encode(fields)
 
 
-def decode(record_bytes, index=None):
-    """Split a stored record into (body map, body bytes, signature); VERIFY_RECORD if malformed.
-
-    ``index`` is the record's 0-based position, only used to name it in errors.
-    """
+def decode(rec, index=None):
+    """Split a stored record into (body map, body bytes, signature); VERIFY_RECORD if it is not a
+    canonical CBOR map followed by 64 bytes. ``index`` (0-based) only names it in errors."""
     where = "record" if index is None else "record %d (index %d)" % (index + 1, index)
-    if len(record_bytes) <= SIG_LEN:
+    if len(rec) <= SIG_LEN:
         raise VerifyError("VERIFY_RECORD", "%s is too short" % where, index)
-    body = record_bytes[:-SIG_LEN]
+    body = bytes(rec[:-SIG_LEN])
     try:
         fields = cbor.decode(body)
     except CborError as exc:
         raise VerifyError("VERIFY_RECORD", "%s: body %s" % (where, exc.detail), index)
     if not isinstance(fields, dict):
         raise VerifyError("VERIFY_RECORD", "%s: body is not a map" % where, index)
-    for key in (K_TYPE, K_SEQ, K_COUNTER, K_TIME, K_PREV, K_DEVICE):
-        if key not in fields:
-            raise VerifyError("VERIFY_RECORD", "%s: body lacks key %d" % (where, key), index)
-    return fields, body, record_bytes[-SIG_LEN:]
+    return fields, body, bytes(rec[-SIG_LEN:])
 
 
 def fiscal_number(device_id, counter):
@@ -95,25 +122,25 @@ def auth_code(signature):
     return "%s-%s-%s" % (text[0:4], text[4:8], text[8:12])
 
 
-def qr_payload(fields, signature, ledger_hash):
-    """``FMD1;device;fiscal_number;time;total;currency;auth_code;ledger_hash_hex``.
+def hexs(data):
+    return binascii.hexlify(data).decode()
 
-    Enough for a phone to show the seal and to look the record up; with the journal record and
-    the device public key it verifies offline (PROTOCOL.md, "Verifying a receipt").
-    """
+
+def qr_payload(fields, signature, ledger_hash):
+    """``FMD2;device;fiscal_number;time;total;currency;auth_code;ledger_hash_hex`` (PROTOCOL.md 7.6)."""
     return ";".join([QR_PREFIX, fields[K_DEVICE], fiscal_number(fields[K_DEVICE], fields[K_COUNTER]),
                      timefmt.format_time(fields[K_TIME]), str(fields[K_TOTAL]), fields[K_CURRENCY],
-                     auth_code(signature), "".join(["%02x" % b for b in ledger_hash])])
+                     auth_code(signature), hexs(ledger_hash)])
 
 
-# Keys of the sealed-result map carried by COMMIT and STATUS responses.
+# Keys of the sealed-result map carried by COMMIT, SEAL, PREPARE (replayed) and STATUS responses.
 S_FISCAL_NUMBER, S_COUNTER, S_AUTH_CODE, S_TIMESTAMP, S_QR = 1, 2, 3, 4, 5
-S_DEVICE, S_LEDGER_HASH, S_RECORD, S_SIGNATURE, S_TIME = 6, 7, 8, 9, 10
+S_DEVICE, S_LEDGER_HASH, S_RECORD, S_SIGNATURE, S_TIME, S_PREVIOUS_HASH = 6, 7, 8, 9, 10, 11
 
 
-def sealed_result(fields, body, signature):
-    """The sealed result of an invoice record, as a map with the S_* keys."""
-    ledger = record_hash(body, signature)
+def sealed_result(fields, body, signature, prev):
+    """The sealed result of an invoice record whose previous record hash is ``prev``."""
+    ledger = record_hash(prev, body + signature)
     return {
         S_FISCAL_NUMBER: fiscal_number(fields[K_DEVICE], fields[K_COUNTER]),
         S_COUNTER: fields[K_COUNTER],
@@ -125,4 +152,12 @@ def sealed_result(fields, body, signature):
         S_RECORD: body,
         S_SIGNATURE: signature,
         S_TIME: fields[K_TIME],
+        S_PREVIOUS_HASH: bytes(prev),
     }
+
+
+def head_statement(device_id, seq, counter, head_hash, t, challenge):
+    """The canonical CBOR statement HEAD signs (PROTOCOL.md 4.15); the signature is over
+    SHA-256(``FMDHEAD2`` || statement)."""
+    return cbor.encode({H_FORMAT: HEAD_FORMAT, H_DEVICE: device_id, H_SEQ: seq, H_COUNTER: counter,
+                        H_HASH: bytes(head_hash), H_TIME: t, H_CHALLENGE: bytes(challenge)})

@@ -64,3 +64,12 @@ def codes(manifest=MANIFEST):
             seen.append(entry[0])
     seen.sort()
     return seen
+
+
+def rates_until(code, timestamp, manifest=MANIFEST):
+    """Rates of ``code`` in force at some moment up to ``timestamp`` (entries whose
+    ``effective_from`` is not after it). A journal record carries only the device's seal time,
+    not the POS timestamp that picked the rate, so this is the set a verifier accepts
+    (PROTOCOL.md 9) and the set the device checks before sealing, so it never signs a record the
+    verifier refuses."""
+    return [entry[2] for entry in manifest if entry[0] == code and entry[3] <= timestamp]

@@ -1,95 +1,197 @@
-"""Offline journal verifier: what a third party runs with only the public key and PROTOCOL.md.
+"""The reference verifier: what a third party runs with only the public key and PROTOCOL.md (section 9).
 
-Given the records in journal order (each ``body || signature``, as READ_JOURNAL and the audit
-export deliver them) it checks, record by record, and stops at the first failure with a
-VerifyError naming the record (1-based sequence number and 0-based index):
+``verify_records`` takes records in journal order (each ``body || signature``, as READ_JOURNAL and
+the audit export deliver them) that start either at seq 1 (anchored by GENESIS; the first record
+must be a POWER_UP) or at a CHECKPOINT (anchored by its stored prev, its totals taken as given).
+It stops at the first violation with a VerifyError naming the record and the rule:
 
-1. the body is canonical CBOR with the common keys (VERIFY_RECORD);
-2. ``seq`` is exactly one more than the previous record's (VERIFY_COUNTER: a removed, inserted or
-   reordered record shows here first);
-3. ``prev`` equals SHA-256(previous body || previous signature), GENESIS for record 1
-   (VERIFY_CHAIN);
-4. the ECDSA P-256 signature over SHA-256(body) verifies with the device key (VERIFY_SIGNATURE);
-5. the fiscal counter moves by one on invoice records and stays put otherwise (VERIFY_COUNTER);
-6. time never goes back (VERIFY_TIME);
-7. invoice records: the total is the sum of the group bases and taxes, and the running totals
-   equal the previous running totals plus this invoice, credit notes negative (VERIFY_RECORD).
+- VERIFY_RECORD: not a canonical CBOR map plus 64 bytes, longer than 1024 bytes, device id changes;
+- VERIFY_SCHEMA / VERIFY_AMOUNTS: protocol/schema.py, one record on its own;
+- VERIFY_COUNTER: seq or fiscal counter not continuous;
+- VERIFY_CHAIN: nothing anchors the list, or a checkpoint's prev is not the previous record hash;
+- VERIFY_SIGNATURE: high s, or ECDSA over SHA-256(``FMDREC2\\x00`` || prev || body) fails;
+- VERIFY_TIME: time goes back, previous_time inconsistent;
+- VERIFY_ORDER: journal not starting with POWER_UP, an invoice before the clock was set;
+- VERIFY_REQUEST_ID, VERIFY_TOTALS, VERIFY_ARCHIVED: request id twice, checkpoint totals or
+  archived hash wrong.
 
-Signature checks dominate the cost; a host may pass a faster ``verify_sig`` (e.g. backed by
-``cryptography``) with the same contract as :func:`protocol.p256.verify`.
+``verify_head`` checks a HEAD statement and its signature. Signature checks dominate the cost; a
+host may pass a faster ``verify_sig(message, signature)`` with the contract of
+:func:`protocol.p256.verify` plus the low-s rule (hostd/books/keys.py).
 """
 
 import hashlib
 
-from protocol import invoice, p256, record
-from protocol.errors import VerifyError
+from protocol import cbor, invoice, p256, record, schema, taxgroups
+from protocol.errors import CborError, VerifyError
+
+fail = schema.fail
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)   # bool is an int in CPython only
-
-
-def _fail(name, index, text):
-    raise VerifyError(name, "record %d (index %d): %s" % (index + 1, index, text), index)
-
-
-def _check_invoice(fields, cumulative, index):
-    groups = fields.get(record.K_GROUPS)
-    total = fields.get(record.K_TOTAL)
-    itype = fields.get(record.K_INVOICE_TYPE)
-    if not isinstance(groups, list) or not _is_int(total) or itype not in invoice.TYPES:
-        _fail("VERIFY_RECORD", index, "invoice record lacks groups, total or a valid invoice type")
-    for g in groups:
-        if not (isinstance(g, list) and len(g) == 3 and isinstance(g[0], str)
-                and _is_int(g[1]) and _is_int(g[2])):
-            _fail("VERIFY_RECORD", index, "tax group entry %r is not [code, base, tax]" % (g,))
-    if total != sum([g[1] + g[2] for g in groups]):
-        _fail("VERIFY_RECORD", index, "total %d is not the sum of the tax groups" % total)
-    expected = record.add_cumulative(cumulative, record.signed_groups(groups, itype, invoice.CREDIT_TYPES))
-    if fields.get(record.K_CUMULATIVE) != expected:
-        _fail("VERIFY_RECORD", index, "running totals do not follow from the previous record")
-    return expected
-
-
-def verify_records(records, public_key, verify_sig=None, progress=None):
-    """Verify a whole journal; return a summary dict, or raise VerifyError at the first bad record.
-
-    ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key. ``progress`` is
-    called with the number of records checked so far, for progress bars on large exports.
-    """
+def pure_verifier(public_key):
+    """The verify_sig contract in pure Python: low s, then ECDSA P-256 over SHA-256(message)."""
     point = p256.decode_point(public_key)
-    check_sig = verify_sig or (lambda body, sig: p256.verify(point, hashlib.sha256(body).digest(), sig))
-    prev_hash = record.genesis()
-    counter, last_time, device = 0, 0, None
-    cumulative = []
-    invoices = 0
+    return lambda message, sig: p256.is_low_s(sig) and p256.verify(point, hashlib.sha256(message).digest(), sig)
+
+
+class _State:
+    """What the walk knows before each record (PROTOCOL.md 9, "State")."""
+
+    def __init__(self):
+        self.prev = record.genesis()
+        self.seq = 0
+        self.counter = 0
+        self.last_time = 0
+        self.device = None
+        self.clock = "unset"       # since the last POWER_UP: "unset", "set", or "unknown"
+        self.time_rec = None       # time of the last TIME record since that POWER_UP
+        self.totals = []
+        self.archived = 0
+        self.request_ids = {}
+        self.hashes = {}
+        self.invoices = 0
+        self.checkpoints = []
+
+
+def _start(st, fields, rtype, index):
+    if fields[record.K_SEQ] == 1:
+        if rtype != record.POWER_UP:
+            fail("VERIFY_ORDER", index, "the journal starts with a %s record; record 1 must be a POWER_UP"
+                 % schema.TYPE_NAMES[rtype])
+        return
+    if rtype != record.CHECKPOINT:
+        fail("VERIFY_CHAIN", index, "the records start at seq %d with a %s record: only seq 1 or a "
+             "CHECKPOINT anchors a chain" % (fields[record.K_SEQ], schema.TYPE_NAMES[rtype]))
+    st.prev = fields[record.K_PREV]
+    st.seq = fields[record.K_SEQ] - 1
+    st.counter = fields[record.K_COUNTER]
+    st.last_time = fields[record.K_TIME]
+    st.totals = fields[record.K_TOTALS]
+    st.clock = "unknown"
+
+
+def _check_time(st, fields, rtype, index):
+    t = fields[record.K_TIME]
+    if t < st.last_time:
+        fail("VERIFY_TIME", index, "time %d goes back before the previous record's %d" % (t, st.last_time))
+    if rtype == record.POWER_UP:
+        st.clock, st.time_rec = "unset", None
+    elif rtype == record.TIME:
+        previous = fields.get(record.K_PREVIOUS_TIME)
+        if st.clock == "unset" and previous is not None:
+            fail("VERIFY_TIME", index, "the first TIME record after a power-up carries previous_time")
+        if st.clock == "set" and previous is None:
+            fail("VERIFY_TIME", index, "TIME record lacks previous_time although the clock was set since power-up")
+        if previous is not None and st.time_rec is not None and previous < st.time_rec:
+            fail("VERIFY_TIME", index, "previous_time %d is before the previous TIME record's time %d"
+                 % (previous, st.time_rec))
+        st.clock, st.time_rec = "set", t
+    elif rtype == record.INVOICE and st.clock == "unset":
+        fail("VERIFY_ORDER", index, "invoice record after a power-up before any TIME record set the clock")
+    st.last_time = t
+
+
+def _check_invoice(st, fields, index, manifest):
+    schema.check_amounts(fields, index, manifest)
+    rid = fields[record.K_REQUEST_ID]
+    if rid in st.request_ids:
+        fail("VERIFY_REQUEST_ID", index, "request id %s was already sealed by record %d"
+             % (record.hexs(rid), st.request_ids[rid]))
+    st.request_ids[rid] = fields[record.K_SEQ]
+    st.totals = record.add_totals(st.totals, record.signed_groups(
+        fields[record.K_GROUPS], fields[record.K_INVOICE_TYPE], invoice.CREDIT_TYPES))
+    st.invoices += 1
+
+
+def _check_checkpoint(st, fields, index, first):
+    seq = fields[record.K_SEQ]
+    if not first:
+        if fields[record.K_PREV] != st.prev:
+            fail("VERIFY_CHAIN", index, "checkpoint prev is not the hash of record %d" % (seq - 1))
+        if fields[record.K_TOTALS] != st.totals:
+            fail("VERIFY_TOTALS", index, "checkpoint totals %r differ from the running totals %r"
+                 % (fields[record.K_TOTALS], st.totals))
+    archived = fields.get(record.K_ARCHIVED)
+    if archived is not None:
+        s, h = archived
+        if s >= seq or s <= st.archived:
+            fail("VERIFY_ARCHIVED", index, "archived seq %d is not after the previous archived seq %d and before "
+                 "this checkpoint" % (s, st.archived))
+        known = fields[record.K_PREV] if s == seq - 1 else st.hashes.get(s)
+        if known is not None and known != h:
+            fail("VERIFY_ARCHIVED", index, "archived hash is not the hash of record %d" % s)
+        st.archived = s
+    st.checkpoints.append(seq)
+
+
+def verify_records(records, public_key, verify_sig=None, progress=None, manifest=taxgroups.MANIFEST):
+    """Verify a journal or a journal segment; return a summary dict, or raise VerifyError at the
+    first bad record. ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key;
+    ``progress`` is called with the number of records checked so far."""
+    check_sig = verify_sig or pure_verifier(public_key)
+    if verify_sig is not None:
+        p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
+    st = _State()
     for index in range(len(records)):
-        fields, body, sig = record.decode(records[index], index)
-        if fields[record.K_SEQ] != index + 1:
-            _fail("VERIFY_COUNTER", index, "sequence number is %r, expected %d (a record is missing, added "
-                  "or out of order)" % (fields[record.K_SEQ], index + 1))
-        if fields[record.K_PREV] != prev_hash:
-            _fail("VERIFY_CHAIN", index, "previous-hash does not match the record before it")
-        if not check_sig(body, sig):
-            _fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key")
-        if device is None:
-            device = fields[record.K_DEVICE]
-        elif fields[record.K_DEVICE] != device:
-            _fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (device, fields[record.K_DEVICE]))
-        rtype = fields[record.K_TYPE]
-        want = counter + 1 if rtype == record.INVOICE else counter
+        rec = records[index]
+        fields, body, sig = record.decode(rec, index)
+        if len(rec) > record.MAX_RECORD:
+            fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
+        rtype = schema.check_fields(fields, index)
+        if index == 0:
+            _start(st, fields, rtype, index)
+        if fields[record.K_SEQ] != st.seq + 1:
+            fail("VERIFY_COUNTER", index, "sequence number is %d, expected %d (a record is missing, added or "
+                 "out of order)" % (fields[record.K_SEQ], st.seq + 1))
+        if rtype == record.CHECKPOINT:
+            _check_checkpoint(st, fields, index, index == 0)
+        if not p256.is_low_s(sig):
+            fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
+        if not check_sig(record.signing_input(st.prev, body), sig):
+            fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key over the previous "
+                 "record's hash")
+        if st.device is None:
+            st.device = fields[record.K_DEVICE]
+        elif fields[record.K_DEVICE] != st.device:
+            fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (st.device, fields[record.K_DEVICE]))
+        want = st.counter + 1 if rtype == record.INVOICE else st.counter
         if fields[record.K_COUNTER] != want:
-            _fail("VERIFY_COUNTER", index, "fiscal counter is %r, expected %d" % (fields[record.K_COUNTER], want))
-        if not _is_int(fields[record.K_TIME]) or fields[record.K_TIME] < last_time:
-            _fail("VERIFY_TIME", index, "time goes back before %d" % last_time)
+            fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
+        _check_time(st, fields, rtype, index)
         if rtype == record.INVOICE:
-            cumulative = _check_invoice(fields, cumulative, index)
-            invoices += 1
-        elif rtype not in record.TYPE_NAMES:
-            _fail("VERIFY_RECORD", index, "unknown record type %r" % (rtype,))
-        counter, last_time = want, fields[record.K_TIME]
-        prev_hash = record.record_hash(body, sig)
+            _check_invoice(st, fields, index, manifest)
+        st.seq, st.counter = fields[record.K_SEQ], want
+        st.prev = record.record_hash(st.prev, rec)
+        st.hashes[st.seq] = st.prev
         if progress is not None:
             progress(index + 1)
-    return {"records": len(records), "invoices": invoices, "counter": counter, "device_id": device,
-            "last_hash": prev_hash, "last_time": last_time, "cumulative": cumulative}
+    first = record.decode(records[0])[0][record.K_SEQ] if records else 0
+    return {"records": len(records), "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
+            "first_seq": first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
+            "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived}
+
+
+_HEAD = {record.H_FORMAT: str, record.H_DEVICE: str, record.H_SEQ: int, record.H_COUNTER: int,
+         record.H_HASH: bytes, record.H_TIME: int, record.H_CHALLENGE: bytes}
+
+
+def verify_head(statement, signature, public_key, verify_sig=None):
+    """Fields of a HEAD statement (H_* keys) whose signature verifies, else VerifyError VERIFY_HEAD."""
+    check_sig = verify_sig or pure_verifier(public_key)
+    try:
+        fields = cbor.decode(statement)
+    except CborError as exc:
+        raise VerifyError("VERIFY_HEAD", "head statement is not canonical CBOR: %s" % exc.detail)
+    if not isinstance(fields, dict) or sorted([k for k in fields if schema.is_int(k)]) != sorted(_HEAD) \
+            or len(fields) != len(_HEAD):
+        raise VerifyError("VERIFY_HEAD", "head statement must be a map of exactly the keys 1-7")
+    for key in _HEAD:
+        value = fields[key]
+        if isinstance(value, bool) or not isinstance(value, _HEAD[key]) or (_HEAD[key] is int and value < 0):
+            raise VerifyError("VERIFY_HEAD", "head statement key %d has the wrong type" % key)
+    if fields[record.H_FORMAT] != record.HEAD_FORMAT or len(fields[record.H_HASH]) != record.HASH_LEN \
+            or len(fields[record.H_CHALLENGE]) > record.MAX_CHALLENGE:
+        raise VerifyError("VERIFY_HEAD", "head statement is not an %s statement" % record.HEAD_FORMAT)
+    if not p256.is_low_s(signature) or not check_sig(record.HEAD_DOMAIN + bytes(statement), signature):
+        raise VerifyError("VERIFY_HEAD", "head signature does not verify with this public key")
+    return fields

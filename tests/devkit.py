@@ -14,7 +14,7 @@ from device.link import Link
 from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
 from device.signer import Signer, derive_secret
 from hostd.books.keys import fast_verifier
-from protocol import cbor, invoice, messages, verify
+from protocol import cbor, invoice, messages, record, verify
 
 T0 = 1771300800  # 2026-02-17T04:00:00Z
 
@@ -25,19 +25,31 @@ def keystore(seed="test-key"):
 
 
 class Bench:
-    def __init__(self, flash_size=64 * 1024, seed=0, max_pending=10, nonce_ttl=120):
-        self.flash = Flash(flash_size)
+    def __init__(self, flash_size=64 * 1024, seed=0, max_pending=10, nonce_ttl=120, image=None, boot=True):
+        self.flash = Flash(flash_size, data=image)
         self.clock = ManualClock()
         self.keys = keystore()
         self.seed = seed
         self.kw = {"max_pending": max_pending, "nonce_ttl": nonce_ttl}
         self.boots = 0
+        self.requests = 0
+        self.archive = []      # records read out and acknowledged with ARCHIVED, as a host keeps them
         self.public_key = Signer(self.keys.secret()).public_key()
-        self._verify_sig = fast_verifier(self.public_key)
-        self.boot()
+        fast, memo = fast_verifier(self.public_key), {}
 
-    def boot(self):
-        self.flash.revive()
+        def verify_sig(message, sig):   # the same record is verified again after every step
+            key = message + sig
+            if key not in memo:
+                memo[key] = fast(message, sig)
+            return memo[key]
+        self._verify_sig = verify_sig
+        if boot:
+            self.boot()
+
+    def boot(self, revive=True):
+        """Power-up from the flash as it is; ``revive=False`` keeps armed faults (a cut power-up)."""
+        if revive:
+            self.flash.revive()
         self.boots += 1
         entropy = SeededEntropy("%s:%d" % (self.seed, self.boots))
         self.core = Core(self.flash, self.clock, entropy, self.keys, **self.kw)
@@ -58,14 +70,49 @@ class Bench:
         assert status == "OK", (name, status, answer)
         return answer
 
-    def prepare(self, canonical):
-        return self.call("PREPARE", total=len(canonical), offset=0, data=canonical)
+    def request_id(self):
+        """A fresh request id, as a host derives one per POS request."""
+        self.requests += 1
+        return record.request_id_for("bench:%d" % self.requests)
+
+    def prepare(self, canonical, request_id=None):
+        rid = self.request_id() if request_id is None else request_id
+        return self.call("PREPARE", total=len(canonical), offset=0, data=canonical, request_id=rid)
+
+    def seal(self, canonical, request_id=None):
+        """SEAL in one frame: (status, answer)."""
+        rid = self.request_id() if request_id is None else request_id
+        return self.call("SEAL", request_id=rid, total=len(canonical), offset=0, data=canonical)
 
     def records(self):
-        return [payload for _, payload in self.core.journal.records()]
+        """The live records (first_live to the head)."""
+        return [payload for _, payload in self.core.journal.records(self.core.journal.first_live)]
 
-    def verify(self):
-        return verify.verify_records(self.records(), self.public_key, self._verify_sig)
+    def archive_upto(self, seq=None):
+        """Read out the live records up to ``seq`` (default: the head), keep them, send ARCHIVED."""
+        status, answer = self.archive_call(seq)
+        assert status == "OK", (status, answer)
+        return answer
+
+    def archive_call(self, seq=None):
+        """archive_upto's (status, answer); the archive keeps records 1..n in order."""
+        j = self.core.journal
+        seq = j.last_seq if seq is None else seq
+        have = len(self.archive)
+        if seq > have:
+            self.archive.extend([p for _, p in j.records(have + 1)][:seq - have])
+        prev = record.genesis()
+        for rec in self.archive[:seq]:
+            prev = record.record_hash(prev, rec)
+        return self.call("ARCHIVED", seq=seq, hash=prev)
+
+    def history(self):
+        """Archive plus the live records after it: the whole journal from record 1."""
+        return self.archive + [p for s, p in self.core.journal.records(len(self.archive) + 1)]
+
+    def verify(self, records=None):
+        return verify.verify_records(self.history() if records is None else records, self.public_key,
+                                     self._verify_sig)
 
 
 def make_invoice(lines=((2000, 50000, "TG03"),), itype="sale", currency="CDF", timestamp="2026-02-17T04:00:00Z",

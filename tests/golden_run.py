@@ -1,8 +1,11 @@
-"""The golden PREPARE -> COMMIT exchange, runnable unchanged by CPython and by real MicroPython.
+"""The golden exchange (protocol version 2), runnable unchanged by CPython and by real MicroPython.
 
 Fixed key, fixed entropy, manual clock, in-memory flash: every byte the device emits is then a
 function of the code alone. It prints one line per item (``kind hex``): each request frame and
-the response frames, the journal records and a hash of the whole flash image.
+the response frames, the journal records and a hash of the whole flash image. It covers PREPARE
+-> COMMIT (chunked, replayed, unknown nonce), SEAL (replayed, a reused request id), STATUS by
+nonce and by request id, HEAD, and ARCHIVED with a checkpoint and an erase on a 16 KiB flash,
+then READ_JOURNAL of the live records.
 tools/gen_vectors.py stores the CPython output as protocol/vectors/golden.json; the test suite
 checks that CPython and MicroPython both reproduce it byte for byte.
 
@@ -17,7 +20,7 @@ from device.flash import Flash
 from device.link import Link
 from device.ports import ManualClock, SeededEntropy, StaticKeystore, device_id_for
 from device.signer import Signer, derive_secret
-from protocol import cbor, frames, invoice, messages
+from protocol import cbor, frames, invoice, messages, record
 
 T0 = 1771300800  # 2026-02-17T04:00:00Z
 
@@ -26,7 +29,7 @@ def hexs(data):
     return binascii.hexlify(data).decode()
 
 
-def make_invoice(n_lines):
+def make_invoice(n_lines, cashier="cashier-13"):
     """A valid canonical invoice map with ``n_lines`` items over three tax groups."""
     groups = ("TG02", "TG03", "TG04")
     items = []
@@ -42,7 +45,7 @@ def make_invoice(n_lines):
         tax_lines.append({1: code, 2: "", 3: rate, 4: base, 5: tax})
         subtotal += base
         vat += tax
-    return {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: "cashier-13", 5: "sale", 6: timestamp,
+    return {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: cashier, 5: "sale", 6: timestamp,
             7: {1: "Acme Ltd", 2: "123456789", 3: "Company"}, 8: items, 9: tax_lines,
             10: {1: subtotal, 2: vat, 3: subtotal + vat, 4: "CDF"},
             11: [{1: "mobile_money", 2: subtotal + vat, 3: "AIRTEL-001", 4: "CDF"}]}
@@ -61,10 +64,11 @@ class Host:
         print("resp %s %s" % (name, hexs(out)))
         return messages.decode_response(frames.FrameDecoder().feed(out)[0][2])[3]
 
-    def seal(self, canonical, chunk):
+    def seal(self, canonical, chunk, rid):
         offset = 0
         while offset < len(canonical):
-            answer = self.send("PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + chunk])
+            answer = self.send("PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + chunk],
+                               request_id=rid)
             offset += chunk
         return answer["nonce"], self.send("COMMIT", nonce=answer["nonce"])["sealed"]
 
@@ -72,7 +76,7 @@ class Host:
 def main():
     secret = derive_secret(SeededEntropy("golden-key").random(32))
     keystore = StaticKeystore(secret, device_id_for(Signer(secret).public_key(), "GLD"))
-    flash = Flash(64 * 1024)
+    flash = Flash(16 * 1024)
     clock = ManualClock()
     core = Core(flash, clock, SeededEntropy("golden"), keystore)
     host = Host(Link(core))
@@ -80,7 +84,7 @@ def main():
     host.send("SET_TIME", time=T0)
     small = cbor.encode(make_invoice(3))
     print("invoice %s" % hexs(small))
-    nonce, sealed = host.seal(small, 200)
+    nonce, sealed = host.seal(small, 200, record.request_id_for("2p:golden-1"))
     print("fiscal_number %s" % sealed[1])
     clock.advance(2)
     host.send("COMMIT", nonce=nonce)          # a repeated COMMIT: same seal, nothing written
@@ -88,10 +92,32 @@ def main():
     host.send("COMMIT", nonce=b"\x00" * 16)  # an unknown nonce: a typed error
     large = cbor.encode(make_invoice(50))
     print("invoice50 %d %s" % (len(large), hexs(hashlib.sha256(large).digest())))
-    host.seal(large, 1900)
-    host.send("READ_JOURNAL", first=1, count=16)
-    for seq, payload in core.journal.records():
+    host.seal(large, 1900, record.request_id_for("2p:golden-50"))
+    rid = record.request_id_for("1p:golden-seal")
+    one = cbor.encode(make_invoice(2, "cashier-14"))
+    host.send("SEAL", request_id=rid, total=len(one), offset=0, data=one)
+    host.send("SEAL", request_id=rid, total=len(one), offset=0, data=one)     # replayed: nothing written
+    host.send("SEAL", request_id=rid, total=len(small), offset=0, data=small)  # REQUEST_ID_REUSED
+    host.send("STATUS", request_id=rid)
+    host.send("STATUS", request_id=record.request_id_for("1p:never"))
+    host.send("HEAD", challenge=b"golden audit")
+    for i in range(18):                       # fill the first sector, so ARCHIVED has one to erase
+        clock.advance(1)
+        filler = cbor.encode(make_invoice(1, "filler-%02d" % i))
+        host.send("SEAL", request_id=record.request_id_for("1p:golden-%02d" % i), total=len(filler), offset=0,
+                  data=filler)
+    info = host.send("INFO")
+    for seq, payload in core.journal.records(1):
         print("record %d %s" % (seq, hexs(payload)))
+    head = core.journal.chain(info["seq"])[1]
+    host.send("ARCHIVED", seq=info["seq"], hash=b"\x00" * 32)   # ARCHIVE_HASH_MISMATCH
+    host.send("ARCHIVED", seq=info["seq"], hash=head)
+    host.send("ARCHIVED", seq=info["seq"], hash=head)   # a re-send: harmless
+    host.send("READ_JOURNAL", first=1, count=16)        # RANGE_INVALID: archived and erased
+    host.send("READ_JOURNAL", first=info["seq"] + 1, count=16)
+    host.send("INFO")
+    for seq, payload in core.journal.records(core.journal.first_live):
+        print("live %d %s" % (seq, hexs(payload)))
     print("flash %s" % hexs(hashlib.sha256(flash.image()).digest()))
 
 

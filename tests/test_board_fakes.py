@@ -109,7 +109,7 @@ class Host:
         if s == 4:
             return b"AT\r" + self.request("SET_TIME", time=T0)   # a modem probe first
         if s == 5:
-            return self.request("PREPARE", total=len(INVOICE), offset=0, data=INVOICE)
+            return self.request("PREPARE", total=len(INVOICE), offset=0, data=INVOICE, request_id=b"\x01" * 16)
         if s == 6:
             nonce = messages.decode_response(bytes.fromhex(self.answers[-1]))[3]["nonce"]
             return self.request("COMMIT", nonce=nonce)
@@ -223,7 +223,7 @@ def test_scripted_host_provisions_seals_and_gets_a_replay(session):
     pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + prov["public_key"])
     sig = sealed[record.S_SIGNATURE]
     pub.verify(encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
-               sealed[record.S_RECORD], ec.ECDSA(hashes.SHA256()))
+               record.signing_input(sealed[record.S_PREVIOUS_HASH], sealed[record.S_RECORD]), ec.ECDSA(hashes.SHA256()))
     assert a[8][3]["counter"] == 1 and a[8][3]["certificate"] == b""
     assert session["restarts"] == 1 and a[8][3]["seq"] == 4   # POWER_UP, TIME, INVOICE, POWER_UP
     assert a[8][3]["clock"] is None          # rebuilt as at power-up: the host sets the time again
@@ -262,8 +262,9 @@ HEAP = 200 * 1024
 
 BOARD_MODULES = [("protocol", n) for n in ("__init__", "cbor", "cert", "errors", "frames", "invoice",
                   "messages", "p256", "record", "taxgroups", "timefmt", "usbids")] + \
-                [("device", n) for n in ("__init__", "block_flash", "board", "core", "flash", "identity",
-                  "journal", "keystore", "link", "nonces", "ports", "signer", "table_file", "usb_link")]
+                [("device", n) for n in ("__init__", "archive", "block_flash", "board", "core", "flash", "identity",
+                  "journal", "keystore", "link", "nonces", "ports", "recovery", "ring", "sealing", "signer",
+                  "table_file", "usb_link")]
 
 
 @pytest.fixture(scope="module")

@@ -53,13 +53,14 @@ def test_core_on_file_blocks_seals_and_reboots(tmp_path):
     core = Core(flash, ManualClock(), SeededEntropy("f"), keys)
     _call(core, "SET_TIME", time=T0)
     canonical = encode_invoice(make_invoice())
-    nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical)[3]["nonce"]
+    nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical, request_id=b"\x01" * 16)[3]["nonce"]
     sealed = _call(core, "COMMIT", nonce=nonce)[3]["sealed"]
     again = Core(BlockFlash(FileBlockDevice(str(tmp_path / "j"), 16 * 4096)), ManualClock(),
                  SeededEntropy("g"), keys)
     info = _call(again, "INFO")[3]
     assert (info["counter"], info["seq"], info["fault"]) == (1, 4, "")
-    assert _call(again, "STATUS", nonce=nonce)[3]["sealed"] == sealed
+    assert _call(again, "STATUS", nonce=nonce)[3] == {"state": 0}   # the committed-nonce ring is RAM
+    assert _call(again, "STATUS", request_id=b"\x01" * 16)[3]["sealed"] == sealed
 
 
 class PageLog:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import cbor, frames, messages
-from protocol.errors import ERRORS, code_of
+from protocol import cbor, frames, messages, record
+from protocol.error_table import ERRORS
+from protocol.errors import code_of
 from tests.devkit import T0, Bench, encode_invoice, make_invoice
 
 
@@ -142,15 +143,18 @@ def test_non_canonical_invoice_bytes_are_refused(bench):
     assert bench.prepare(canonical + b"\x00")[0] == "INVOICE_MALFORMED"
 
 
+RID = b"\x42" * 16
+
+
 def test_oversize_and_out_of_order_chunks(bench):
     data = encode_invoice(make_invoice())
     before = snapshot(bench)
-    assert bench.call("PREPARE", total=20000, offset=0, data=data[:10])[0] == "INVOICE_TOO_LARGE"
-    assert bench.call("PREPARE", total=len(data), offset=5, data=data[5:])[0] == "CHUNK_SEQUENCE"
-    assert bench.ok("PREPARE", total=len(data), offset=0, data=data[:10]) == {"received": 10}
-    assert bench.call("PREPARE", total=len(data), offset=11, data=data[11:])[0] == "CHUNK_SEQUENCE"
-    assert bench.call("PREPARE", total=len(data), offset=10, data=data[10:] + b"x")[0] == "CHUNK_SEQUENCE"
-    answer = bench.ok("PREPARE", total=len(data), offset=10, data=data[10:])   # upload survived the bad chunks
+    assert bench.call("PREPARE", total=20000, offset=0, data=data[:10], request_id=RID)[0] == "INVOICE_TOO_LARGE"
+    assert bench.call("PREPARE", total=len(data), offset=5, data=data[5:], request_id=RID)[0] == "CHUNK_SEQUENCE"
+    assert bench.ok("PREPARE", total=len(data), offset=0, data=data[:10], request_id=RID) == {"received": 10}
+    assert bench.call("PREPARE", total=len(data), offset=11, data=data[11:], request_id=RID)[0] == "CHUNK_SEQUENCE"
+    assert bench.call("PREPARE", total=len(data), offset=10, data=data[10:] + b"x", request_id=RID)[0] == "CHUNK_SEQUENCE"
+    answer = bench.ok("PREPARE", total=len(data), offset=10, data=data[10:], request_id=RID)   # upload survived the bad chunks
     assert len(answer["nonce"]) == 16
     assert snapshot(bench)[:3] == before[:3]
 
@@ -198,26 +202,60 @@ def test_clock_errors():
     assert bench.ok("SET_TIME", time=T0 + 1001)["journaled"] is False   # small drift: not journalled
 
 
-def test_journal_full_refuses_and_keeps_state():
-    bench = Bench(flash_size=4096)
+def test_journal_full_refuses_before_a_nonce_and_keeps_state():
+    """Issue 10: PREPARE and SEAL refuse JOURNAL_FULL before a nonce or a seal, counting the
+    records of the nonces already pending; a full device is read-only for sales, never a brick."""
+    bench = Bench(flash_size=4 * 4096, max_pending=3)
     bench.ok("SET_TIME", time=T0)
     data = encode_invoice(make_invoice())
     sealed = 0
     while True:
         status, answer = bench.prepare(data)
-        assert status == "OK"
-        before = snapshot(bench)
-        status, _ = bench.call("COMMIT", nonce=answer["nonce"])
         if status != "OK":
             break
+        bench.ok("COMMIT", nonce=answer["nonce"])
         sealed += 1
-    assert status == "JOURNAL_FULL" and sealed > 3
-    assert snapshot(bench) == before
+    assert status == "JOURNAL_FULL" and sealed > 10
+    before = snapshot(bench)
+    assert bench.seal(data)[0] == "JOURNAL_FULL"
+    assert snapshot(bench) == before and not bench.core.nonces.pending
     bench.reboot()
-    assert bench.core.counter == sealed
-    assert bench.verify()["invoices"] == sealed
-    for _ in range(40):   # power-up records fill the last bytes; then the device boots read-only
+    assert bench.core.counter == sealed and bench.verify()["invoices"] == sealed
+    for _ in range(80):   # power-up records fill the device's reserve; then it boots read-only
         bench.reboot()
+        if bench.core.fault:
+            break
     assert bench.core.fault == "JOURNAL_FULL"
-    assert bench.ok("INFO")["fault"] == "JOURNAL_FULL"
-    assert bench.call("SET_TIME", time=T0)[0] == "JOURNAL_FULL"   # the first set is journalled
+    info = bench.ok("INFO")
+    assert info["fault"] == "JOURNAL_FULL" and info["fill_ppm"] == 1000000 and info["invoice_room"] == 0
+    assert bench.call("SET_TIME", time=T0)[0] == "JOURNAL_FULL" and bench.core.clock.now() is None
+    assert bench.call("PREPARE", total=len(data), offset=0, data=data, request_id=b"\x05" * 16)[0] == "JOURNAL_FULL"
+    assert bench.ok("STATUS", request_id=b"\x05" * 16) == {"state": messages.UNKNOWN}
+    assert bench.ok("HEAD", challenge=b"audit")["statement"]
+    assert bench.ok("READ_JOURNAL", first=1, count=4)["records"]
+    answer = bench.archive_upto()                         # the host archives: space comes back
+    assert answer["erased_sectors"] >= 2 and bench.core.fault == ""
+    assert record.type_of(bench.core.journal.last) == record.POWER_UP   # the power-up is written now
+    bench.ok("SET_TIME", time=T0 + 5)
+    assert bench.seal(data)[1]["sealed"][record.S_COUNTER] == sealed + 1
+    assert bench.verify()["counter"] == sealed + 1
+
+
+def test_pending_nonces_count_against_the_room():
+    bench = Bench(flash_size=4 * 4096, max_pending=10)
+    bench.ok("SET_TIME", time=T0)
+    data = encode_invoice(make_invoice())
+    size = len(bench.seal(data)[1]["sealed"][record.S_RECORD]) + 64 + 16
+    while bench.ok("INFO")["invoice_room"] > 5 * size:
+        assert bench.seal(data)[0] == "OK"
+    room = bench.ok("INFO")["invoice_room"]
+    nonces = []
+    while True:
+        status, answer = bench.prepare(data)
+        if status != "OK":
+            break
+        nonces.append(answer["nonce"])
+    assert status == "JOURNAL_FULL" and 0 < len(nonces) < 10
+    for nonce in nonces:                                    # every nonce handed out can be sealed
+        assert bench.ok("COMMIT", nonce=nonce)["replayed"] is False
+    assert bench.ok("INFO")["invoice_room"] < room

@@ -14,10 +14,14 @@ from hostd.intake.canonical import to_canonical
 from hostd.daemon.supervisor import start_emulator, stop_emulator
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceRefused
-from protocol import messages, verify
+from protocol import messages, record, verify
 from tests.devkit import fast_verifier
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
+
+
+def rid(text):
+    return record.request_id_for("1p:" + text)
 
 
 def canonical(name):
@@ -46,7 +50,8 @@ def test_seal_kill9_restart_follows_on(emulator):
         info = dev.handshake()
         assert info["counter"] == 0
         dev.set_time()
-        first = [dev.seal(inv) for inv in invoices]
+        first = [dev.seal(rid("e2e-%d" % i), inv) for i, inv in enumerate(invoices)]
+        assert dev.seal(rid("e2e-1"), invoices[1]) == first[1]        # the device dedupes the retry
     assert [s[2] for s in first] == [1, 2]
     assert first[1][1] == "%s-%08d" % (info["device_id"], 2)
 
@@ -58,10 +63,11 @@ def test_seal_kill9_restart_follows_on(emulator):
         assert again["counter"] == 2 and again["device_id"] == info["device_id"]
         assert again["public_key"] == info["public_key"]
         with pytest.raises(DeviceRefused) as refused:
-            dev.prepare(invoices[0])          # power-up: the clock must be set first
+            dev.prepare(invoices[0], rid("e2e-3"))          # power-up: the clock must be set first
         assert refused.value.name == "CLOCK_UNSET"
         dev.set_time()
-        third = dev.seal(invoices[0])
+        assert dev.seal(rid("e2e-0"), invoices[0]) == first[0]      # after a kill -9 too
+        third = dev.seal(rid("e2e-3"), invoices[0])
         assert third[2] == 3
         records = dev.records()
     summary = verify.verify_records(records, info["public_key"], fast_verifier(info["public_key"]))
@@ -75,14 +81,15 @@ def test_exclusive_open_and_stale_nonce_after_restart(emulator):
         with pytest.raises(serial.SerialException):
             serial.Serial(tty, exclusive=True)     # a second owner cannot steal the device
         dev.set_time()
-        nonce = dev.prepare(canonical("invoice-002-services.json"))["nonce"]
+        nonce = dev.prepare(canonical("invoice-002-services.json"), rid("stale"))["nonce"]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc, tty = emulator()
     with DeviceClient(tty) as dev:
         dev.handshake()
         dev.set_time()
-        assert dev.status(nonce)["state"] == messages.UNKNOWN   # never committed: safe to PREPARE again
+        assert dev.status(nonce)["state"] == messages.UNKNOWN   # pending nonces live in RAM
+        assert dev.status(request_id=rid("stale"))["state"] == messages.UNKNOWN   # never sealed
         with pytest.raises(DeviceRefused) as refused:
             dev.commit(nonce)
         assert refused.value.name == "NONCE_UNKNOWN"
@@ -90,12 +97,13 @@ def test_exclusive_open_and_stale_nonce_after_restart(emulator):
 
 def test_power_cut_switch_in_the_emulator(emulator):
     """--cut-after makes the emulator die mid-COMMIT; after restart STATUS tells the truth."""
-    # Boot writes a power-up record, SET_TIME a time record, then the COMMIT record is cut.
-    proc, tty = emulator("--cut-after", "4", "--cut-bytes", "7")
+    # Boot writes a power-up record (program 1), SET_TIME a time record (2); the COMMIT record
+    # crosses a page (programs 3 and 4): its second program is cut.
+    proc, tty = emulator("--cut-after", "3", "--cut-bytes", "7")
     with DeviceClient(tty, timeout=1.0, retries=0) as dev:
         dev.handshake()
         dev.set_time()
-        nonce = dev.prepare(canonical("invoice-000-goods.json"))["nonce"]
+        nonce = dev.prepare(canonical("invoice-000-goods.json"), rid("cut"))["nonce"]
         with pytest.raises(Exception):
             dev.commit(nonce)
     assert proc.wait(10) == 75
@@ -103,7 +111,61 @@ def test_power_cut_switch_in_the_emulator(emulator):
     with DeviceClient(tty) as dev:
         dev.handshake()
         dev.set_time()
-        state = dev.status(nonce)["state"]
+        state = dev.status(request_id=rid("cut"))["state"]
         counter = dev.call("INFO")["counter"]
         assert (state, counter) in ((messages.UNKNOWN, 0), (messages.COMMITTED, 1))
-        assert dev.seal(canonical("invoice-000-goods.json"))[2] == counter + 1
+        assert dev.seal(rid("cut"), canonical("invoice-000-goods.json"))[2] == 1   # sealed once, either way
+        assert dev.seal(rid("after"), canonical("invoice-000-goods.json"))[2] == 2
+
+
+def test_journal_kib_sizes_a_new_profile_and_an_existing_one_keeps_its_size(emulator, tmp_path):
+    from click.testing import CliRunner
+
+    from hostd.cli.device import emulator as emulator_cmd
+
+    proc, tty = emulator("--journal-kib", "64")
+    with DeviceClient(tty) as dev:
+        info = dev.handshake()
+        assert info["journal_size"] == 64 * 1024 and info["reserve"] == 2 * 4096
+        assert info["first_live"] == 1 and info["archived_seq"] == 0 and 0 < info["fill_ppm"] < 10000
+    stop_emulator(proc)
+    assert os.path.getsize(tmp_path / "profile" / "flash.bin") == 64 * 1024
+    proc, tty = emulator()                                   # no size given: the profile keeps 64 KiB
+    with DeviceClient(tty) as dev:
+        assert dev.handshake()["journal_size"] == 64 * 1024
+    stop_emulator(proc)
+    runner = CliRunner()
+    result = runner.invoke(emulator_cmd, ["--profile", str(tmp_path / "profile"), "--journal-kib", "128"])
+    assert result.exit_code == 2 and "has a 64 KiB journal; it keeps that size" in result.stderr
+    for bad in ("30", "34"):
+        result = runner.invoke(emulator_cmd, ["--profile", str(tmp_path / "new"), "--journal-kib", bad])
+        assert result.exit_code == 2 and "--journal-kib" in result.stderr
+    assert not os.path.exists(tmp_path / "new" / "flash.bin")
+
+
+def test_client_archives_reads_live_records_and_gets_a_signed_head(emulator):
+    from protocol.errors import VerifyError
+
+    proc, tty = emulator("--journal-kib", "32")
+    inv = canonical("invoice-002-services.json")
+    with DeviceClient(tty) as dev:
+        info = dev.handshake()
+        dev.set_time()
+        sealed = [dev.seal(rid("arch-%d" % i), inv) for i in range(30)]
+        records = dev.records()
+        key = info["public_key"]
+        summary = verify.verify_records(records, key, fast_verifier(key))
+        answer = dev.archived(summary["last_seq"], summary["last_hash"])
+        assert answer["first_live"] == summary["last_seq"] + 1 and answer["erased_sectors"] >= 1
+        with pytest.raises(DeviceRefused) as refused:
+            dev.records(1)
+        assert refused.value.name == "RANGE_INVALID" and "first_live is %d" % answer["first_live"] in str(refused.value)
+        live = dev.records(None)
+        assert dev.first_live == answer["first_live"] and record.type_of(live[0]) == record.CHECKPOINT
+        head = dev.head(b"auditor")
+        fields = verify.verify_head(head["statement"], head["signature"], key)
+        assert fields[record.H_SEQ] == answer["checkpoint_seq"] and fields[record.H_CHALLENGE] == b"auditor"
+        with pytest.raises(VerifyError):
+            verify.verify_head(head["statement"], head["signature"][:-1] + b"\x00", key)
+        assert dev.status(request_id=rid("arch-0"))["state"] == messages.UNKNOWN   # archived: the host dedupes
+        assert dev.seal(rid("arch-new"), inv)[2] == sealed[-1][2] + 1

@@ -37,7 +37,19 @@ def test_golden_frames_decode_and_journal_verifies():
     public_key = answers["INFO"][0][3]["public_key"]
     records = [bytes.fromhex(r) for r in vectors["journal_records"]]
     summary = verify.verify_records(records, public_key)
-    assert summary["invoices"] == 2
+    assert summary["invoices"] == 21 and summary["first_seq"] == 1
+    live = [bytes.fromhex(r) for r in vectors["live_records"]]
+    segment = verify.verify_records(live, public_key)          # a checkpoint anchors the live journal
+    assert segment["checkpoints"] == [summary["last_seq"] + 1] and segment["archived_seq"] == summary["last_seq"]
+    assert segment["totals"] == summary["totals"] and segment["counter"] == summary["counter"]
     first, replay = answers["COMMIT"][0][3], answers["COMMIT"][1][3]
     assert replay["replayed"] and replay["sealed"] == first["sealed"]
     assert answers["COMMIT"][2][1] == 0x30   # NONCE_UNKNOWN
+    seals = answers["SEAL"]
+    assert seals[1][3]["replayed"] and seals[1][3]["sealed"] == seals[0][3]["sealed"] and seals[2][1] == 0x35
+    head = answers["HEAD"][0][3]
+    fields = verify.verify_head(head["statement"], head["signature"], public_key)
+    assert fields[7] == b"golden audit"
+    archived = [a for a in answers["ARCHIVED"]]
+    assert archived[0][1] == 0x54 and archived[1][3]["erased_sectors"] == 1 and archived[2][3]["erased_sectors"] == 0
+    assert answers["READ_JOURNAL"][0][1] == 0x52 and answers["READ_JOURNAL"][1][3]["records"] == live

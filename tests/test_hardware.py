@@ -14,7 +14,7 @@ from hostd.boards import authority
 from hostd.link.client import DeviceClient
 from hostd.books.keys import fast_verifier
 from hostd.boards.provision import provision
-from protocol import verify
+from protocol import record, verify
 from tests.devkit import encode_invoice, make_invoice
 
 pytestmark = pytest.mark.board
@@ -43,15 +43,18 @@ def test_board_identifies_itself(client):
 def test_board_seals_and_replays(client):
     before = client.call("INFO")["counter"]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    prepared = client.prepare(encode_invoice(make_invoice(timestamp=stamp)))
+    canonical = encode_invoice(make_invoice(timestamp=stamp))
+    rid = record.request_id_for("2p:hardware-%s" % stamp)
+    prepared = client.prepare(canonical, rid)
     sealed = client.commit(prepared["nonce"])
     assert sealed["replayed"] is False and sealed["sealed"][2] == before + 1
     assert client.commit(prepared["nonce"])["sealed"] == sealed["sealed"]
+    assert client.seal(rid, canonical) == sealed["sealed"]          # the device dedupes the request id
 
 
 def test_board_journal_verifies(client):
     info = client.call("INFO")
-    records, first = [], 1
+    records, first = [], info["first_live"]
     while first <= info["seq"]:
         page = client.call("READ_JOURNAL", first=first, count=64)
         records += page["records"]

@@ -15,7 +15,7 @@ from hostd.link.client import DeviceClient
 from hostd.errors import DeviceBusy, DeviceUnavailable
 from hostd.owner.owner import TWO_PHASE, Owner
 from hostd.store.store import Store
-from protocol import frames
+from protocol import frames, record
 from tests.daemonkit import sample
 from tests.devkit import Bench
 
@@ -82,12 +82,18 @@ def test_crash_between_mirroring_and_filing_is_repaired(tmp_path):
     owner, store = make_owner(tmp_path, bench)
     add(store, "1p:a", sample(cashier_id="a"))
     assert owner.seal("1p:a", 5)[0] == 200
-    nonce = bench.prepare(to_canonical(sample(cashier_id="b"))[0])[1]["nonce"]
+    rid = record.request_id_for("1p:b")                      # what the daemon sends for this key
+    nonce = bench.prepare(to_canonical(sample(cashier_id="b"))[0], rid)[1]["nonce"]
     add(store, "1p:b", sample(cashier_id="b"))
+    store.set_request_id("1p:b", rid)
     store.set_prepared("1p:b", nonce)
     bench.ok("COMMIT", nonce=nonce)                          # sealed; the daemon never heard
     records = [p for _, p in bench.core.journal.records()]
-    store.add_journal(1, records)                            # mirrored, then "killed" before filing
+    hashes, prev = [], record.genesis()
+    for rec in records:
+        prev = record.record_hash(prev, rec)
+        hashes.append(prev)
+    store.add_journal(1, records, hashes)                    # mirrored, then "killed" before filing
     owner2, _ = make_owner(tmp_path, bench)
     owner2.device(time.monotonic() + 5)                      # reconnect: info seq == mirror seq
     assert store.invoice("2") is not None

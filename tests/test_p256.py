@@ -47,6 +47,12 @@ def raw(der):
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
+def low_s(sig):
+    """The oracle's signature with s normalised to the low half, as the device signer does."""
+    s = int.from_bytes(sig[32:], "big")
+    return sig[:32] + min(s, p256.N - s).to_bytes(32, "big")
+
+
 def openssl_deterministic(d, message):
     key = ec.derive_private_key(d, ec.SECP256R1())
     return raw(key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True)))
@@ -67,7 +73,7 @@ def flip(data, bit):
 def test_rfc6979_a25_vectors(message, k, r, s):
     signer = Signer(RFC_X.to_bytes(32, "big"))
     assert next(rfc6979_nonces(RFC_X, hashlib.sha256(message).digest())) == k
-    assert signer.sign(message) == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert signer.sign(message) == r.to_bytes(32, "big") + min(s, p256.N - s).to_bytes(32, "big")
     assert signer.public_key() == RFC_UX.to_bytes(32, "big") + RFC_UY.to_bytes(32, "big")
     assert p256.public_key(RFC_X) == (RFC_UX, RFC_UY)
 
@@ -76,7 +82,9 @@ def test_rfc6979_a25_vectors(message, k, r, s):
 @given(secrets, messages)
 def test_sign_matches_openssl_deterministic(d, message):
     signer = Signer(d.to_bytes(32, "big"))
-    assert signer.sign(message) == openssl_deterministic(d, message)
+    sig = signer.sign(message)
+    assert sig == low_s(openssl_deterministic(d, message))
+    assert p256.is_low_s(sig) and not p256.is_low_s(sig[:32] + (p256.N - int.from_bytes(sig[32:], "big")).to_bytes(32, "big"))
     assert signer.public_key() == openssl_public(d)
 
 
@@ -85,7 +93,7 @@ def test_digest_not_below_n_is_reduced_like_openssl(digest):
     # bits2octets reduces h1 mod q (RFC 6979 2.3.4); only a prehashed digest can reach that path.
     key = ec.derive_private_key(RFC_X, ec.SECP256R1())
     algo = ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
-    assert Signer(RFC_X.to_bytes(32, "big")).sign_digest(digest) == raw(key.sign(digest, algo))
+    assert Signer(RFC_X.to_bytes(32, "big")).sign_digest(digest) == low_s(raw(key.sign(digest, algo)))
 
 
 @settings(max_examples=200)

@@ -1,30 +1,36 @@
-"""Power cut after every flash program of a COMMIT, and in the middle of each program.
+"""Power cut after every flash program of a COMMIT, and of ARCHIVED -> CHECKPOINT -> erase.
 
 DESIGN-NOTES section 2.2: after a cut at any point the device comes back with counter c or c+1,
-the journal proves which, and the nonce is committed exactly when the counter advanced. The cut
-points are enumerated exhaustively: every program of the commit, every byte count that can land,
-and a half-programmed byte on top.
+the journal proves which, and the request is sealed exactly when the counter advanced. Issue 10:
+a cut anywhere in archiving (each program of the checkpoint, each erase, and each erase of the
+power-up that resumes it) leaves a journal that recovers and verifies, the counter unchanged,
+every record after the archived seq S still there, and the archived state either "not yet" or
+"done". The cut points are enumerated exhaustively: every program, every byte count that can
+land and a half-programmed byte on top; for erases, prefixes from none to all of the sector,
+with and without garbage left behind.
 """
 
 import pytest
 
-from protocol import messages
+from device.flash import Flash
+from protocol import messages, record
 from protocol.errors import PowerCut
 from tests.devkit import T0, Bench, encode_invoice, make_invoice
 
 INVOICE = encode_invoice(make_invoice(lines=((1500, 12345, "TG02"), (3000, 999, "TG03"), (1000, 250000, "TG01"))))
+RID = record.request_id_for("1p:powercut")
 
 
 def _prepared_bench():
     bench = Bench()
     bench.ok("SET_TIME", time=T0)
     bench.ok("COMMIT", nonce=bench.prepare(INVOICE)[1]["nonce"])   # counter 1 before the cut
-    nonce = bench.prepare(INVOICE)[1]["nonce"]
+    nonce = bench.prepare(INVOICE, RID)[1]["nonce"]
     return bench, nonce
 
 
-def _commit_programs():
-    """The (size of each program) a COMMIT issues, measured on a dry run."""
+def _programs(run):
+    """The size of each program ``run(bench)`` issues, measured on a dry run."""
     bench, nonce = _prepared_bench()
     sizes = []
     real = bench.flash.program
@@ -33,11 +39,11 @@ def _commit_programs():
         sizes.append(len(data))
         return real(offset, data)
     bench.flash.program = spy
-    bench.ok("COMMIT", nonce=nonce)
+    run(bench, nonce)
     return sizes
 
 
-PROGRAMS = _commit_programs()
+PROGRAMS = _programs(lambda bench, nonce: bench.ok("COMMIT", nonce=nonce))
 CASES = [(k, land, mask) for k, size in enumerate(PROGRAMS) for land in range(size + 1)
          for mask in ((None, 0x0F) if land < size else (None,))]
 
@@ -46,7 +52,7 @@ def test_commit_takes_several_page_programs():
     assert len(PROGRAMS) >= 2, PROGRAMS   # the record spans pages, so there is a "middle" to cut
 
 
-@pytest.mark.parametrize("k,land,mask", CASES[::1])
+@pytest.mark.parametrize("k,land,mask", CASES)
 def test_cut_during_commit(k, land, mask):
     bench, nonce = _prepared_bench()
     c = bench.core.counter
@@ -60,22 +66,19 @@ def test_cut_during_commit(k, land, mask):
     assert counter in (c, c + 1)
     summary = bench.verify()
     assert summary["counter"] == counter
-    bench.ok("SET_TIME", time=T0 + 10)
-    state = bench.ok("STATUS", nonce=nonce)
+    assert bench.ok("STATUS", nonce=nonce) == {"state": messages.UNKNOWN}   # the nonce ring is RAM
+    state = bench.ok("STATUS", request_id=RID)
     assert (state["state"] == messages.COMMITTED) == (counter == c + 1)
+    bench.ok("SET_TIME", time=T0 + 10)
+    # The host repeats the request by its id: the seal it already has, or a new one, exactly once.
+    again = bench.ok("SEAL", request_id=RID, total=len(INVOICE), offset=0, data=INVOICE)
+    assert again["replayed"] == (counter == c + 1) and again["sealed"][record.S_COUNTER] == c + 1
     if counter == c + 1:
-        again = bench.ok("COMMIT", nonce=nonce)
-        assert again["replayed"] and again["sealed"][2] == c + 1
-    else:
-        assert bench.call("COMMIT", nonce=nonce)[0] == "NONCE_UNKNOWN"
-    # The device carries on after the tear: the next invoice gets the next number, exactly once.
-    fresh = bench.prepare(INVOICE)[1]["nonce"]
-    assert bench.ok("COMMIT", nonce=fresh)["sealed"][2] == counter + 1
+        assert again["sealed"] == state["sealed"]
     bench.reboot()
-    assert bench.core.counter == counter + 1
-    assert bench.verify()["counter"] == counter + 1
-    nonces = [r for r in bench.records() if nonce in r]
-    assert len(nonces) <= 1
+    assert bench.core.counter == c + 1
+    assert bench.verify()["counter"] == c + 1
+    assert len([r for r in bench.records() if RID in r]) == 1
 
 
 def test_failed_program_leaves_state_unchanged():
@@ -101,3 +104,157 @@ def test_failed_program_that_landed_counts_as_sealed():
     assert answer["sealed"][2] == c + 1
     bench.reboot()
     assert bench.core.counter == c + 1
+
+
+# -- ARCHIVED -> CHECKPOINT -> erase ---------------------------------------------------------------
+
+def _full_image():
+    """A 12-sector journal with invoices in six sectors and a host archive of all of it."""
+    bench = Bench(flash_size=12 * 4096)
+    bench.ok("SET_TIME", time=T0)
+    while len(bench.core.journal.run) < 7:
+        assert bench.seal(INVOICE)[0] == "OK"
+    return bench
+
+
+BASE = _full_image()
+IMAGE = BASE.flash.image()
+RUN = [list(e) for e in BASE.core.journal.run]
+# S at the end of the fourth sector: four sectors can go; and S inside the fifth, with live
+# records between S and the checkpoint that must survive (the host archived less than the head).
+TARGETS = {"sector end": RUN[3][2], "inside a sector": RUN[4][1] + 2}
+
+
+def _archive_bench(target):
+    bench = Bench(flash_size=12 * 4096, image=IMAGE)
+    before = bench.records()
+    s = TARGETS[target]
+    bench.archive = before[:s]
+    return bench, s, bench.core.journal.chain(s)[1], before
+
+
+def _check_after_cut(bench, s, h, before):
+    """The journal recovered: it verifies, counter unchanged, every record after S still there,
+    and archiving is either not done or done (then finished: no archived sector left)."""
+    bench.reboot()
+    j = bench.core.journal
+    assert j.corrupt is None and bench.core.fault == ""
+    summary = bench.verify()
+    assert summary["counter"] == bench.core.counter == BASE.core.counter
+    history = bench.history()
+    assert history[:len(before)] == before           # nothing unarchived lost, nothing altered
+    if j.archived is not None and j.archived[0] == s:
+        assert j.archived[1] == h and j.first_live == s + 1 and j.run[0][2] > s
+        assert record.type_of(history[j.checkpoint - 1]) == record.CHECKPOINT
+    else:
+        assert j.first_live == 1 and j.archived is None
+    # Re-sending the same ARCHIVED is harmless and completes the archiving in every case.
+    answer = bench.ok("ARCHIVED", seq=s, hash=h)
+    assert answer["first_live"] == s + 1 and bench.core.journal.run[0][2] > s
+    again = bench.ok("ARCHIVED", seq=s, hash=h)
+    assert again == dict(answer, erased_sectors=0)
+    bench.reboot()
+    assert bench.verify()["counter"] == BASE.core.counter
+    assert bench.history()[:len(before)] == before
+
+
+def _archive_programs(target):
+    bench, s, h, _ = _archive_bench(target)
+    sizes = []
+    real = bench.flash.program
+
+    def spy(offset, data):
+        sizes.append(len(data))
+        return real(offset, data)
+    bench.flash.program = spy
+    erased = bench.ok("ARCHIVED", seq=s, hash=h)["erased_sectors"]
+    return sizes, erased
+
+
+ARCHIVE_PROGRAMS = {t: _archive_programs(t) for t in TARGETS}
+# Every byte of every checkpoint program for S at a sector end; every 7th byte for the other S.
+PROGRAM_CUTS = [(t, k, land, mask) for t in TARGETS for k, size in enumerate(ARCHIVE_PROGRAMS[t][0])
+                for land in range(0, size + 1, 1 if t == "sector end" else 7)
+                for mask in ((None, 0x0F) if land < size else (None,))]
+ERASE_CUTS = [(t, k, prefix, garbage) for t in TARGETS for k in range(ARCHIVE_PROGRAMS[t][1])
+              for prefix in (0, 1, 16, 1000, 2048, 4095, 4096) for garbage in (None, 0x00, 0x5A)]
+
+
+def test_archiving_is_what_the_cut_tests_assume():
+    for target in TARGETS:
+        sizes, erased = ARCHIVE_PROGRAMS[target]
+        assert len(sizes) >= 1 and erased == 4
+    assert len(PROGRAM_CUTS) > 100 and len(ERASE_CUTS) >= 100
+
+
+@pytest.mark.parametrize("target,k,land,mask", PROGRAM_CUTS)
+def test_cut_while_writing_the_checkpoint(target, k, land, mask):
+    bench, s, h, before = _archive_bench(target)
+    bench.flash.cut_after, bench.flash.cut_bytes, bench.flash.cut_mask = bench.flash.programs + k, land, mask
+    with pytest.raises(PowerCut):
+        bench.call("ARCHIVED", seq=s, hash=h)
+    _check_after_cut(bench, s, h, before)
+
+
+@pytest.mark.parametrize("target,k,prefix,garbage", ERASE_CUTS)
+def test_cut_while_erasing(target, k, prefix, garbage):
+    bench, s, h, before = _archive_bench(target)
+    f = bench.flash
+    f.cut_erase_after, f.erase_cut_bytes, f.erase_garbage = f.erases + k, prefix, garbage
+    with pytest.raises(PowerCut):
+        bench.call("ARCHIVED", seq=s, hash=h)
+    _check_after_cut(bench, s, h, before)
+
+
+@pytest.mark.parametrize("prefix,garbage", [(0, None), (100, 0x00), (4095, 0x5A)])
+@pytest.mark.parametrize("again", [0, 1])
+def test_cut_while_power_up_resumes_the_erase(prefix, garbage, again):
+    """The power-up that finishes an interrupted erase is itself cut, at its first or second erase."""
+    bench, s, h, before = _archive_bench("sector end")
+    f = bench.flash
+    f.cut_erase_after, f.erase_cut_bytes, f.erase_garbage = f.erases + 1, prefix, garbage
+    with pytest.raises(PowerCut):
+        bench.call("ARCHIVED", seq=s, hash=h)
+    f.revive()
+    f.cut_erase_after, f.erase_cut_bytes, f.erase_garbage = f.erases + again, prefix, garbage
+    with pytest.raises(PowerCut):
+        bench.boot(revive=False)
+    _check_after_cut(bench, s, h, before)
+
+
+def test_cut_in_the_power_up_after_archiving_a_full_device():
+    """Full device: no POWER_UP fits; ARCHIVED writes the checkpoint, reclaims, then the POWER_UP."""
+    bench = Bench(flash_size=4 * 4096)
+    bench.ok("SET_TIME", time=T0)
+    while bench.seal(INVOICE)[0] == "OK":
+        pass
+    while bench.core.fault != "JOURNAL_FULL":
+        bench.reboot()
+    c = bench.core.counter
+    before = bench.records()
+    bench.archive = list(before)
+    h = bench.core.last_hash
+    programs = _count_programs(bench, len(before), h)
+    for k in range(programs):
+        trial = Bench(flash_size=4 * 4096, image=bench.flash.image(), boot=False)
+        trial.archive = list(before)
+        trial.boot()
+        trial.flash.cut_after = trial.flash.programs + k
+        with pytest.raises(PowerCut):
+            trial.call("ARCHIVED", seq=len(before), hash=h)
+        trial.reboot()
+        assert trial.core.counter == c and trial.history()[:len(before)] == before
+        assert trial.ok("ARCHIVED", seq=len(before), hash=h)["first_live"] == len(before) + 1
+        assert trial.core.fault == "" and trial.verify()["counter"] == c
+
+
+def _count_programs(bench, s, h):
+    trial = Bench(flash_size=4 * 4096, image=bench.flash.image())
+    start = trial.flash.programs
+    trial.ok("ARCHIVED", seq=s, hash=h)
+    return trial.flash.programs - start
+
+
+def test_flash_image_helper_keeps_the_state():
+    bench = Bench(flash_size=12 * 4096, image=IMAGE)
+    assert isinstance(bench.flash, Flash) and bench.core.counter == BASE.core.counter

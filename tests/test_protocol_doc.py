@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from protocol import errors, invoice, messages, record, taxgroups
+from protocol import error_table as errors, invoice, messages, record, schema, taxgroups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_PATH = os.environ.get("PROTOCOL_DOC") or os.path.join(ROOT, "protocol", "PROTOCOL.md")
@@ -195,7 +195,7 @@ def check_message_fields(text):
     problems = []
     for mid in sorted(messages.MESSAGES):
         name, request, response = messages.MESSAGES[mid]
-        for part, spec in (("request", request), ("response", response)):
+        for part, spec in (("request", messages.fields_of(request)), ("response", messages.fields_of(response))):
             what = "%s %s" % (name, part)
             body = one_section(text, what, 4, problems)
             if body is None:
@@ -268,7 +268,8 @@ def check_sealed_keys(text):
 def check_record_keys(text):
     problems = []
     doc = {}
-    for title in ("Common body keys", "INVOICE body keys", "TIME body keys", "POWER_UP body keys"):
+    for title in ("Common body keys", "INVOICE body keys", "TIME body keys", "POWER_UP body keys",
+                  "CHECKPOINT body keys", "EVENT body keys"):
         body = one_section(text, title, 4, problems)
         if body is None:
             continue
@@ -277,9 +278,23 @@ def check_record_keys(text):
             if key in doc:
                 problems.append("body key %d documented in two record tables" % key)
             doc[key] = rows[key][1]
-        if title == "Common body keys" and sorted(rows) != [1, 2, 3, 4, 5, 6]:
-            problems.append("common body keys are %r, the verifier requires 1-6" % sorted(rows))
+        if title == "Common body keys" and sorted(rows) != sorted(schema.COMMON):
+            problems.append("common body keys are %r, the verifier requires %r" % (sorted(rows), sorted(schema.COMMON)))
     return problems + _compare("record body key", doc, _constants("K_"))
+
+
+def check_record_schema(text):
+    """Each record type's table lists exactly the keys protocol/schema.py checks for that type."""
+    problems = []
+    for rtype, title in ((record.INVOICE, "INVOICE"), (record.TIME, "TIME"), (record.POWER_UP, "POWER_UP"),
+                         (record.CHECKPOINT, "CHECKPOINT"), (record.EVENT, "EVENT")):
+        body = one_section(text, title + " body keys", 4, problems)
+        if body is None:
+            continue
+        rows = key_rows(body, FIELD_HEADER, title, problems)
+        problems += _compare("%s schema key" % title, {k: r[1] for k, r in rows.items()},
+                             {k: v[0] for k, v in schema.BY_TYPE[rtype].items()})
+    return problems
 
 
 def check_nonce_states(text):
@@ -330,6 +345,7 @@ CHECKS = {
     "taxgroups": check_taxgroups,
     "sealed": check_sealed_keys,
     "record": check_record_keys,
+    "schema": check_record_schema,
     "nonce_states": check_nonce_states,
     "invoice": check_invoice_tables,
 }
@@ -396,7 +412,8 @@ MUTATIONS = [
     ("errors", replace_once("| 0x31 | NONCE_EXPIRED |", "| 0x31 | NONCE_EXPIRE |")),
     ("errors", replace_once("| 0x31 | NONCE_EXPIRED |", "| 0x39 | NONCE_EXPIRED |")),
     ("errors", drop_line("| 0x2A | CURRENCY_INVALID |")),
-    ("errors", add_after("| 0x65 | VERIFY_KEY |", "| 0x66 | VERIFY_EXTRA | verify | invented |")),
+    ("errors", add_after("| 0x65 | VERIFY_KEY |", "| 0x6E | VERIFY_EXTRA | verify | invented |")),
+    ("errors", drop_line("| 0x35 | REQUEST_ID_REUSED |")),
     ("errors", replace_once("| 0x53 | JOURNAL_CORRUPT | journal |", "| 0x53 | JOURNAL_CORRUPT | nonce |")),
     ("errors", replace_once("| 0x02 | FRAME_OVERSIZE | frame | frame payload is longer",
                             "| 0x02 | FRAME_OVERSIZE | frame | frame payload is shorter")),
@@ -409,6 +426,9 @@ MUTATIONS = [
     ("fields", replace_once("| 3 | time | int | new time", "| 3 | when | int | new time")),
     ("fields", replace_once("#### STATUS response", "#### STATUS answer")),
     ("fields", add_after("| 3 | data | bytes | 0 to 64 bytes", "| 4 | padding | bytes | invented |")),
+    ("fields", replace_once("| 3 | challenge | bytes |", "| 3 | challenge | str |")),
+    ("fields", drop_line("| 5 | erased_sectors | int |")),
+    ("fields", replace_once("| 6 | first_live | int |", "| 7 | first_live | int |")),
     ("genesis", genesis_flip),
     ("genesis", lambda text: re.sub(r"GENESIS\s*=\s*[0-9a-f]{64}", "GENESIS = (see code)", text)),
     ("taxgroups", replace_once("| TG04 | Reduced VAT | 80000 | 8 % |", "| TG04 | Reduced VAT | 160000 | 16 % |")),
@@ -418,7 +438,10 @@ MUTATIONS = [
     ("taxgroups", drop_line("| TG09 | Packaging deposits |")),
     ("sealed", replace_once("| 3 | auth_code | str |", "| 3 | authcode | str |")),
     ("record", drop_line("| 13 | previous_time | int |")),
-    ("record", replace_once("| 16 | cumulative | list |", "| 14 | cumulative | list |")),
+    ("record", replace_once("| 16 | totals | list |", "| 14 | totals | list |")),
+    ("record", drop_line("| 0 | request_id | bytes |")),
+    ("schema", replace_once("| 19 | archived | list |", "| 18 | archived | list |")),
+    ("sealed", drop_line("| 11 | previous_hash | bytes |")),
     ("nonce_states", replace_once("| 4 | expired |", "| 4 | expiring |")),
     ("invoice", replace_once("| 2 | nif | str | yes |", "| 2 | nif | str | no |")),
     ("invoice", replace_once("| 3 | quantity | int |", "| 3 | qty | int |")),

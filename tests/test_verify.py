@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import verify
+from protocol import record, verify
 from protocol.errors import VerifyError
 from tests.devkit import T0, Bench, encode_invoice, fast_verifier, make_invoice, keystore
 from device.signer import Signer
@@ -33,7 +33,8 @@ def test_genuine_journal_verifies_with_both_verifiers():
     pure = verify.verify_records(RECORDS, KEY)   # pure-Python P-256: what MicroPython would run
     assert fast == pure
     assert pure["invoices"] == 4 and pure["counter"] == 4 and pure["records"] == len(RECORDS)
-    assert pure["cumulative"] and all(len(entry) == 3 for entry in pure["cumulative"])
+    assert pure["totals"] and all(len(entry) == 3 for entry in pure["totals"])
+    assert pure["last_hash"] == BENCH.core.last_hash and pure["first_seq"] == 1
 
 
 def test_every_single_byte_flip_is_detected_and_located():
@@ -59,13 +60,31 @@ def test_any_byte_change_is_located(index, data):
     assert info.value.index == index
 
 
-@pytest.mark.parametrize("index", range(len(RECORDS) - 1))
+@pytest.mark.parametrize("index", range(1, len(RECORDS) - 1))
 def test_removed_record_is_named(index):
     tampered = RECORDS[:index] + RECORDS[index + 1:]
     with pytest.raises(VerifyError) as info:
         verify.verify_records(tampered, KEY, FAST)
     assert info.value.name == "VERIFY_COUNTER" and info.value.index == index
     assert "missing" in info.value.detail
+
+
+def test_removed_first_record_leaves_nothing_to_anchor_the_chain():
+    with pytest.raises(VerifyError) as info:
+        verify.verify_records(RECORDS[1:], KEY, FAST)
+    assert info.value.name == "VERIFY_CHAIN" and info.value.index == 0
+    assert "only seq 1 or a CHECKPOINT anchors a chain" in info.value.detail
+
+
+def test_a_segment_from_a_checkpoint_verifies_alone():
+    BENCH.ok("SET_TIME", time=T0 + 200)
+    answer = BENCH.archive_upto()
+    live = BENCH.records()
+    assert record.type_of(live[0]) == record.CHECKPOINT and answer["checkpoint_seq"] == len(RECORDS) + 2
+    segment = verify.verify_records(live, KEY, FAST)
+    whole = verify.verify_records(BENCH.history(), KEY, FAST)
+    assert segment["first_seq"] == answer["checkpoint_seq"] and segment["last_hash"] == whole["last_hash"]
+    assert segment["totals"] == whole["totals"] and whole["checkpoints"] == [answer["checkpoint_seq"]]
 
 
 def test_reordered_and_duplicated_records_are_named():

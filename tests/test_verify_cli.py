@@ -1,8 +1,8 @@
 """The audit export and ``fiscal verify`` (hostd/books/export.py, hostd/cli/verify.py).
 
-A real journal from the core on the flash model is exported, written to a file and checked with
-the command; each kind of tampering must fail with exit 4 (README: "verification failed") and
-its own message naming the record.
+A real journal from the core on the flash model is exported (format fiscal-journal-export/2,
+PROTOCOL.md section 11), written to a file and checked with the command; each kind of tampering
+must fail with exit 1 (README: "verification failed") and its own message naming the record.
 """
 
 import json
@@ -32,27 +32,31 @@ def _seal(bench, doc):
     bench.ok("COMMIT", nonce=bench.prepare(encode_invoice(doc))[1]["nonce"])
 
 
-def _journal(seed=0):
+def _journal(seed=0, last=True):
     bench = Bench(seed=seed)
+    bench.requests = 1000 * seed     # the fork's request ids differ, so its records do
     bench.ok("SET_TIME", time=T0)
     for i, itype in enumerate(["sale", "credit_note", "sale", "export", "sale"]):
         _seal(bench, make_invoice(lines=((1000 + i, 1000 * (i + 1), "TG02"), (500, 777, "TG03")), itype=itype))
         bench.clock.advance(5)
     bench.reboot()
     bench.ok("SET_TIME", time=T0 + 100)
-    _seal(bench, make_invoice())
+    if last:
+        _seal(bench, make_invoice())
     return bench
 
 
 BENCH = _journal()
 RECORDS = BENCH.records()          # 1 power-up, 2 time, 3-7 invoices, 8 power-up, 9 time, 10 invoice
 INFO = BENCH.ok("INFO")
+HEAD = BENCH.ok("HEAD", challenge=b"")
 KEY = BENCH.public_key
-DOC = export.build_export(RECORDS, INFO, T0 + 3600)
+DOC = export.build_export(RECORDS, INFO, HEAD, T0 + 3600)
 OTHER_KEY = Signer(keystore("other").secret()).public_key()
-# Same device, same key, same requests, other PREPARE nonces: a second history of the journal, as a
-# restored flash image would give. Records 1-2 are identical, 3 onward differ but all verify.
-FORK = _journal(seed=1).records()
+# Same device, same key, other request ids: a second history of the journal, as a restored flash
+# image would give. Records 1-2 are identical, 3 onward differ but all verify.
+FORK_BENCH = _journal(seed=1)
+FORK = FORK_BENCH.records()
 
 
 def _write(tmp_path, doc, name="export.json"):
@@ -87,7 +91,8 @@ def test_journal_is_what_the_tests_assume():
     assert kinds == [record.POWER_UP, record.TIME] + [record.INVOICE] * 5 + [record.POWER_UP, record.TIME, record.INVOICE]
     assert INFO["seq"] == 10 and INFO["counter"] == 6
     assert FORK[:2] == RECORDS[:2] and all(FORK[i] != RECORDS[i] for i in range(2, 10))
-    export.verify_export(_with_records(FORK, last_hash=record.record_hash(*record.decode(FORK[-1])[1:]).hex()))
+    fork = export.build_export(FORK, FORK_BENCH.ok("INFO"), FORK_BENCH.ok("HEAD", challenge=b""), T0)
+    assert export.verify_export(fork)["last_hash"] == FORK_BENCH.core.last_hash.hex()
 
 
 def test_genuine_export_verifies(tmp_path):
@@ -97,6 +102,7 @@ def test_genuine_export_verifies(tmp_path):
     assert "export verified: 10 records, 6 invoices, fiscal counter 6" in out
     assert "device:    %s" % INFO["device_id"] in out
     assert "first:     2026-02-17T04:00:00Z" in out and "last:      2026-02-17T04:01:40Z" in out
+    assert "records:   1 to 10\n" in out and "head:      signed by the device at 2026-02-17T04:01:40Z\n" in out
     assert INFO["last_hash"].hex() in out
     assert "the key in the export file" in out
     assert result.stderr == ""
@@ -108,8 +114,8 @@ def test_json_summary(tmp_path):
     got = json.loads(result.stdout)
     assert got["status"] == "ok" and got["records"] == 10 and got["invoices"] == 6 and got["counter"] == 6
     assert got["last_hash"] == INFO["last_hash"].hex() and got["device_id"] == INFO["device_id"]
-    assert got["key_source"] == "file" and got["file_key_matches"] is True
-    assert got["exported_at"] == "2026-02-17T05:00:00Z"
+    assert got["key_source"] == "file" and got["checkpoints"] == [] and got["first_seq"] == 1
+    assert got["exported_at"] == "2026-02-17T05:00:00Z" and got["challenge"] == ""
 
 
 def test_export_round_trips_and_is_deterministic():
@@ -117,8 +123,8 @@ def test_export_round_trips_and_is_deterministic():
     assert export.load_export(data) == DOC
     assert export.dump_export(json.loads(data)) == data
     assert b" " not in data and list(json.loads(data)) == sorted(json.loads(data))
-    assert DOC["device_seq"] == len(RECORDS) and bytes.fromhex(DOC["last_hash"]) == record.record_hash(
-        *record.decode(RECORDS[-1])[1:])
+    assert DOC["from_seq"] == 1 and DOC["checkpoints"] == [] and len(DOC["records"]) == len(RECORDS)
+    assert bytes.fromhex(DOC["head"]["statement"]) == HEAD["statement"]
 
 
 def _pem(key):
@@ -144,7 +150,7 @@ def test_pubkey_file_variants(tmp_path, kind):
     result = _run(_write(tmp_path, DOC), "--pubkey", keyfile, "--json")
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
-    assert got["key_source"] == "given" and got["file_key_matches"] is True and got["public_key"] == KEY.hex()
+    assert got["key_source"] == "given" and got["public_key"] == KEY.hex()
 
 
 @pytest.mark.parametrize("content", [b"", b"\x04" * 64 + b"\x05", b"zz" * 64, KEY.hex()[:-2].encode(),
@@ -181,10 +187,10 @@ def _sig_flip_record3():
     return _with_records(RECORDS[:2] + [_flip(rec, len(rec) - 10)] + RECORDS[3:])
 
 
-def _prev_flip_record3():
+def _high_s_record3():
     rec = RECORDS[2]
-    pos = rec.index(record.decode(rec)[0][record.K_PREV]) + 3
-    return _with_records(RECORDS[:2] + [_flip(rec, pos)] + RECORDS[3:])
+    s = int.from_bytes(rec[-32:], "big")
+    return _with_records(RECORDS[:2] + [rec[:-32] + (p256.N - s).to_bytes(32, "big")] + RECORDS[3:])
 
 
 def _other_key_file(tmp_path):
@@ -193,71 +199,136 @@ def _other_key_file(tmp_path):
     return keyfile
 
 
+ALTERED3 = ("record 3 was altered or does not chain to record 2 (its signature does not verify over the "
+            "previous record's hash)")
 TAMPERED = {
-    "body byte": (_body_flip_record3, 3, "record 3 was altered (signature does not verify)"),
-    "signature byte": (_sig_flip_record3, 3, "record 3 was altered (signature does not verify)"),
-    "prev-hash byte": (_prev_flip_record3, 3, "record 3 was altered (signature does not verify)"),
+    "body byte": (_body_flip_record3, 3, ALTERED3, "VERIFY_SIGNATURE"),
+    "signature byte": (_sig_flip_record3, 3, ALTERED3, "VERIFY_SIGNATURE"),
+    "high s": (_high_s_record3, 3, "record 3 has a high-s signature: not the device's canonical signature",
+               "VERIFY_SIGNATURE"),
     "removed in the middle": (lambda: _with_records(RECORDS[:4] + RECORDS[5:]), 5,
-                              "record 5 is missing (the file goes on with record 6)"),
-    "removed at the end": (lambda: _with_records(RECORDS[:-1]), 10,
-                           "records removed from the end: the device reported 10 records, the file has 9 "
-                           "(record 10 onward is missing)"),
+                              "record 5 is missing (the file goes on with record 6)", "VERIFY_COUNTER"),
+    "removed at the end": (lambda: _with_records(RECORDS[:-1]), 9,
+                           "the records end at record 9, the device-signed head is at record 10 "
+                           "(records cut off the end)", "VERIFY_HEAD"),
     "swapped": (lambda: _with_records(RECORDS[:3] + [RECORDS[4], RECORDS[3]] + RECORDS[5:]), 4,
-                "records out of order at 4: position 4 holds record 5, record 4 is at position 5"),
+                "records out of order at 4: position 4 holds record 5, record 4 is at position 5", "VERIFY_COUNTER"),
     "duplicated": (lambda: _with_records(RECORDS[:4] + [RECORDS[3]] + RECORDS[4:]), 5,
-                   "records out of order at 5: record 4 appears again (duplicated)"),
-    "removed first": (lambda: _with_records(RECORDS[1:]), 1, "record 1 is missing (the file goes on with record 2)"),
+                   "records out of order at 5: record 4 appears again (duplicated)", "VERIFY_COUNTER"),
+    "removed first": (lambda: _with_records(RECORDS[1:], from_seq=2), 1,
+                      "the export starts at record 2, which is neither record 1 nor a checkpoint", "VERIFY_CHAIN"),
     "spliced from another copy": (lambda: _with_records(RECORDS[:3] + FORK[3:]), 4,
-                                  "record 4 does not chain to record 3 (altered or reordered)"),
+                                  "record 4 was altered or does not chain to record 3 (its signature does not "
+                                  "verify over the previous record's hash)", "VERIFY_SIGNATURE"),
     "a second record 4": (lambda: _with_records(RECORDS[:4] + [FORK[3]] + RECORDS[4:]), 5,
-                          "records out of order at 5: position 5 holds a second, different record 4 "
-                          "(from another copy of the journal)"),
+                          "record 5 was altered or comes from another copy of the journal (it reads as record 4 "
+                          "and its signature does not verify over this file's chain)", "VERIFY_COUNTER"),
+    "a second record 3": (lambda: _with_records(RECORDS[:3] + [FORK[2]] + RECORDS[3:]), 4,
+                          "records out of order at 4: position 4 holds a second, different record 3 "
+                          "(from another copy of the journal)", "VERIFY_COUNTER"),
     "not hex": (lambda: dict(DOC, records=DOC["records"][:2] + ["zz" + DOC["records"][2]] + DOC["records"][3:]), 3,
-                "records[2] (record 3) is not hex text"),
+                "records[2] (record 3) is not hex text", "VERIFY_EXPORT"),
     "truncated record": (lambda: _with_records(RECORDS[:2] + [RECORDS[2][:40]] + RECORDS[3:]), 3,
-                         "record 3 is damaged: it is too short"),
+                         "record 3 is damaged: it is too short", "VERIFY_RECORD"),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPERED))
 def test_tampering_is_named(tmp_path, kind):
-    make, number, message = TAMPERED[kind]
+    make, number, message, reason = TAMPERED[kind]
     path = _write(tmp_path, make())
     assert _error_of(_run(path)) == message
     result = _run(path, "--json")
     assert result.exit_code == FAILED
     assert json.loads(result.stdout) == {"status": "error", "code": "VERIFICATION_FAILED", "detail": message,
-                                         "record": number}
+                                         "reason": reason, "record": number}
 
 
 def test_signature_and_sequence_kinds_have_distinct_messages():
-    messages = set(m for _, _, m in TAMPERED.values())
-    assert len(messages) == len(TAMPERED) - 2   # three byte flips in record 3 all read "record 3 was altered"
+    messages = set(m for _, _, m, _ in TAMPERED.values())
+    # the previous hash is signed, not stored: an altered record and one from another chain read the same
+    assert len(messages) == len(TAMPERED) - 1
 
 
 def test_wrong_key_is_named(tmp_path):
     result = _run(_write(tmp_path, DOC), "--pubkey", _other_key_file(tmp_path))
-    assert _error_of(result) == ("signature of record 1 does not verify: wrong public key, or record 1 was altered "
-                                 "(the given key differs from the key in the file)")
+    assert _error_of(result) == "the export's public key differs from the key given to check it"
 
 
-def test_key_in_the_file_is_not_trusted_when_a_key_is_given(tmp_path):
+def test_key_in_the_file_alone_must_verify_the_records(tmp_path):
     path = _write(tmp_path, dict(DOC, public_key=OTHER_KEY.hex()))
-    assert _error_of(_run(path)).startswith("signature of record 1 does not verify: wrong public key")
+    assert _error_of(_run(path)) == ("signature of record 1 does not verify: wrong public key, or record 1 was "
+                                     "altered")
     keyfile = tmp_path / "device.key"
     keyfile.write_bytes(KEY)
-    result = _run(path, "--pubkey", keyfile)
-    assert result.exit_code == 0 and "the key in the file differs and was ignored" in result.stdout
+    assert _error_of(_run(path, "--pubkey", keyfile)) == "the export's public key differs from the key given to check it"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"device_counter": 7}, "fiscal counter of the last record is 6, the device reported 7"),
-    ({"last_hash": "00" * 32}, "hash of record 10 does not match the last hash the device reported"),
-    ({"device_seq": 9}, "the file has 10 records, more than the 9 the device reported"),
-    ({"device_id": "TST-00000000"}, "the records are from device %s, the file says TST-00000000" % INFO["device_id"]),
+def _head_doc(**change):
+    return dict(DOC, head=dict(DOC["head"], **change))
+
+
+OLD_HEAD = export.build_export(RECORDS[:-1], INFO, _journal(last=False).ok("HEAD", challenge=b""), T0)["head"]
+
+
+@pytest.mark.parametrize("doc, message", [
+    (lambda: dict(DOC, head=export.build_export(RECORDS, INFO, BENCH.ok("HEAD", challenge=b"x"), T0)["head"]),
+     None),
+    (lambda: _head_doc(signature=_flip(HEAD["signature"], 3).hex()),
+     "head: head signature does not verify with this public key"),
+    (lambda: _head_doc(statement=_flip(HEAD["statement"], 30).hex()), "head: "),
+    (lambda: _with_records(RECORDS[:-1], head=OLD_HEAD),
+     None),
+    (lambda: dict(DOC, head=FORK_DOC["head"]),
+     "record 10 is not the record the device-signed head names (hash or fiscal counter differ)"),
+    (lambda: dict(DOC, device_id="TST-00000000"), "the records are from device %s, the file says TST-00000000"
+     % INFO["device_id"]),
+    (lambda: _with_records([], from_seq=1), "the records end at record 0, the device-signed head is at record 10"),
+    (lambda: dict(DOC, checkpoints=[3]), "checkpoints lists [3], the records hold checkpoints []"),
+    (lambda: dict(DOC, from_seq=2), "from_seq is 2, the first record is 1"),
 ])
-def test_trailer_mismatch_is_named(tmp_path, change, message):
-    assert _error_of(_run(_write(tmp_path, dict(DOC, **change)))) == message
+def test_head_and_trailer_mismatch_is_named(tmp_path, doc, message):
+    result = _run(_write(tmp_path, doc()))
+    if message is None:   # a head of the same journal: an older head over fewer records verifies too
+        assert result.exit_code == 0, result.output
+    else:
+        assert message in _error_of(result)
+
+
+FORK_DOC = export.build_export(FORK, FORK_BENCH.ok("INFO"), FORK_BENCH.ok("HEAD", challenge=b""), T0)
+
+
+def test_an_older_head_over_all_records_is_refused(tmp_path):
+    path = _write(tmp_path, dict(DOC, head=OLD_HEAD))
+    assert _error_of(_run(path)) == ("the records end at record 10, the device-signed head is at record 9 "
+                                     "(an older head)")
+
+
+def test_challenge_binds_the_head_to_the_auditor(tmp_path):
+    doc = export.build_export(RECORDS, INFO, BENCH.ok("HEAD", challenge=b"\x01\x02audit"), T0)
+    path = _write(tmp_path, doc)
+    result = _run(path, "--challenge", "0102" + b"audit".hex(), "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["challenge"] == "0102" + b"audit".hex()
+    assert _error_of(_run(path, "--challenge", "00")) == ("the head was signed over challenge %s, not 00"
+                                                          % ("0102" + b"audit".hex()))
+    assert _error_of(_run(_write(tmp_path, DOC, "plain.json"), "--challenge", "00")) == \
+        "the head was signed over challenge (none), not 00"
+    assert _run(path, "--challenge", "zz").exit_code == USAGE
+    assert _run(path, "--challenge", "00" * 65).exit_code == USAGE
+
+
+def test_a_certificate_naming_another_key_or_device_is_refused(tmp_path):
+    from hostd.boards import authority
+
+    ca = str(tmp_path / "ca")
+    authority.init(ca)
+    good = authority.issue(ca, INFO["device_id"], KEY)
+    assert export.verify_export(dict(DOC, certificate=good.hex()), authority=authority.public_key(ca))["certificate"] \
+        .startswith("verified: issued to %s" % INFO["device_id"])
+    for bad, message in ((authority.issue(ca, INFO["device_id"], OTHER_KEY),
+                          "the certificate is for another public key than the one the records verify with"),
+                         (authority.issue(ca, "TST-00000000", KEY), "the certificate names device TST-00000000")):
+        assert message in _error_of(_run(_write(tmp_path, dict(DOC, certificate=bad.hex()))))   # no --authority
 
 
 @pytest.mark.parametrize("data, message", [
@@ -265,15 +336,16 @@ def test_trailer_mismatch_is_named(tmp_path, change, message):
     (b"\xff\xfe{}", "export is not UTF-8 text: "),
     (b"[1, 2]", "export is not a JSON object"),
     (b"[" * 100000, "export is not valid JSON: "),
-    (b'{"format": "fiscal-journal-export/2"}', "format is 'fiscal-journal-export/2', expected"),
+    (b'{"format": "fiscal-journal-export/1"}', "format is 'fiscal-journal-export/1', expected"),
     (b'{"format": "fiscal-journal-export/1", "format": "fiscal-journal-export/1"}', "field 'format' appears twice"),
-    (export.dump_export(dict(DOC, device_seq=True)), "device_seq must be a non-negative integer"),
+    (export.dump_export(dict(DOC, from_seq=True)), "from_seq must be a non-negative integer"),
+    (export.dump_export(dict(DOC, head={"statement": "00"})), "head must be an object with exactly statement"),
     (export.dump_export(dict(DOC, public_key=KEY.hex()[2:])), "public_key must be 64 bytes, got 63"),
     (export.dump_export(dict(DOC, records="00")), "records must be a list"),
     (export.dump_export(dict(DOC, exported_at="2026-02-30T00:00:00Z")), "exported_at is not a real date"),
     (export.dump_export(dict(DOC, extra=1)), "export has an unknown field extra"),
-    (export.dump_export({k: v for k, v in DOC.items() if k != "last_hash"}), "export lacks the field last_hash"),
-    (export.dump_export(DOC).replace(b'"device_seq":10', b'"device_seq":NaN'), "NaN is not allowed"),
+    (export.dump_export({k: v for k, v in DOC.items() if k != "head"}), "export lacks the field head"),
+    (export.dump_export(DOC).replace(b'"from_seq":1', b'"from_seq":NaN'), "NaN is not allowed"),
 ])
 def test_malformed_file_is_named(tmp_path, data, message):
     path = _write(tmp_path, data)
@@ -286,12 +358,17 @@ def test_malformed_file_is_named(tmp_path, data, message):
 
 def test_fast_verifier_agrees_with_pure_python():
     check = keys.fast_verifier(KEY)
+    prev = record.genesis()
     for rec in RECORDS[:3]:
         fields, body, sig = record.decode(rec)
-        for s in (sig, _flip(sig, 5), _flip(sig, 40), bytes(64), sig[:32] + p256.N.to_bytes(32, "big"), sig[:63],
+        signed = record.signing_input(prev, body)
+        high = sig[:32] + (p256.N - int.from_bytes(sig[32:], "big")).to_bytes(32, "big")
+        for s in (sig, high, _flip(sig, 5), _flip(sig, 40), bytes(64), sig[:32] + p256.N.to_bytes(32, "big"), sig[:63],
                   sig[:32] + b"\x00" + sig[32:]):   # 65 bytes holding the same r and s: still not 64
-            assert check(body, s) == p256.verify(KEY, digest(body), s)
-        assert check(body, sig) is True and check(_flip(body, 3), sig) is False
+            assert check(signed, s) == (p256.is_low_s(s) and p256.verify(KEY, digest(signed), s))
+        assert check(signed, sig) is True and check(_flip(signed, 3), sig) is False
+        assert check(signed, high) is False and keys.fast_verifier(KEY, low_s=False)(signed, high) is True
+        prev = record.record_hash(prev, rec)
 
 
 @given(index=st.integers(0, len(RECORDS) - 1), data=st.data())
@@ -328,7 +405,8 @@ def large_export(tmp_path_factory):
     records = bench.records()
     assert len(records) == 1200
     path = tmp_path_factory.mktemp("large") / "large.json"
-    path.write_bytes(export.dump_export(export.build_export(records, bench.ok("INFO"), T0 + 60)))
+    path.write_bytes(export.dump_export(export.build_export(records, bench.ok("INFO"), bench.ok("HEAD", challenge=b""),
+                                                            T0 + 60)))
     return str(path)
 
 

@@ -50,6 +50,7 @@ def main(argv):
     # Same signatures or the comparison is meaningless.
     for message in messages[:8]:
         r, s = utils.decode_dss_signature(key.sign(message, algo))
+        s = min(s, p256.N - s)   # the device normalises s to the low half (PROTOCOL.md 7.2)
         if signer.sign(message) != r.to_bytes(32, "big") + s.to_bytes(32, "big"):
             print("MISMATCH on %r: the two signers disagree" % message)
             return 1

@@ -1,8 +1,10 @@
 """Regenerate protocol/vectors/golden.json from tests/golden_run.py run under CPython.
 
-The file is the published golden vector set: the request and response frames of a full
-PREPARE -> COMMIT exchange (chunked PREPARE, a repeated COMMIT, STATUS, an unknown nonce, a
-50-line invoice, READ_JOURNAL), the resulting journal records and a hash of the flash image.
+The file is the published golden vector set (protocol version 2): the request and response
+frames of the golden exchange (PREPARE -> COMMIT chunked and replayed, an unknown nonce, a
+50-line invoice, SEAL replayed and refused, STATUS by nonce and by request id, HEAD, ARCHIVED
+with a checkpoint and an erase, READ_JOURNAL), the journal records before archiving, the live
+records after it and a hash of the flash image.
 Run it only when the protocol deliberately changes; the tests fail whenever CPython or
 MicroPython stop reproducing the committed file byte for byte.
 
@@ -26,17 +28,20 @@ def run_cpython():
 
 def to_vectors(output):
     """golden_run.py's lines -> the JSON document stored in the repo."""
-    exchange, records, other = [], [], {}
+    exchange, records, live, other = [], [], [], {}
     for line in output.splitlines():
         parts = line.split(" ")
         if parts[0] in ("req", "resp"):
             exchange.append({"dir": parts[0], "message": parts[1], "hex": parts[2]})
         elif parts[0] == "record":
             records.append(parts[2])
+        elif parts[0] == "live":
+            live.append(parts[2])
         else:
             other[parts[0]] = " ".join(parts[1:])
     return {"about": "Golden vectors: see tests/golden_run.py and protocol/PROTOCOL.md section Golden vectors",
-            "exchange": exchange, "journal_records": records, "facts": other, "lines": output.splitlines()}
+            "exchange": exchange, "journal_records": records, "live_records": live, "facts": other,
+            "lines": output.splitlines()}
 
 
 def main():

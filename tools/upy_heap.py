@@ -34,7 +34,7 @@ from protocol import cbor, frames, invoice, messages
 
 BOOT = """
 secret = derive_secret(SeededEntropy("heap").random(32))
-core = Core(Flash(8 * 1024), ManualClock(), SeededEntropy("heap-n"), StaticKeystore(secret, "HEAP-1"))
+core = Core(Flash(16 * 1024), ManualClock(), SeededEntropy("heap-n"), StaticKeystore(secret, "HEAP-1"))
 core.handle(messages.encode_request("SET_TIME", time=1771300800))
 items = []
 for i in range(50):
@@ -53,7 +53,8 @@ SEAL = """
 offset = 0
 while offset < len(canonical):
     answer = messages.decode_response(core.handle(messages.encode_request(
-        "PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + 1984])))[3]
+        "PREPARE", total=len(canonical), offset=offset, data=canonical[offset:offset + 1984],
+        request_id=b"\x01" * 16)))[3]
     offset += 1984
 sealed = messages.decode_response(core.handle(messages.encode_request("COMMIT", nonce=answer["nonce"])))[3]
 assert sealed["sealed"][2] == 1
@@ -76,7 +77,7 @@ def main():
         return
     print("MicroPython 1.27 (WebAssembly), sealing a %d-line invoice:" % result["invoice_lines"])
     print("  live heap after imports (incl. 61,440 B fixed-base table): %7d B" % result["live_after_imports"])
-    print("  live heap after booting the core (8 KiB RAM flash model) + invoice: %7d B" % result["live_after_boot"])
+    print("  live heap after booting the core (16 KiB RAM flash model) + invoice: %7d B" % result["live_after_boot"])
     print("  live heap after PREPARE x2 + COMMIT (lower bound of peak):  %7d B" % result["live_after_seal"])
     print("  heap that fits the seal with no GC at all (upper bound):    %7d B" % result["seal_upper_bound"])
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 from hostd.api.replies import Refusal
 from hostd.errors import InvalidRequest
 from hostd.intake.canonical import parse_invoice
+from protocol import record
 
 MAX_KEY = 255
 _KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]*\Z")   # printable ASCII, not starting with a space
@@ -63,7 +64,8 @@ def accept(api, request, key, raw, document=None, reference=None):
     api.check_outlet(request, parsed.doc["outlet_id"])
     body_hash = hashlib.sha256(raw).digest()
     columns = dict(parsed.columns, reference=reference)
-    if not api.store.add_request(key, body_hash, parsed.canonical, sealed_text.decode("utf-8"), time.time(), columns):
+    if not api.store.add_request(key, body_hash, parsed.canonical, sealed_text.decode("utf-8"), time.time(), columns,
+                                 record.request_id_for(key)):
         if api.store.request(key)["body_hash"] != body_hash:
             raise Refusal("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body",
                           field="Idempotency-Key")

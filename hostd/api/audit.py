@@ -8,6 +8,7 @@ from aiohttp import web
 from hostd.api.replies import Refusal, Resource, json_response
 from hostd.books.keys import fast_verifier
 from hostd.owner.owner import SEAL_BUDGET
+from protocol import record
 
 
 class Audit(Resource):
@@ -25,7 +26,8 @@ class Audit(Resource):
         payload = json.loads(row["sealed_json"])["payload"]
         key = bytes.fromhex(self.store.meta("device")["public_key"])
         body, sig = bytes.fromhex(payload["signed_record"]), bytes.fromhex(payload["signature"])
-        checks = {"signature": fast_verifier(key)(body, sig),
+        signed = record.signing_input(bytes.fromhex(payload["previous_hash"]), body)   # protocol 2
+        checks = {"signature": fast_verifier(key)(signed, sig),
                   "invoice_hash": row["canonical"] is not None
                   and hashlib.sha256(row["canonical"]).digest() == row["invoice_hash"]}
         return json_response(200, {"status": "ok", "code": "VERIFIED" if all(checks.values()) else "NOT_VERIFIED",

@@ -2,8 +2,10 @@
 
 A sealed invoice answers ``{status, code, payload{fiscal_number, auth_code, timestamp,
 qr_payload, fiscal_authority_id, dgi_status, ledger_hash, security_elements}}`` plus what anyone
-needs to verify it: the device counter, the exact signed record and its signature (hex). Every
-value comes from the device's sealed result; the host only changes encodings.
+needs to verify it: the device counter, the exact signed record, its signature and the previous
+record's hash (hex; protocol 2 signs it without storing it, so with it one receipt verifies
+alone: PROTOCOL.md "Verifying a receipt"). Every value comes from the device's sealed result; the
+host only changes encodings.
 
 Bodies are serialised deterministically (sorted keys, compact), so a response rebuilt after a
 crash from STATUS is byte-identical to the one built from COMMIT: that is what makes an
@@ -43,6 +45,7 @@ def sealed_payload(sealed, dgi_status="queued"):
         "counter": sealed[record.S_COUNTER],
         "signed_record": sealed[record.S_RECORD].hex(),
         "signature": sealed[record.S_SIGNATURE].hex(),
+        "previous_hash": sealed[record.S_PREVIOUS_HASH].hex(),
     })
     return payload
 

@@ -1,16 +1,20 @@
-"""The audit export ("fiscal-journal-export/1") and its offline verification.
+"""The audit export ("fiscal-journal-export/2") and its offline verification (PROTOCOL.md section 11).
 
-One UTF-8 JSON document an auditor checks with only this file, the device's public key and
-PROTOCOL.md: ``{"format", "device_id", "public_key": hex X||Y, "certificate": hex of the device
-certificate or null (protocol/cert.py), "exported_at": "YYYY-MM-DDTHH:MM:SSZ", "device_counter",
-"device_seq", "last_hash": hex, "records": [hex(body || signature), ...] in journal order}``.
+One UTF-8 JSON document an auditor checks with only this file, the device's public key (or the
+authority that certified it) and PROTOCOL.md::
 
-The hash chain shows a record altered, removed, added or moved before the last one, not records
-cut off the end: ``device_counter``, ``device_seq`` and ``last_hash`` (INFO at export time) catch
-those. They are not signed, so they only help when the file is handed over intact or INFO was
-taken independently. Trust your own copy of the public key (``public_key=``, ``--pubkey``), or
-the authority that certified the key (``authority=``, ``--authority``), not the file's key alone:
-whoever forged the records could also replace that key.
+    {"format": "fiscal-journal-export/2", "device_id", "public_key": hex X||Y,
+     "certificate": hex or null, "exported_at": "YYYY-MM-DDTHH:MM:SSZ", "from_seq",
+     "records": [hex(body || signature), ...] oldest first, "checkpoints": [seq, ...],
+     "head": {"statement": hex, "signature": hex}}
+
+``records`` start at seq 1 or at a CHECKPOINT (``from_seq``) and must end exactly at the
+device-signed ``head`` (HEAD, PROTOCOL.md 4.15): records cut off the end, or an older head, are
+detected offline, and with ``challenge`` the head must have been signed over the auditor's own
+challenge. Trust your own copy of the public key (``--pubkey``) or the authority (``--authority``),
+not the file's key alone; a file whose key or certificate disagrees with them is refused.
+Every refusal is an ExportError naming the first bad record and, in ``reason``, the VERIFY_*
+code of PROTOCOL.md section 5.
 """
 
 import json
@@ -21,31 +25,36 @@ from hostd.errors import VerificationFailed
 from protocol import cert, p256, record, timefmt, verify
 from protocol.errors import InvoiceError, VerifyError
 
-FORMAT = "fiscal-journal-export/1"
-FIELDS = ("format", "device_id", "public_key", "certificate", "exported_at", "device_counter",
-          "device_seq", "last_hash", "records")
+FORMAT = "fiscal-journal-export/2"
+FIELDS = ("format", "device_id", "public_key", "certificate", "exported_at", "from_seq", "records",
+          "checkpoints", "head")
 _HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
 _WHERE = re.compile(r"\Arecord \d+ \(index \d+\):? ?")
 
 
 class ExportError(VerificationFailed):
-    """VerificationFailed that also names the bad record: ``index`` is 0-based, None if none."""
+    """VerificationFailed that also names the bad record (``index``, 0-based, None if none) and
+    the rule (``reason``, a VERIFY_* name)."""
 
-    def __init__(self, detail, index=None, field=None):
+    def __init__(self, detail, index=None, field=None, reason="VERIFY_EXPORT"):
         VerificationFailed.__init__(self, detail, field)
         self.index = index
+        self.reason = reason
 
 
-def build_export(records, info, exported_at):
-    """The export document (JSON-ready) of ``records`` and the INFO answer ``info``; ``exported_at`` is
-    epoch seconds or text. Read INFO right after the records, nothing sealed in between."""
+def build_export(records, info, head, exported_at):
+    """The export document (JSON-ready) of ``records`` (oldest first), the INFO answer ``info``
+    and the HEAD answer ``head``; ``exported_at`` is epoch seconds or text. Take HEAD right after
+    the records, nothing sealed in between."""
     if not isinstance(exported_at, str):
         exported_at = timefmt.format_time(exported_at)
+    kinds = [(record.decode(r)[0][record.K_SEQ], record.type_of(r)) for r in records]
     doc = {"format": FORMAT, "device_id": info["device_id"], "public_key": bytes(info["public_key"]).hex(),
            "certificate": bytes(info["certificate"]).hex() if info.get("certificate") else None,
-           "exported_at": exported_at, "device_counter": info["counter"],
-           "device_seq": info["seq"], "last_hash": bytes(info["last_hash"]).hex(),
-           "records": [bytes(r).hex() for r in records]}
+           "exported_at": exported_at, "from_seq": kinds[0][0] if kinds else info["first_live"],
+           "records": [bytes(r).hex() for r in records],
+           "checkpoints": [seq for seq, kind in kinds if kind == record.CHECKPOINT],
+           "head": {"statement": bytes(head["statement"]).hex(), "signature": bytes(head["signature"]).hex()}}
     _parse(doc)
     return doc
 
@@ -91,8 +100,7 @@ def _bytes_of(value, field, length=None, index=None):
     return raw
 
 
-def _count(doc, field):
-    value = doc[field]
+def _count(value, field):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ExportError("%s must be a non-negative integer" % field, field=field)
     return value
@@ -113,14 +121,20 @@ def _parse(doc):
         timefmt.parse_time(doc["exported_at"], "exported_at")
     except InvoiceError as exc:
         raise ExportError(exc.detail, field="exported_at")
-    cert = doc["certificate"]
     if not isinstance(doc["records"], list):
         raise ExportError("records must be a list", field="records")
+    if not isinstance(doc["checkpoints"], list):
+        raise ExportError("checkpoints must be a list", field="checkpoints")
+    head = doc["head"]
+    if not isinstance(head, dict) or sorted(head) != ["signature", "statement"]:
+        raise ExportError("head must be an object with exactly statement and signature", field="head")
     records = [_bytes_of(value, "records[%d]" % i, None, i) for i, value in enumerate(doc["records"])]
     return {"device_id": doc["device_id"], "public_key": _bytes_of(doc["public_key"], "public_key", 64),
-            "certificate": None if cert is None else _bytes_of(cert, "certificate"),
-            "counter": _count(doc, "device_counter"), "seq": _count(doc, "device_seq"),
-            "last_hash": _bytes_of(doc["last_hash"], "last_hash", 32), "records": records}
+            "certificate": None if doc["certificate"] is None else _bytes_of(doc["certificate"], "certificate"),
+            "from_seq": _count(doc["from_seq"], "from_seq"), "records": records,
+            "checkpoints": [_count(c, "checkpoints[%d]" % i) for i, c in enumerate(doc["checkpoints"])],
+            "statement": _bytes_of(head["statement"], "head.statement"),
+            "signature": _bytes_of(head["signature"], "head.signature", 64)}
 
 
 def _seq_of(rec):
@@ -130,103 +144,156 @@ def _seq_of(rec):
         return None
 
 
-def _explain(exc, records, check, key_note):
+def _signed_after(records, k, index, check):
+    """Whether records[index] is signed over the hash of records[k - 1] (the anchor for k = 0):
+    a genuine record k from another history of the journal. Records before ``index`` verified."""
+    prev = record.genesis() if _seq_of(records[0]) == 1 else record.decode(records[0])[0].get(record.K_PREV)
+    for rec in records[:k]:
+        prev = record.record_hash(prev, rec)
+    body = records[index][:-record.SIG_LEN]
+    return prev is not None and check(record.signing_input(prev, body), records[index][-record.SIG_LEN:])
+
+
+def _explain(exc, records, key_note, check):
     """A VerifyError from protocol.verify as one sentence naming the first bad record.
 
-    protocol.verify checks seq and prev before the signature: a record whose own signature fails
-    is reported as altered, a gap or reorder of genuine records from the seq numbers around it."""
+    The previous hash is signed, not stored: a record whose signature fails over the chain was
+    altered or belongs to another chain. Gaps and reorders of genuine records show in the seq
+    numbers first (protocol.verify checks seq before the signature)."""
     index = exc.index
     n = index + 1
     rest = _WHERE.sub("", exc.detail)
     if exc.name == "VERIFY_RECORD":
         return "record %d is damaged: %s" % (n, "it " + rest if rest.startswith("is ") else rest)
-    fields, body, sig = record.decode(records[index], index)
-    if exc.name in ("VERIFY_SIGNATURE", "VERIFY_CHAIN", "VERIFY_COUNTER") and not check(body, sig):
+    if exc.name == "VERIFY_SIGNATURE":
+        if "high s" in rest:
+            return "record %d has a high-s signature: not the device's canonical signature" % n
         if index == 0:
             return "signature of record 1 does not verify: wrong public key, or record 1 was altered" + key_note
-        return "record %d was altered (signature does not verify)" % n
-    if exc.name == "VERIFY_CHAIN":   # record 1: only if a device started a journal twice
-        return ("record %d does not chain to record %d (altered or reordered)" % (n, n - 1) if index else
-                "record 1 does not start the chain (its previous-hash is not GENESIS)")
-    found = fields[record.K_SEQ]
-    if exc.name == "VERIFY_COUNTER" and isinstance(found, int) and not isinstance(found, bool) and found != n:
-        if found > n:
-            later = [i for i in range(index + 1, len(records)) if _seq_of(records[i]) == n]
+        return ("record %d was altered or does not chain to record %d (its signature does not verify over "
+                "the previous record's hash)" % (n, n - 1))
+    if exc.name == "VERIFY_CHAIN" and index == 0:
+        return "the export starts at record %s, which is neither record 1 nor a checkpoint" % _seq_of(records[0])
+    fields = record.decode(records[index], index)[0]
+    found = fields.get(record.K_SEQ)
+    first = _seq_of(records[0])
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+        first = 1                      # the first record's own seq is what was damaged
+    want = first + index
+    if exc.name == "VERIFY_COUNTER" and isinstance(found, int) and not isinstance(found, bool) and found != want:
+        if found > want:
+            later = [i for i in range(index + 1, len(records)) if _seq_of(records[i]) == want]
             if later:
                 return ("records out of order at %d: position %d holds record %d, record %d is at position %d"
-                        % (n, n, found, n, later[0] + 1))
-            return "record %d is missing (the file goes on with record %d)" % (n, found)
-        if 0 < found < n and records[found - 1] == records[index]:
-            return "records out of order at %d: record %d appears again (duplicated)" % (n, found)
+                        % (want, n, found, want, later[0] + 1))
+            return "record %d is missing (the file goes on with record %d)" % (want, found)
+        if found < want and 0 <= found - first < index and records[found - first] == records[index]:
+            return "records out of order at %d: record %d appears again (duplicated)" % (want, found)
+        if found < first or not _signed_after(records, found - first, index, check):
+            return ("record %d was altered or comes from another copy of the journal (it reads as record %d and "
+                    "its signature does not verify over this file's chain)" % (want, found))
         return ("records out of order at %d: position %d holds a second, different record %d (from another copy "
-                "of the journal)" % (n, n, found))
-    return "record %d: %s" % (n, rest)
+                "of the journal)" % (want, n, found))
+    return "record %d is invalid: %s" % (want, rest)
 
 
-def verify_export(doc, public_key=None, progress=None, authority=None):
-    """Verify an export document; return a JSON-ready summary or raise ExportError (a VerificationFailed).
+def verify_export(doc, public_key=None, progress=None, authority=None, challenge=None):
+    """Verify an export document; return a JSON-ready summary or raise ExportError.
 
-    ``public_key`` (64 or 65 bytes), when given, is used instead of the file's key. ``authority``
-    (64 bytes), when given, must have certified the key used and the device id (PROTOCOL.md 4.14).
-    ``progress`` is called with the number of records checked so far.
+    ``public_key`` (64 or 65 bytes), when given, must equal the file's key. ``authority`` (64
+    bytes), when given, must have certified that key and the device id (PROTOCOL.md 4.14).
+    ``challenge`` (bytes), when given, must be the one the head was signed over. ``progress`` is
+    called with the number of records checked so far.
     """
     parsed = _parse(doc)
     records = parsed["records"]
     key = parsed["public_key"] if public_key is None else bytes(public_key)
     try:
         check = fast_verifier(key)
+        key = p256.encode_point(*p256.decode_point(key))
     except VerifyError as exc:
-        raise ExportError("public key: %s" % exc.detail, field="public_key")
-    key = p256.encode_point(*p256.decode_point(key))
-    matches = key == parsed["public_key"]
-    note = "" if matches else " (the given key differs from the key in the file)"
+        raise ExportError("public key: %s" % exc.detail, field="public_key", reason="VERIFY_KEY")
+    if key != parsed["public_key"]:
+        raise ExportError("the export's public key differs from the key given to check it", field="public_key",
+                          reason="VERIFY_KEY")
+    cert_note = _check_certificate(parsed, key, authority)
     try:
         summary = verify.verify_records(records, key, check, progress)
     except VerifyError as exc:
-        raise ExportError(_explain(exc, records, check, note), exc.index)
-    m, n = len(records), parsed["seq"]
-    if m < n:
-        raise ExportError("records removed from the end: the device reported %d records, the file has %d "
-                          "(record %d onward is missing)" % (n, m, m + 1), m)
-    if m > n:
-        raise ExportError("the file has %d records, more than the %d the device reported" % (m, n), n)
-    last = m - 1 if m else None
-    if summary["counter"] != parsed["counter"]:
-        raise ExportError("fiscal counter of the last record is %d, the device reported %d"
-                          % (summary["counter"], parsed["counter"]), last)
-    if summary["last_hash"] != parsed["last_hash"]:
-        raise ExportError("hash of record %d does not match the last hash the device reported" % m, last)
-    if m and summary["device_id"] != parsed["device_id"]:
+        raise ExportError(_explain(exc, records, "", check), exc.index, reason=exc.name)
+    if records and summary["first_seq"] != parsed["from_seq"]:
+        raise ExportError("from_seq is %d, the first record is %d" % (parsed["from_seq"], summary["first_seq"]),
+                          0, "from_seq")
+    if parsed["checkpoints"] != summary["checkpoints"]:
+        raise ExportError("checkpoints lists %r, the records hold checkpoints %r"
+                          % (parsed["checkpoints"], summary["checkpoints"]), field="checkpoints")
+    if records and summary["device_id"] != parsed["device_id"]:
         raise ExportError("the records are from device %s, the file says %s" % (summary["device_id"], parsed["device_id"]),
                           field="device_id")
-    cert_note = _check_certificate(parsed, key, authority)
+    head = _check_head(parsed, summary, key, check, challenge)
     first = 0
     for rec in records:   # records before the clock was first set carry time 0
         first = first or record.decode(rec)[0][record.K_TIME]
-    return {"format": FORMAT, "device_id": parsed["device_id"], "records": m, "invoices": summary["invoices"],
-            "counter": summary["counter"], "last_hash": summary["last_hash"].hex(),
+    return {"format": FORMAT, "device_id": parsed["device_id"], "records": len(records),
+            "invoices": summary["invoices"], "counter": summary["counter"], "last_hash": summary["last_hash"].hex(),
+            "first_seq": summary["first_seq"], "last_seq": summary["last_seq"],
             "first_time": timefmt.format_time(first) if first else None,
             "last_time": timefmt.format_time(summary["last_time"]) if summary["last_time"] else None,
             "exported_at": doc["exported_at"], "public_key": key.hex(),
-            "key_source": "file" if public_key is None else "given", "file_key_matches": matches,
-            "certificate": cert_note,
-            "cumulative": summary["cumulative"]}
+            "key_source": "file" if public_key is None else "given", "certificate": cert_note,
+            "head_time": timefmt.format_time(head[record.H_TIME]) if head[record.H_TIME] else None,
+            "challenge": head[record.H_CHALLENGE].hex(), "checkpoints": summary["checkpoints"],
+            "totals": summary["totals"]}
+
+
+def _check_head(parsed, summary, key, check, challenge):
+    """The signed head verifies and the records end exactly at it: seq, counter and hash."""
+    try:
+        head = verify.verify_head(parsed["statement"], parsed["signature"], key, check)
+    except VerifyError as exc:
+        raise ExportError("head: %s" % exc.detail, field="head", reason="VERIFY_HEAD")
+    last = len(parsed["records"]) - 1 if parsed["records"] else None
+    if head[record.H_DEVICE] != parsed["device_id"]:
+        raise ExportError("the head is signed by device %s, the file says %s" % (head[record.H_DEVICE], parsed["device_id"]),
+                          field="head", reason="VERIFY_HEAD")
+    if head[record.H_SEQ] != summary["last_seq"]:
+        raise ExportError("the records end at record %d, the device-signed head is at record %d%s"
+                          % (summary["last_seq"], head[record.H_SEQ],
+                             " (records cut off the end)" if head[record.H_SEQ] > summary["last_seq"]
+                             else " (an older head)"), last, "head", "VERIFY_HEAD")
+    if head[record.H_COUNTER] != summary["counter"] or head[record.H_HASH] != summary["last_hash"]:
+        raise ExportError("record %d is not the record the device-signed head names (hash or fiscal counter "
+                          "differ)" % summary["last_seq"], last, "head", "VERIFY_HEAD")
+    if challenge is not None and head[record.H_CHALLENGE] != bytes(challenge):
+        raise ExportError("the head was signed over challenge %s, not %s"
+                          % (head[record.H_CHALLENGE].hex() or "(none)", bytes(challenge).hex()),
+                          field="head", reason="VERIFY_HEAD")
+    return head
 
 
 def _check_certificate(parsed, key, authority):
-    """One line on the certificate for the summary; ExportError if ``authority`` does not vouch."""
+    """One line on the certificate for the summary; ExportError if it names another key or
+    device, or if ``authority`` does not vouch for it."""
     data = parsed["certificate"]
-    if authority is None:
-        return None if data is None else "present, not checked (pass --authority)"
     if data is None:
-        raise ExportError("the export carries no device certificate, so the authority cannot vouch for the key",
-                          field="certificate")
-    fields = verify_certificate(data, bytes(authority))
+        if authority is not None:
+            raise ExportError("the export carries no device certificate, so the authority cannot vouch for the key",
+                              field="certificate", reason="VERIFY_KEY")
+        return None
+    if authority is not None:
+        fields = verify_certificate(data, bytes(authority))
+    else:
+        try:
+            fields = cert.decode(data)
+        except VerifyError as exc:
+            raise ExportError("certificate: %s" % exc.detail, field="certificate", reason="VERIFY_KEY")
     if fields[cert.C_PUBLIC_KEY] != key:
         raise ExportError("the certificate is for another public key than the one the records verify with",
-                          field="certificate")
+                          field="certificate", reason="VERIFY_KEY")
     if fields[cert.C_DEVICE] != parsed["device_id"]:
         raise ExportError("the certificate names device %s, the export %s" % (fields[cert.C_DEVICE], parsed["device_id"]),
-                          field="certificate")
+                          field="certificate", reason="VERIFY_KEY")
+    if authority is None:
+        return "present, names this key and device; issuer not checked (pass --authority)"
     return "verified: issued to %s by %s at %s" % (fields[cert.C_DEVICE], fields[cert.C_AUTHORITY],
                                                   timefmt.format_time(fields[cert.C_ISSUED]))

@@ -26,13 +26,15 @@ def authority_id(public_key):
     return device_id_for(public_key, "AUTH")
 
 
-def fast_verifier(public_key):
-    """verify_sig for protocol.verify backed by ``cryptography``: same contract as p256.verify."""
+def fast_verifier(public_key, low_s=True):
+    """verify_sig(message, signature) for protocol.verify backed by ``cryptography``: the contract
+    of p256.verify over SHA-256(message), and with ``low_s`` (records and heads, PROTOCOL.md 7.2)
+    a high s is refused too. Certificates are checked with ``low_s=False``."""
     x, y = p256.decode_point(public_key)
     key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
 
     def check(body, sig):
-        if len(sig) != 64:
+        if len(sig) != 64 or (low_s and not p256.is_low_s(sig)):
             return False
         der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
         try:   # r or s outside [1, n-1] is InvalidSignature too (checked against p256.verify in tests)
@@ -80,7 +82,7 @@ def verify_certificate(data, authority_public_key):
     if fields[cert.C_AUTHORITY] != expected:
         raise VerificationFailed("certificate was issued by %s, not by the given authority %s"
                                  % (fields[cert.C_AUTHORITY], expected), field="certificate")
-    if not fast_verifier(authority_public_key)(cert.tbs(fields), fields[cert.C_SIGNATURE]):
+    if not fast_verifier(authority_public_key, low_s=False)(cert.tbs(fields), fields[cert.C_SIGNATURE]):
         raise VerificationFailed("certificate signature does not verify under authority %s" % expected,
                                  field="certificate")
     return fields

@@ -28,11 +28,22 @@ LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (
               help="Pin the authority of this folder (its authority.pub): CERTIFY refuses certificates it did not sign.")
 @click.option("--json", "as_json", is_flag=True,
               help='First stdout line {"pty": PATH, "profile": DIR} instead of the bare pty path.')
+@click.option("--journal-kib", type=click.IntRange(min=32), default=None,
+              help="Journal (flash) size of a new profile in KiB, a multiple of 4 [default: 2048]; an existing "
+                   "profile keeps its size.")
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh, authority_dir, as_json):
+             factory_fresh, authority_dir, as_json, journal_kib):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileError
-    from device.emulator import pin_authority, serve
+    from device.emulator import ProfileMismatch, journal_size, pin_authority, serve
+
+    if journal_kib is not None and journal_kib % 4:
+        raise click.BadParameter("must be a multiple of 4", param_hint="--journal-kib")
+    try:
+        journal_size(profile, journal_kib)
+    except ProfileMismatch as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(2)
 
     if authority_dir is not None:
         try:
@@ -42,7 +53,7 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
               out=_JsonFirstLine(profile) if as_json else sys.stdout,
-              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh)
+              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh, journal_kib=journal_kib)
     except ProfileError as exc:
         if as_json:
             click.echo(json.dumps({"status": "error", "code": "PROFILE_BUSY" if "in use" in str(exc) else

@@ -1,10 +1,12 @@
 """``fiscal verify EXPORT_FILE``: check an audit export offline, with no device and no daemon.
 
-The checks are hostd/books/export.py's (signatures, hash chain, counters, time, running totals, and the
-device's own count and head hash against truncation), plus with ``--authority`` the device
-certificate up to the authority key. Exit codes follow the README table: 0 the export verifies;
-1 verification failed (``error: <message naming the first bad record>`` on stderr, or one JSON
-error document with ``--json``); 2 usage error (bad key file).
+The checks are hostd/books/export.py's (PROTOCOL.md section 11: every record's schema, signature,
+the hash chain, counters, time, totals, and the records ending exactly at the device-signed head),
+plus with ``--authority`` the device certificate up to the authority key and with ``--challenge``
+the head signed over the auditor's own challenge. Exit codes follow the README table: 0 the
+export verifies; 1 verification failed (``error: <message naming the first bad record>`` on
+stderr, or one JSON error document with ``--json``, whose ``reason`` is the VERIFY_* code); 2
+usage error (bad key file or challenge).
 A progress bar goes to stderr for exports of more than PROGRESS_MIN records when stderr is a
 terminal and ``--json`` is off.
 """
@@ -33,13 +35,15 @@ def _print_summary(s):
     click.echo("device:    %s" % s["device_id"])
     click.echo("first:     %s" % (s["first_time"] or "clock never set"))
     click.echo("last:      %s" % (s["last_time"] or "clock never set"))
+    click.echo("records:   %d to %d%s" % (s["first_seq"], s["last_seq"],
+                                          "" if s["first_seq"] <= 1 else " (from a checkpoint)"))
     click.echo("head hash: %s" % s["last_hash"])
+    click.echo("head:      signed by the device at %s%s" % (s["head_time"] or "clock never set",
+                                                         ", challenge %s" % s["challenge"] if s["challenge"] else ""))
     if s["key_source"] == "file":
         click.echo("key:       the key in the export file (pass --pubkey to check against your own copy)")
-    elif s["file_key_matches"]:
-        click.echo("key:       given with --pubkey (same as the key in the file)")
     else:
-        click.echo("key:       given with --pubkey (the key in the file differs and was ignored)")
+        click.echo("key:       given with --pubkey (same as the key in the file)")
     if s["certificate"]:
         click.echo("cert:      %s" % s["certificate"])
     click.echo("exported:  %s" % s["exported_at"])
@@ -49,6 +53,7 @@ def _fail(exc, as_json):
     index = getattr(exc, "index", None)
     if as_json:
         click.echo(json.dumps({"status": "error", "code": exc.code, "detail": exc.detail,
+                               "reason": getattr(exc, "reason", "VERIFY_EXPORT"),
                                "record": None if index is None else index + 1}))
     else:
         click.echo("error: %s" % exc.detail, err=True)
@@ -61,11 +66,20 @@ def _fail(exc, as_json):
               help="Device public key to trust instead of the export's (raw, hex or PEM).")
 @click.option("--authority", type=AuthorityDir(),
               help="Authority folder (its authority.pub): the export's device certificate must chain to it.")
+@click.option("--challenge", default=None, metavar="HEX",
+              help="The challenge (hex, up to 64 bytes) the export's signed head must carry.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def verify(export_file, pubkey, authority, as_json):
+def verify(export_file, pubkey, authority, challenge, as_json):
     """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end."""
     key = auth = None
     authority = None if authority is None else os.path.join(authority, "authority.pub")
+    if challenge is not None:
+        try:
+            challenge = bytes.fromhex(challenge)
+        except ValueError:
+            raise click.BadParameter("not hex", param_hint="--challenge")
+        if len(challenge) > 64:
+            raise click.BadParameter("at most 64 bytes", param_hint="--challenge")
     for path, hint in ((pubkey, "--pubkey"), (authority, "--authority")):
         if path is not None:
             try:
@@ -85,7 +99,7 @@ def verify(export_file, pubkey, authority, as_json):
             def progress(n):
                 bar.update(n - done[0])
                 done[0] = n
-            summary = verify_export(doc, key, progress, auth)
+            summary = verify_export(doc, key, progress, auth, challenge)
     except VerificationFailed as exc:
         _fail(exc, as_json)
     if as_json:

@@ -8,7 +8,8 @@ Rules from DESIGN-NOTES sections 4-6 and reference ecosystem-and-reliability.md 
 - a request that gets no answer in time is retransmitted *unchanged* (same sequence byte, same
   payload): the device replays its stored answer if it had executed it, so a retransmission never
   executes twice;
-- if the link dies mid-COMMIT, the caller asks STATUS(nonce) instead of committing blindly again.
+- if the link dies mid-COMMIT or mid-SEAL, the caller asks STATUS (by request id: the device
+  answers it from the journal, also after its own power cut) instead of sealing blindly again.
 """
 
 import errno
@@ -43,6 +44,7 @@ class DeviceClient:
                 raise permission_error(port)
             raise DeviceUnavailable("cannot open %s: %s" % (port, exc))
         self.info = None
+        self.first_live = None
 
     def close(self):
         self.serial.close()
@@ -116,41 +118,65 @@ class DeviceClient:
     def set_time(self, t=None):
         return self.call("SET_TIME", time=int(time.time()) if t is None else t)
 
-    def prepare(self, canonical):
+    def _chunks(self, name, canonical, **fields):
+        """Upload ``canonical`` in chunks of at most CHUNK bytes; the last chunk's answer."""
         total = len(canonical)
         offset = 0
         while True:
             chunk = canonical[offset:offset + CHUNK]
-            answer = self.call("PREPARE", total=total, offset=offset, data=chunk)
+            answer = self.call(name, total=total, offset=offset, data=chunk, **fields)
             offset += len(chunk)
             if offset >= total:
                 return answer
 
+    def prepare(self, canonical, request_id):
+        """PREPARE: a nonce, or ``sealed`` + ``replayed`` when the request id is sealed already."""
+        return self._chunks("PREPARE", canonical, request_id=request_id)
+
     def commit(self, nonce):
         return self.call("COMMIT", nonce=nonce)
 
-    def status(self, nonce):
-        return self.call("STATUS", nonce=nonce)
+    def status(self, nonce=None, request_id=None):
+        """STATUS by exactly one of ``nonce`` or ``request_id``."""
+        if (nonce is None) == (request_id is None):
+            raise ValueError("status() takes exactly one of nonce or request_id")
+        if nonce is not None:
+            return self.call("STATUS", nonce=nonce)
+        return self.call("STATUS", request_id=request_id)
 
     def abort(self, nonce):
         return self.call("ABORT", nonce=nonce)
 
-    def seal(self, canonical):
-        """PREPARE + COMMIT; if COMMIT's fate is unknown, ask STATUS instead of committing again."""
-        nonce = self.prepare(canonical)["nonce"]
+    def seal(self, request_id, canonical):
+        """SEAL in one call (chunked when large); the sealed result. If the last chunk's fate is
+        unknown, ask STATUS(request_id) instead of sealing again (the device dedupes anyway)."""
         try:
-            return self.commit(nonce)["sealed"]
+            return self._chunks("SEAL", canonical, request_id=request_id)["sealed"]
         except DeviceTimeout:
-            answer = self.status(nonce)
+            answer = self.status(request_id=request_id)
             if answer["state"] == messages.COMMITTED:
                 return answer["sealed"]
             raise
 
+    def head(self, challenge=b""):
+        """HEAD: the signed statement of the journal head, over ``challenge`` (0..64 bytes)."""
+        return self.call("HEAD", challenge=challenge)
+
+    def archived(self, seq, record_hash):
+        """ARCHIVED(seq, hash): the device checkpoints and erases what is archived up to ``seq``."""
+        return self.call("ARCHIVED", seq=seq, hash=record_hash)
+
     def records(self, first=1):
-        """Every journal record from ``first`` on, paging through READ_JOURNAL."""
+        """Every journal record from ``first`` on, paging through READ_JOURNAL. Records before the
+        device's first_live were archived and erased: asking for them is RANGE_INVALID (a
+        DeviceRefused naming first_live); ``first=None`` starts at first_live. ``self.first_live``
+        is what the device last reported."""
+        if first is None:
+            first = self.call("INFO")["first_live"]
         out = []
         while True:
             answer = self.call("READ_JOURNAL", first=first, count=64)
+            self.first_live = answer["first_live"]
             out.extend(answer["records"])
             if answer["next"] > answer["last"] or not answer["records"]:
                 return out

@@ -6,9 +6,11 @@ reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the st
 journal before doing anything else (hostd/owner/reconcile.py).
 
 Sealing is a small state machine on the ``requests`` row, advanced one durable step at a time:
-``new`` -PREPARE-> ``prepared(nonce)`` -COMMIT-> ``done(response)``. Whatever was interrupted
-(timeout, lost link, daemon killed), the next attempt starts from the row: a prepared nonce is
-first asked about with STATUS, never committed blindly, so nothing is sealed twice or lost.
+``new`` -PREPARE-> ``prepared(nonce)`` -COMMIT-> ``done(response)``. Every device call carries the
+row's request id (protocol 2: ``request_id_for(key)``, stored on the row first), which the device
+signs into the invoice record. Whatever was interrupted (timeout, lost link, daemon killed), the
+next attempt starts from the row: a prepared request is first asked about with STATUS by request
+id, never committed blindly, so nothing is sealed twice or lost.
 """
 
 import concurrent.futures
@@ -19,8 +21,8 @@ import signal
 import sqlite3
 import time
 
-from protocol import invoice, messages, timefmt
-from protocol.errors import ERRORS
+from protocol import invoice, messages, record, timefmt
+from protocol.error_table import ERRORS
 from device.identity import IDENTITY_FAULTS
 from hostd.books import envelope
 from hostd.link import discovery
@@ -36,7 +38,8 @@ NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIR
 # Device refusals that are the final answer for an invoice (its content, or a device that will
 # not seal again); every other refusal is transient and is never stored as the answer to a key.
 FINAL_REFUSALS = tuple(name for code, (name, family, _) in ERRORS.items()
-                       if family == "invoice" and name != "CHUNK_SEQUENCE") + ("JOURNAL_FULL", "JOURNAL_CORRUPT")
+                       if family == "invoice" and name != "CHUNK_SEQUENCE") + ("JOURNAL_FULL", "JOURNAL_CORRUPT",
+                                                                                   "REQUEST_ID_REUSED")
 TWO_PHASE = "2p:"   # request keys of the two-phase API: the POS holds the nonce
 SEAL_BUDGET = 15.0  # seconds a POS request may wait for the device before it is told to retry
 log = logging.getLogger("fiscal.owner")
@@ -200,16 +203,27 @@ class Owner(Reconciler):
         else:
             raise DeviceUnavailable("device refused %s: %s" % (exc.name, exc.device_detail))
 
+    def _request_id(self, row):
+        """The row's device request id, stored before any device call carries it."""
+        if row["request_id"] is None:
+            self.store.set_request_id(row["key"], record.request_id_for(row["key"]))
+        return record.request_id_for(row["key"])
+
     def _prepare(self, row, deadline):
+        rid = self._request_id(row)
         client = self.device(deadline)
         try:
-            nonce = client.prepare(row["canonical"])["nonce"]
+            answer = client.prepare(row["canonical"], rid)
         except DeviceRefused as exc:
             self._refused(row, exc)
             return None
         except DeviceUnavailable as exc:
             self._drop(exc.detail)
             raise
+        if answer.get("replayed"):   # the device sealed this request id already
+            self.reconcile_one(row, answer["sealed"])
+            return None
+        nonce = answer["nonce"]
         try:
             self.store.set_prepared(row["key"], nonce, time.time())
         except sqlite3.Error as exc:
@@ -219,17 +233,19 @@ class Owner(Reconciler):
             raise StoreUnavailable("the store cannot record the PREPARE (%s); nothing was sealed, retry with the "
                                    "same Idempotency-Key" % exc)
         self._crash_point("after_prepare")
-        return nonce
+        return answer["nonce"]
 
     def _recover(self, row, deadline):
-        """A nonce from an interrupted attempt: ask the device what became of it."""
-        answer = self.call(deadline, "STATUS", nonce=row["nonce"])
+        """A request from an interrupted attempt: ask the device what became of it, by request
+        id (answered from the journal, so also after a device power cut)."""
+        answer = self.call(deadline, "STATUS", request_id=self._request_id(row))
         if answer["state"] == messages.COMMITTED:
             self.reconcile_one(row, answer["sealed"])
-        elif answer["state"] in RETRY_STATES:
-            self._retry_or_fail(row, NONCE_CODES[answer["state"]])
-        else:
+        elif answer["state"] == messages.PREPARED and answer["nonce"] == row["nonce"]:
             self._commit(row, deadline)
+        else:
+            self._retry_or_fail(row, "NONCE_UNKNOWN" if answer["state"] == messages.UNKNOWN
+                                else NONCE_CODES.get(answer["state"], "NONCE_UNKNOWN"))
 
     def _commit(self, row, deadline):
         try:
@@ -301,13 +317,15 @@ class Owner(Reconciler):
                 "journal_fill": round(info["journal_used"] / info["journal_size"], 6),
                 "firmware": info["firmware"]}
 
-    def export(self, budget):
-        """Sync the journal mirror with the device, then the verifiable export file (bytes)."""
+    def export(self, budget, challenge=b""):
+        """Sync the journal mirror with the device, then the verifiable export file (bytes),
+        ending in a head the device signs now (over ``challenge``)."""
         deadline = time.monotonic() + budget
         self.device(deadline)
         self.info = self.call(deadline, "INFO")
         self.reconcile()
-        return dump_export(build_export(self.store.journal(), self.info, timefmt.format_time(int(time.time()))))
+        head = self.call(deadline, "HEAD", challenge=challenge)
+        return dump_export(build_export(self.store.journal(), self.info, head, timefmt.format_time(int(time.time()))))
 
 
 def invoice_summary(canonical):

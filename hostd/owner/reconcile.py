@@ -1,17 +1,26 @@
 """Reconciliation: the daemon's store made to agree with the device journal (mixed into Owner).
 
 At every connect (hostd/owner/owner.py) the journal records the store has not seen are mirrored,
-and every sealed invoice among them is filed under the request that asked for it, matched by
-nonce. This is what makes a ``kill -9`` of the daemon at any step lose nothing: the device's
-journal is the truth, the store catches up with it. It also refuses a device that went backwards
-(fewer records than the store has seen, or another record under a known fiscal counter).
+each with its record hash, and every sealed invoice among them is filed under the request that
+asked for it, matched by the request id the device signed into the record (protocol 2). This is
+what makes a ``kill -9`` of the daemon at any step lose nothing: the device's journal is the
+truth, the store catches up with it. It also refuses a device that went backwards (fewer records
+than the store has seen, or another record under a known fiscal counter).
+
+Protocol 2 signs the previous record's hash instead of storing it (PROTOCOL.md 7.2), so the
+mirror keeps each record's hash as it arrives: the first new record chains to the last mirrored
+one, to GENESIS, or, for a store rebuilt after the device erased archived records, to the hash a
+checkpoint's ``archived`` field names.
 
 Filing is idempotent and per record (issue 8): a record that cannot be filed (its bytes do not
 decode, or the request it belongs to holds data no parser accepts) is quarantined, reported in
 ``/status`` and the log, and skipped; the request that asked for it still gets its sealed answer,
 so the POS always learns its fiscal number. One bad record never stops sealing or exports.
 Transient failures (the store cannot write, the device is gone) are not quarantined: they
-propagate, the filing mark stays, and the next reconcile files the record.
+propagate, the filing mark stays, and the next reconcile files the record. A journal invoice no
+request row asks for (the store was lost or is older than the journal) is filed without its
+full body, and the log names it: its retry, with the same Idempotency-Key, is answered by the
+device from the same record (it dedupes request ids) and completes the row.
 """
 
 import hashlib
@@ -22,10 +31,11 @@ from protocol import record
 from protocol.errors import FiscalError
 from hostd.books import envelope, events
 from hostd.books.views import summary_columns
-from hostd.errors import DeviceUnavailable
+from hostd.errors import DeviceRefused, DeviceUnavailable
 from hostd.store.store import COLUMNS
 
 log = logging.getLogger("fiscal.owner")
+
 # What makes a record unfileable: its own bytes or its request's data, never I/O.
 UNFILEABLE = (FiscalError, ValueError, KeyError, TypeError, IndexError)
 
@@ -36,7 +46,7 @@ class Reconciler:
 
     def reconcile(self):
         """Make the store agree with the device journal: mirror new records, then file every
-        sealed invoice under the request that asked for it (matched by nonce).
+        sealed invoice under the request that asked for it (matched by request id).
 
         Filing resumes from the ``filed_seq`` mark, so a crash between mirroring and filing is
         repaired by the next reconcile. A device that has fewer records than the store has seen,
@@ -55,25 +65,66 @@ class Reconciler:
         self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex()})
         if info["seq"] > have:
             try:
-                records = self.client.records(have + 1)
+                try:
+                    records = self.client.records(have + 1 if have else None)
+                except DeviceRefused as exc:   # the device erased records this store never mirrored
+                    if exc.name != "RANGE_INVALID":
+                        raise DeviceUnavailable("device refused READ_JOURNAL: %s" % exc.detail)
+                    log.error("records %d.. were archived and erased before this store mirrored them: the store "
+                              "mirrors from the device's first live record on (%s)", have + 1, exc.detail)
+                    records = self.client.records(None)
             except DeviceUnavailable as exc:
                 self._drop(exc.detail)
                 raise
-            self.store.add_journal(have + 1, records)
-        self.store.set_meta("head", {"seq": info["seq"], "hash": bytes(info["last_hash"]).hex()})
+            if records:
+                first = record.decode(records[0])[0][record.K_SEQ]
+                hashes = self._hashes(first, records)
+                self.store.add_journal(first, records, hashes)
+                self.store.set_meta("head", {"seq": first + len(records) - 1, "hash": hashes[-1].hex()})
         filed = self.store.meta("filed_seq", 0)
-        for seq, payload in self.store.journal_from(filed + 1):
-            self._file_record(seq, payload)
+        rows = self.store.journal_from(filed + 1)
+        prev = self.store.journal_hash(rows[0]["seq"] - 1) if rows else None
+        for seq, payload, digest in rows:
+            self._file_record(seq, payload, prev)
             self.store.set_meta("filed_seq", seq)
+            prev = digest
 
-    def _file_record(self, seq, payload):
+    def _hashes(self, first, records):
+        """Each record's hash, chained from the record before ``first`` (module docstring)."""
+        prev = self._prev_of(first, records)
+        out = []
+        for payload in records:
+            prev = record.record_hash(prev, payload)
+            out.append(prev)
+        return out
+
+    def _prev_of(self, first, records):
+        if first == 1:
+            return record.genesis()
+        known = self.store.journal_hash(first - 1)
+        if known is not None:
+            return known
+        for payload in records:
+            fields = record.decode(payload)[0]
+            archived = fields.get(record.K_ARCHIVED)
+            if fields[record.K_TYPE] == record.CHECKPOINT and archived and archived[0] == first - 1:
+                return archived[1]
+        raise DeviceUnavailable("cannot chain record %d: the store holds no record %d and no checkpoint names its "
+                                "hash" % (first, first - 1))
+
+    def _file_record(self, seq, payload, prev):
         row = sealed = None
         try:
             fields, body, sig = record.decode(payload)
             if fields[record.K_TYPE] != record.INVOICE:
                 return
-            sealed = record.sealed_result(fields, body, sig)
-            row = self.store.request_by_nonce(fields[record.K_NONCE])
+            if prev is None:
+                raise ValueError("record %d has no known previous hash" % seq)
+            sealed = record.sealed_result(fields, body, sig, prev)
+            row = self.store.request_by_request_id(fields[record.K_REQUEST_ID])
+            if row is None:
+                log.warning("journal invoice %s (record %d) has no request in the store: filed without its full "
+                            "body; a retry with its Idempotency-Key completes it", sealed[record.S_FISCAL_NUMBER], seq)
             self._file(row, sealed, fields)
         except UNFILEABLE as exc:
             self._quarantine(seq, row, sealed, exc)
@@ -112,7 +163,7 @@ class Reconciler:
     def reconcile_one(self, row, sealed):
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
-            raise DeviceUnavailable("device sealed a different invoice under this nonce")
+            raise DeviceUnavailable("device sealed a different invoice under this request")
         try:
             self._file(row, sealed, fields)
         except UNFILEABLE as exc:

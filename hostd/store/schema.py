@@ -64,6 +64,18 @@ MIGRATIONS = (
         delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL, status INTEGER, error TEXT, ms REAL,
         PRIMARY KEY (delivery_id, n));
     """,
+    # Step 5 (issue 10, protocol 2): the 16-byte request id the device signs into each invoice
+    # record (protocol/record.py request_id_for), by which records are filed and requests recovered.
+    """
+    ALTER TABLE requests ADD COLUMN request_id BLOB;
+    CREATE INDEX requests_request_id ON requests(request_id);
+    """,
+    # Step 6 (issue 10): each mirrored record's hash. Protocol 2 signs the previous hash instead of
+    # storing it, so a sealed result (its ledger hash, its QR) needs the record before it: kept
+    # here as records are mirrored, instead of walking the whole chain at every reconnect.
+    """
+    ALTER TABLE journal ADD COLUMN hash BLOB;
+    """,
 )
 
 

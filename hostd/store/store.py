@@ -4,8 +4,9 @@ Why each table exists:
 
 - ``requests``: one row per POS request (its Idempotency-Key, or a generated one). The row moves
   ``new -> prepared(nonce) -> done(response bytes)`` and every move is committed *before* the next
-  device step, so after a crash the daemon knows exactly which nonce to ask STATUS about, and a
-  retry gets the stored response bytes, byte for byte.
+  device step, so after a crash the daemon knows exactly which request to ask STATUS about, and a
+  retry gets the stored response bytes, byte for byte. ``request_id`` is the id the device signs
+  into the invoice record (protocol 2), which is how journal records find their row.
 - ``invoices``: the full canonical invoice (the device keeps only its hash) and the sealed result,
   bound to the device record by ``invoice_hash``; what GET and list read.
 - ``journal``: every device record, in order, as read back with READ_JOURNAL; reconciliation
@@ -53,16 +54,18 @@ class Store:
     def request(self, key):
         return self.conn().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
 
-    def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None):
+    def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None, request_id=None):
         """Insert a new request row; returns False when the key already exists.
 
         ``columns`` (hostd.intake.canonical.Parsed.columns) are what the invoice will be filed
-        under; taken once here so filing never parses the POS's JSON again."""
+        under; taken once here so filing never parses the POS's JSON again. ``request_id`` is the
+        id the device will sign into the record (protocol.record.request_id_for of the key)."""
         columns = columns or {}
         try:
-            self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created, %s) "
-                            "VALUES (?, ?, ?, ?, 'new', ?, %s)" % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))),
-                            (key, body_hash, canonical, invoice_json, now) + tuple(columns.get(c) for c in COLUMNS))
+            self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created, request_id, "
+                            "%s) VALUES (?, ?, ?, ?, 'new', ?, ?, %s)" % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))),
+                            (key, body_hash, canonical, invoice_json, now, request_id)
+                            + tuple(columns.get(c) for c in COLUMNS))
             return True
         except sqlite3.IntegrityError:
             return False
@@ -98,6 +101,13 @@ class Store:
     def request_by_nonce(self, nonce):
         return self.db.execute("SELECT * FROM requests WHERE nonce=?", (nonce,)).fetchone()
 
+    def set_request_id(self, key, request_id):
+        """The device request id of ``key``, stored before the first device call that carries it."""
+        self.db.execute("UPDATE requests SET request_id=? WHERE key=?", (request_id, key))
+
+    def request_by_request_id(self, request_id):
+        return self.db.execute("SELECT * FROM requests WHERE request_id=?", (request_id,)).fetchone()
+
     def max_sealed_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM invoices").fetchone()[0]
 
@@ -107,8 +117,13 @@ class Store:
         return json.loads(row[0])["payload"]["ledger_hash"] if row else None
 
     def journal_from(self, seq):
-        """(seq, record) of the mirrored journal from ``seq`` on."""
-        return self.db.execute("SELECT seq, record FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+        """(seq, record, hash) of the mirrored journal from ``seq`` on."""
+        return self.db.execute("SELECT seq, record, hash FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+
+    def journal_hash(self, seq):
+        """The hash of mirrored record ``seq`` (None when it is not mirrored)."""
+        row = self.db.execute("SELECT hash FROM journal WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else None
 
     # -- invoices and journal ------------------------------------------------------------------
     def record_sealed(self, row, key, response, status=200, events=()):
@@ -180,11 +195,13 @@ class Store:
     def journal_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
 
-    def add_journal(self, first_seq, records):
+    def add_journal(self, first_seq, records, hashes):
+        """Mirror ``records`` from ``first_seq`` on, with each one's record hash."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for i, rec in enumerate(records):
-                self.db.execute("INSERT OR IGNORE INTO journal (seq, record) VALUES (?, ?)", (first_seq + i, rec))
+                self.db.execute("INSERT OR IGNORE INTO journal (seq, record, hash) VALUES (?, ?, ?)",
+                                (first_seq + i, rec, hashes[i]))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

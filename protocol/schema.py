@@ -1,0 +1,132 @@
+"""The record schema of PROTOCOL.md section 7.1, as data, and the checks a verifier applies to one
+record on its own (no chain): exact CBOR types, no unknown keys, field sizes, and the invoice
+amounts rule (groups sorted, non-empty, non-negative, rates from the manifest, tax rounded as
+section 6.3, total the sum). Each violation raises VerifyError with its own sentence naming the
+record, the key and the rule (VERIFY_SCHEMA or VERIFY_AMOUNTS).
+"""
+
+from protocol import invoice, record, taxgroups, timefmt
+from protocol.errors import VerifyError
+
+TYPE_NAMES = {record.INVOICE: "invoice", record.TIME: "time", record.POWER_UP: "power_up",
+              record.CHECKPOINT: "checkpoint", record.EVENT: "event"}
+
+# key: (name, kind, required); kinds: "int", "nat" (int >= 0), "str", "bytes16", "bytes32", "list",
+# "map", "archived". Keys 1-4 and 6 are common to every type.
+COMMON = {1: ("type", "nat", True), 2: ("seq", "nat", True), 3: ("counter", "nat", True),
+          4: ("time", "nat", True), 6: ("device", "str", True)}
+BY_TYPE = {
+    record.INVOICE: {0: ("request_id", "bytes16", True), 7: ("invoice_hash", "bytes32", True),
+                     9: ("invoice_type", "str", True), 10: ("groups", "list", True),
+                     11: ("total", "nat", True), 12: ("currency", "str", True)},
+    record.TIME: {13: ("previous_time", "nat", False)},
+    record.POWER_UP: {15: ("firmware", "str", True)},
+    record.CHECKPOINT: {5: ("prev", "bytes32", True), 16: ("totals", "list", True),
+                        19: ("archived", "archived", False)},
+    record.EVENT: {20: ("event", "str", True), 21: ("detail", "map", False)},
+}
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)   # bool is an int in CPython only
+
+
+def fail(name, index, text):
+    raise VerifyError(name, "record %d (index %d): %s" % (index + 1, index, text), index)
+
+
+def _kind_ok(value, kind):
+    if kind == "int":
+        return is_int(value)
+    if kind == "nat":
+        return is_int(value) and value >= 0
+    if kind == "str":
+        return isinstance(value, str) and len(value) > 0
+    if kind == "bytes16" or kind == "bytes32":
+        return isinstance(value, bytes)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "map":
+        return isinstance(value, dict) and all([is_int(k) for k in value])
+    return (isinstance(value, list) and len(value) == 2 and is_int(value[0]) and value[0] > 0
+            and isinstance(value[1], bytes) and len(value[1]) == record.HASH_LEN)
+
+
+_KIND_TEXT = {"int": "an integer", "nat": "a non-negative integer", "str": "non-empty text",
+              "bytes16": "bytes", "bytes32": "bytes", "list": "a list", "map": "a map with integer keys",
+              "archived": "[seq, 32-byte hash]"}
+
+
+def check_fields(fields, index):
+    """Keys and types of one record body; returns its type."""
+    rtype = fields.get(record.K_TYPE)
+    if not is_int(rtype) or rtype not in BY_TYPE:
+        fail("VERIFY_SCHEMA", index, "record type %r is not one of 1-5" % (rtype,))
+    table = dict(COMMON)
+    table.update(BY_TYPE[rtype])
+    what = TYPE_NAMES[rtype].upper()
+    for key in sorted([k for k in fields if not (is_int(k) and k in table)], key=lambda k: (str(type(k)), k)):
+        fail("VERIFY_SCHEMA", index, "key %r is not allowed in a %s record" % (key, what))
+    for key in sorted(table):
+        name, kind, required = table[key]
+        if key not in fields:
+            if required:
+                fail("VERIFY_SCHEMA", index, "%s record lacks key %d (%s)" % (what, key, name))
+            continue
+        value = fields[key]
+        if isinstance(value, bool) and kind in ("int", "nat"):
+            fail("VERIFY_SCHEMA", index, "key %d (%s) is a boolean where an integer belongs" % (key, name))
+        if not _kind_ok(value, kind):
+            fail("VERIFY_SCHEMA", index, "key %d (%s) must be %s" % (key, name, _KIND_TEXT[kind]))
+        size = {"bytes16": record.REQUEST_ID_LEN, "bytes32": record.HASH_LEN}.get(kind)
+        if size is not None and len(value) != size:
+            fail("VERIFY_SCHEMA", index, "key %d (%s) must be %d bytes, not %d" % (key, name, size, len(value)))
+    if rtype == record.INVOICE:
+        if fields[record.K_INVOICE_TYPE] not in invoice.TYPES:
+            fail("VERIFY_SCHEMA", index, "invoice_type %r is not one of %s"
+                 % (fields[record.K_INVOICE_TYPE], ", ".join(invoice.TYPES)))
+        if fields[record.K_CURRENCY] not in taxgroups.CURRENCIES:
+            fail("VERIFY_SCHEMA", index, "currency %r is not one of %s"
+                 % (fields[record.K_CURRENCY], ", ".join(sorted(taxgroups.CURRENCIES))))
+    if rtype == record.CHECKPOINT:
+        check_totals_shape(fields[record.K_TOTALS], index)
+    return rtype
+
+
+def check_totals_shape(totals, index):
+    for entry in totals:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                and is_int(entry[1]) and is_int(entry[2])):
+            fail("VERIFY_SCHEMA", index, "totals entry %r is not [code, base, tax]" % (entry,))
+
+
+def check_amounts(fields, index, manifest=taxgroups.MANIFEST):
+    """The invoice amounts rule (PROTOCOL.md 7.1 and 9): groups and total of one INVOICE record."""
+    groups = fields[record.K_GROUPS]
+    if not groups:
+        fail("VERIFY_AMOUNTS", index, "invoice record has no tax groups")
+    at = timefmt.format_time(fields[record.K_TIME])
+    known = taxgroups.codes(manifest)
+    previous = None
+    for g in groups:
+        if not (isinstance(g, list) and len(g) == 4 and isinstance(g[0], str)
+                and is_int(g[1]) and is_int(g[2]) and is_int(g[3])):
+            fail("VERIFY_SCHEMA", index, "tax group entry %r is not [code, rate, base, tax]" % (g,))
+        code, rate, base, tax = g
+        if code not in known:
+            fail("VERIFY_AMOUNTS", index, "tax group %s is not in the tax-group manifest" % code)
+        if previous is not None and code <= previous:
+            fail("VERIFY_AMOUNTS", index, "tax groups are not sorted by code (%s after %s)" % (code, previous))
+        previous = code
+        if rate < 0 or base < 0 or tax < 0:
+            fail("VERIFY_AMOUNTS", index, "tax group %s has a negative rate, base or tax" % code)
+        if rate not in taxgroups.rates_until(code, at, manifest):
+            fail("VERIFY_AMOUNTS", index, "tax group %s rate %d ppm was not in force by %s" % (code, rate, at))
+        want = invoice.round_half_up(base * rate, taxgroups.PPM)
+        if tax != want:
+            fail("VERIFY_AMOUNTS", index, "tax group %s tax %d is not round_half_up(%d x %d / 10^6) = %d"
+                 % (code, tax, base, rate, want))
+    total = sum([g[2] + g[3] for g in groups])
+    if fields[record.K_TOTAL] != total:
+        fail("VERIFY_AMOUNTS", index, "total %d is not the sum of the groups' base and tax (%d)"
+             % (fields[record.K_TOTAL], total))
