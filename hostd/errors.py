@@ -37,6 +37,14 @@ class DeviceTimeout(DeviceUnavailable):
     code = "DEVICE_TIMEOUT"
 
 
+class JournalFull(DeviceUnavailable):
+    """The device journal has no room for the invoice now; the daemon archives and reclaims it
+    (HTTP 503 with ``device_code`` JOURNAL_FULL: retry with the same Idempotency-Key)."""
+
+    device_code = "JOURNAL_FULL"
+    retry = 2
+
+
 class DeviceBusy(HostdError):
     """The device has no room for another open PREPARE right now (HTTP 429, Retry-After)."""
 

@@ -64,17 +64,21 @@ def test_device_clock_ahead_of_host_is_not_a_refusal(tmp_path):
     assert status == 200 and json.loads(body)["payload"]["counter"] == 2
 
 
-def test_full_pending_table_is_busy_not_a_stored_refusal(tmp_path):
+def test_a_full_pending_table_does_not_stop_one_call_seals(tmp_path):
+    """Protocol 2: a one-call SEAL needs no PREPARE slot, so two-phase PREPAREs that hold every slot
+    never block it; a further two-phase PREPARE is busy (429), not a stored refusal."""
     bench = Bench(max_pending=1)
     owner, store = make_owner(tmp_path, bench)
     add(store, TWO_PHASE + "open", sample(cashier_id="open"))
     owner.prepare(TWO_PHASE + "open", 5)                     # the one pending slot is taken
     add(store, "1p:later", sample(cashier_id="later"))
-    with pytest.raises(DeviceBusy):
-        owner.seal("1p:later", 5)
-    assert store.request("1p:later")["state"] == "new"       # nothing stored as the answer
-    assert owner.abort(TWO_PHASE + "open", 5) == "aborted"
     assert owner.seal("1p:later", 5)[0] == 200
+    add(store, TWO_PHASE + "more", sample(cashier_id="more"))
+    with pytest.raises(DeviceBusy):
+        owner.prepare(TWO_PHASE + "more", 5)
+    assert store.request(TWO_PHASE + "more")["state"] == "new"   # nothing stored as the answer
+    assert owner.abort(TWO_PHASE + "open", 5) == "aborted"
+    assert owner.prepare(TWO_PHASE + "more", 5)["state"] == "prepared"
 
 
 def test_crash_between_mirroring_and_filing_is_repaired(tmp_path):

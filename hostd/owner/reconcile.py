@@ -129,7 +129,9 @@ class Reconciler:
         except UNFILEABLE as exc:
             self._quarantine(seq, row, sealed, exc)
 
-    def _file(self, row, sealed, fields):
+    def _file(self, row, sealed, fields, mirror=False):
+        """File one sealed invoice; ``mirror``: also mirror its record in the same transaction
+        when it directly follows the mirror (a live seal; reconcile mirrors by itself)."""
         body = envelope.sealed_body(sealed)
         doc = {"counter": fields[record.K_COUNTER], "fiscal_number": sealed[record.S_FISCAL_NUMBER],
                "seq": fields[record.K_SEQ], "invoice_hash": fields[record.K_INVOICE_HASH],
@@ -144,8 +146,10 @@ class Reconciler:
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
                                     "journal was rolled back or replaced; refusing it" % doc["counter"])
+        own = (fields[record.K_SEQ], sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
+               sealed[record.S_LEDGER_HASH], sealed[record.S_PREVIOUS_HASH]) if mirror else None
         self.store.record_sealed(doc, row["key"] if row else None, body,
-                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))])
+                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))], mirror=own)
         if self.on_event is not None:
             self.on_event()
         return body
@@ -165,7 +169,7 @@ class Reconciler:
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this request")
         try:
-            self._file(row, sealed, fields)
+            self._file(row, sealed, fields, mirror=True)
         except UNFILEABLE as exc:
             self._quarantine(fields[record.K_SEQ], row, sealed, exc)
 

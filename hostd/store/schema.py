@@ -76,6 +76,13 @@ MIGRATIONS = (
     """
     ALTER TABLE journal ADD COLUMN hash BLOB;
     """,
+    # Step 7 (issue 10): the archive of journal segments written before the device erases them
+    # (hostd/store/archive.py).
+    """
+    CREATE TABLE archives (
+        first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+        last_hash BLOB NOT NULL, created REAL NOT NULL, acknowledged INTEGER NOT NULL);
+    """,
 )
 
 

@@ -126,12 +126,24 @@ class Store:
         return row[0] if row else None
 
     # -- invoices and journal ------------------------------------------------------------------
-    def record_sealed(self, row, key, response, status=200, events=()):
+    def record_sealed(self, row, key, response, status=200, events=(), mirror=None):
         """Store one sealed invoice and, in the same transaction, the request's final response and
         the events announcing it (hostd/store/outbox.py): an event exists only if its invoice
-        does, and only once, when the invoice is filed for the first time."""
+        does, and only once, when the invoice is filed for the first time.
+
+        ``mirror`` = (seq, record, hash, prev) of the sealed record itself: when it directly follows
+        the mirrored journal (its prev is the last mirrored hash), it is mirrored and marked filed
+        in the same transaction, so no later reconcile files it again (issue 15)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if mirror is not None:
+                seq, rec, digest, prev = mirror
+                last = self.db.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+                if last is not None and last[0] == seq - 1 and last[1] == prev:
+                    self.db.execute("INSERT OR IGNORE INTO journal (seq, record, hash) VALUES (?, ?, ?)",
+                                    (seq, rec, digest))
+                    if self.meta("filed_seq", 0) == seq - 1:
+                        self.set_meta("filed_seq", seq)
             filed = self.db.execute(
                 "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
                 "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
