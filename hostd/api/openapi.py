@@ -59,8 +59,10 @@ OPERATIONS = (
        "OutletStatus", errors=DEVICE),
     op("GET", "/api/v1/verify/{fiscal_number}", "Check one sealed invoice's signature and hash", "Verified",
        errors=READ + ("NOT_FOUND",)),
-    op("GET", "/api/v1/audit/export", "The journal export, verifiable offline (fiscal verify)", "Export",
-       errors=DEVICE + ("STORE_UNAVAILABLE",)),
+    op("GET", "/api/v1/audit/export", "The journal export, verifiable offline (fiscal verify); a range starts "
+       "at its anchoring checkpoint and ends at the head signed over ?challenge", "Export",
+       errors=DEVICE + ("STORE_UNAVAILABLE", "INVALID_CANONICAL_PAYLOAD"),
+       query=(("challenge", "string"), ("from_seq", "integer"), ("from", "string"))),
     op("POST", "/api/v1/invoices/batch", "Up to 500 invoices; each answers what a single POST would have",
        "Batch", body="BatchRequest", errors=BODY),
     op("POST", "/api/v1/orders", "An e-commerce order (seed 000 section 5), sealed as a canonical invoice",

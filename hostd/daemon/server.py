@@ -32,12 +32,13 @@ from hostd.api.auth import Tokens
 from hostd.daemon.connections import (HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections, GuardedSite,
                                       QuietAcceptErrors, connection_cap)
 from hostd.daemon.listeners import UnixListener, check_remote, describe, parse_address, tcp_listener, tls_context
-from hostd.daemon.lock import StoreLock
+from hostd.daemon.lock import StoreLock, state_dir
 from hostd.daemon.logs import AccessLog
 from hostd.daemon.systemd import Notifier, listen_fds
 from hostd.daemon.webhooks import Dispatcher
 from hostd.errors import ConfigError, DeviceUnavailable
 from hostd.owner.owner import Owner
+from hostd.store.archive import Archive
 from hostd.store.store import Store
 
 log = logging.getLogger("fiscal.daemon")
@@ -49,9 +50,12 @@ class Settings:
 
     def __init__(self, device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None,
                  prepare_share=None, tokens_file=None, listen=None, tls_cert=None, tls_key=None,
-                 allow_remote=False, cors_origins=(), merchant=None, accounts=None, webhook_retry=2.0):
+                 allow_remote=False, cors_origins=(), merchant=None, accounts=None, webhook_retry=2.0,
+                 archive_at=50):
         self.device, self.socket_path, self.mode, self.group = device, socket_path, mode, group
-        self.db_path = db_path or os.path.join(os.path.dirname(os.path.abspath(socket_path)), "fiscal.sqlite")
+        # The store's permanent home (issue 10): never the socket's runtime folder, cleared at logout.
+        self.db_path = db_path or os.path.join(state_dir(), "fiscal.sqlite")
+        self.archive_at = archive_at   # percent of the journal space; 0 switches archiving off
         self.outlet, self.prepare_share, self.tokens_file = outlet, prepare_share, tokens_file
         self.allow_remote, self.cors_origins = allow_remote, tuple(cors_origins)
         self.merchant, self.accounts, self.webhook_retry = merchant, accounts, webhook_retry
@@ -106,7 +110,11 @@ async def _serve(settings, sockets, ready, activated):
     notifier.status("starting")
     cap = connection_cap()
     store = Store(settings.db_path)
-    owner = Owner(settings.device, store, prepare_share=settings.prepare_share)
+    archive = None
+    if settings.archive_at:
+        archive = Archive(store, os.path.join(os.path.dirname(os.path.abspath(settings.db_path)), "archive"))
+    owner = Owner(settings.device, store, prepare_share=settings.prepare_share, archive=archive,
+                  archive_at=settings.archive_at * 10000)
     api = Api(owner, store, outlet=settings.outlet, tokens=settings.tokens, cors_origins=settings.cors_origins,
               merchant=settings.merchant, accounts=settings.accounts)
     dispatcher = Dispatcher(store, base=settings.webhook_retry, owner=owner)

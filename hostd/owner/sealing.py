@@ -60,6 +60,11 @@ class Sealing:
                     self._seal_once(row, deadline)
                 else:
                     fresh = self._prepare(row, deadline)
+            except JournalFull:
+                # Reclaim, then the same request again; with archiving off (or nothing left to
+                # archive) the operator must free the journal: the POS gets the retryable 503.
+                if self.archive is None or self.archive_now(deadline) is None:
+                    raise
             except DeviceUnavailable:
                 fresh = None   # after a timeout or a lost link: ask STATUS, never COMMIT blindly
                 if time.monotonic() >= deadline:
@@ -75,6 +80,7 @@ class Sealing:
                 out.append(self.seal(key, budget))
             except HostdError as exc:
                 out.append(envelope.error_of(exc)[:2])
+            self._after_job()   # a long batch archives as it goes, as single seals do between jobs
         return out
 
     def _refused(self, row, exc):

@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 
+from protocol import record
 from hostd.store import outbox
 from hostd.store.queries import list_query
 from hostd.store.schema import connect, migrate
@@ -119,6 +120,14 @@ class Store:
     def journal_from(self, seq):
         """(seq, record, hash) of the mirrored journal from ``seq`` on."""
         return self.db.execute("SELECT seq, record, hash FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+
+    def first_seq_at(self, stamp):
+        """The seq of the first mirrored record with a time at or after ``stamp`` (epoch seconds):
+        record bodies are decoded here, so this serves the occasional dated export, not a hot path."""
+        for seq, rec, _ in self.journal_from(1):
+            if record.decode(rec)[0][record.K_TIME] >= stamp:
+                return seq
+        return self.journal_seq() + 1
 
     def journal_hash(self, seq):
         """The hash of mirrored record ``seq`` (None when it is not mirrored)."""
