@@ -124,51 +124,79 @@ def _check_checkpoint(st, fields, index, first):
     st.checkpoints.append(seq)
 
 
+def step(st, rec, index, check_sig, manifest=taxgroups.MANIFEST):
+    """Check one record against the walk's state ``st`` (a fresh _State for the first) and advance
+    it; return the record's fields. On a VerifyError ``st`` is left part-way: start again."""
+    fields, body, sig = record.decode(rec, index)
+    if len(rec) > record.MAX_RECORD:
+        fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
+    rtype = schema.check_fields(fields, index)
+    if index == 0:
+        _start(st, fields, rtype, index)
+    if fields[record.K_SEQ] != st.seq + 1:
+        fail("VERIFY_COUNTER", index, "sequence number is %d, expected %d (a record is missing, added or "
+             "out of order)" % (fields[record.K_SEQ], st.seq + 1))
+    if rtype == record.CHECKPOINT:
+        _check_checkpoint(st, fields, index, index == 0)
+    if not p256.is_low_s(sig):
+        fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
+    if not check_sig(record.signing_input(st.prev, body), sig):
+        fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key over the previous "
+             "record's hash")
+    if st.device is None:
+        st.device = fields[record.K_DEVICE]
+    elif fields[record.K_DEVICE] != st.device:
+        fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (st.device, fields[record.K_DEVICE]))
+    want = st.counter + 1 if rtype == record.INVOICE else st.counter
+    if fields[record.K_COUNTER] != want:
+        fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
+    _check_time(st, fields, rtype, index)
+    if rtype == record.INVOICE:
+        _check_invoice(st, fields, index, manifest)
+    st.seq, st.counter = fields[record.K_SEQ], want
+    st.prev = record.record_hash(st.prev, rec)
+    st.hashes[st.seq] = st.prev
+    return fields
+
+
+class Walker:
+    """The same checks one record at a time, the state kept between calls: a receiver that gets a
+    journal in pieces (the authority, hostd/authority/) verifies each piece as it comes, exactly
+    as ``verify_records`` would the whole. After a VerifyError the walker is spent."""
+
+    def __init__(self, public_key, verify_sig=None, manifest=taxgroups.MANIFEST):
+        self.check_sig = verify_sig or pure_verifier(public_key)
+        if verify_sig is not None:
+            p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
+        self.manifest = manifest
+        self.state = _State()
+        self.count = 0
+        self.first = 0
+
+    def feed(self, rec):
+        fields = step(self.state, rec, self.count, self.check_sig, self.manifest)
+        if self.count == 0:
+            self.first = fields[record.K_SEQ]
+        self.count += 1
+        return fields
+
+    def summary(self):
+        st = self.state
+        return {"records": self.count, "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
+                "first_seq": self.first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
+                "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived}
+
+
 def verify_records(records, public_key, verify_sig=None, progress=None, manifest=taxgroups.MANIFEST):
     """Verify a journal or a journal segment; return a summary dict, or raise VerifyError at the
     first bad record. ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key;
     ``progress`` is called with the number of records checked so far."""
-    check_sig = verify_sig or pure_verifier(public_key)
-    if verify_sig is not None:
-        p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
-    st = _State()
+    walker = Walker(public_key, verify_sig, manifest)
     for index in range(len(records)):
-        rec = records[index]
-        fields, body, sig = record.decode(rec, index)
-        if len(rec) > record.MAX_RECORD:
-            fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
-        rtype = schema.check_fields(fields, index)
-        if index == 0:
-            _start(st, fields, rtype, index)
-        if fields[record.K_SEQ] != st.seq + 1:
-            fail("VERIFY_COUNTER", index, "sequence number is %d, expected %d (a record is missing, added or "
-                 "out of order)" % (fields[record.K_SEQ], st.seq + 1))
-        if rtype == record.CHECKPOINT:
-            _check_checkpoint(st, fields, index, index == 0)
-        if not p256.is_low_s(sig):
-            fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
-        if not check_sig(record.signing_input(st.prev, body), sig):
-            fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key over the previous "
-                 "record's hash")
-        if st.device is None:
-            st.device = fields[record.K_DEVICE]
-        elif fields[record.K_DEVICE] != st.device:
-            fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (st.device, fields[record.K_DEVICE]))
-        want = st.counter + 1 if rtype == record.INVOICE else st.counter
-        if fields[record.K_COUNTER] != want:
-            fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
-        _check_time(st, fields, rtype, index)
-        if rtype == record.INVOICE:
-            _check_invoice(st, fields, index, manifest)
-        st.seq, st.counter = fields[record.K_SEQ], want
-        st.prev = record.record_hash(st.prev, rec)
-        st.hashes[st.seq] = st.prev
+        walker.feed(records[index])
         if progress is not None:
             progress(index + 1)
-    first = record.decode(records[0])[0][record.K_SEQ] if records else 0
-    return {"records": len(records), "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
-            "first_seq": first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
-            "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived}
+    return walker.summary()
 
 
 _HEAD = {record.H_FORMAT: str, record.H_DEVICE: str, record.H_SEQ: int, record.H_COUNTER: int,

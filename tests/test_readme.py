@@ -24,7 +24,7 @@ from hostd.cli.demo import start_up, stop_up
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANUAL = re.compile(r"\[manual: ([^\]]+)\]")
-EXPECTED_MANUAL = 17
+EXPECTED_MANUAL = 21
 ERROR = re.compile(r'"status":\s*"error"')
 
 

@@ -12,6 +12,11 @@ parts per million of the space invoices may use, default 50 %) it archives:
    a signed CHECKPOINT and erases the sectors holding only archived records
    (PROTOCOL.md 4.16); the segment is then marked acknowledged.
 
+With sync to an authority configured (``erase_limit``), the segment ends at the last record the
+authority acknowledged (hostd/store/sync.py): the device never erases a record whose only other
+copy is the host's archive. An authority that is down then lets the journal fill: the daemon
+answers JOURNAL_FULL (503, retryable) until it catches up.
+
 A segment is written once and kept; the device erases only what a segment holds. The export
 (``GET /api/v1/audit/export``) takes the whole history: archived segments the mirror lacks
 (a rebuilt store), then the mirror, up to a head the device signs now over the auditor's
@@ -34,7 +39,8 @@ DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
 
 class Archiving:
     """Expects Owner's ``store``, ``archive`` (hostd.store.archive.Archive or None), ``archive_at``,
-    ``info``, ``call``, ``device``, ``reconcile``, ``sealed_since_check`` and ``journal_full``."""
+    ``erase_limit``, ``info``, ``call``, ``device``, ``reconcile``, ``sealed_since_check`` and
+    ``journal_full``."""
 
     def maybe_archive(self, deadline):
         """Archive when the journal is past ``archive_at`` (checked every CHECK_EVERY seals)."""
@@ -55,6 +61,12 @@ class Archiving:
         self.reconcile()
         start = self.archive.last_seq() + 1
         rows = self.store.journal_from(start)
+        if self.erase_limit is not None:   # syncing: only what the authority acknowledged
+            held = self.erase_limit()
+            rows = [r for r in rows if r["seq"] <= held]
+            if not rows:
+                log.warning("archiving waits for the authority: it holds records up to %d, the archive up to %d",
+                            held, start - 1)
         if not rows:
             return None
         if rows[0]["seq"] != start:

@@ -45,7 +45,8 @@ class Owner(Sealing, Archiving, Reconciler):
         self.journal_full = False
         self.slots = Slots(store, prepare_share)
         self.watch = DeviceWatch(store)
-        self.on_event = None   # set by the daemon: wakes the webhook dispatcher
+        self.on_event = None   # set by the daemon: wakes the webhook dispatcher (and the sync agent)
+        self.erase_limit = None   # set when syncing: () -> the last seq the authority holds
         self.timeout = timeout
         self.client_factory = client_factory
         self.client = None

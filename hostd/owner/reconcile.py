@@ -62,7 +62,8 @@ class Reconciler:
         if info["seq"] < seen:
             raise DeviceUnavailable("device journal has %d records, the store has seen %d: rollback refused"
                                     % (info["seq"], seen))
-        self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex()})
+        self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex(),
+                                       "certificate": info["certificate"].hex() if info.get("certificate") else None})
         if info["seq"] > have:
             try:
                 try:

@@ -162,6 +162,13 @@ class Store:
             if filed:
                 for event_type, payload in events:
                     outbox.enqueue(self.db, event_type, payload, time.time())
+            elif row.get("canonical") is not None:
+                # filed earlier from the journal alone (a lost store): the retry brings the content
+                self.db.execute(
+                    "UPDATE invoices SET canonical=:canonical, invoice_json=:invoice_json, merchant_nif=:merchant_nif, "
+                    "outlet_id=:outlet_id, client_nif=:client_nif, timestamp=:timestamp, reference=:reference "
+                    "WHERE counter=:counter AND canonical IS NULL AND invoice_hash=:invoice_hash",
+                    dict({"reference": None}, **row))
             if key is not None:
                 self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
                                 (status, response, key))
