@@ -8,13 +8,16 @@ daemon and a provisioned emulator as separate processes.
   certificate for that key), a gap, a duplicated-but-different record and uploads without a
   trusted certificate, each with its typed error; valid uploads go on after every refusal and
   after the authority restarts;
-- with sync on, the device erases only what the authority holds.
+- with sync on, the device erases only what the authority holds;
+- over HTTPS with the authority's own certificate, refusals make invoices ``failed`` (with their
+  events) until ``POST /api/v1/sync/retry`` once the cause is fixed.
 """
 
 import json
 import os
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -383,3 +386,88 @@ def test_the_device_erases_only_what_the_authority_holds(tmp_path, auth_dir):
     finally:
         outlet.close()
         authority.stop()
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key (PEM files), as a head office's own CA would issue."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authority.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "authority.crt", tmp_path / "authority.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_over_https_refusals_fail_invoices_until_retried(tmp_path, auth_dir):
+    """HTTPS with the authority's own certificate (--sync-ca); an authority that does not trust the
+    device's certificate refuses it: after --sync-retries the invoices are failed with their events,
+    later seals too; once it trusts the device, POST /api/v1/sync/retry brings them all to synced."""
+    cert, key = _self_signed(tmp_path)
+    stranger = str(tmp_path / "stranger-authority")
+    _fiscal("authority", "init", "--dir", stranger)
+    port = free_port()
+
+    def authority(trusted):
+        server = AuthorityServer(tmp_path, [trusted], port=port)
+        server.url = "https://127.0.0.1:%d" % port
+        args = FISCAL + ["authority", "serve", "--db", server.db, "--listen", "127.0.0.1:%d" % port, "--trust", trusted,
+                         "--tls-cert", cert, "--tls-key", key]
+        server.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        context = ssl.create_default_context(cafile=cert)
+        while True:
+            try:
+                with urllib.request.urlopen(server.url + "/health", timeout=5, context=context) as resp:
+                    assert resp.status == 200
+                    return server
+            except OSError:
+                assert server.proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+
+    server = authority(stranger)
+    outlet = Outlet(tmp_path, auth_dir)
+    try:
+        outlet.start_daemon(server.url, "--sync-ca", cert, "--sync-retries", "2")
+        first = _seal_some(outlet.pos, 3, "f")
+        deadline = time.monotonic() + 30
+        while outlet.sync_state()["stopped_at_seq"] is None:
+            assert time.monotonic() < deadline, outlet.sync_state()
+            time.sleep(0.1)
+        state = outlet.sync_state()
+        assert "SYNC_CERTIFICATE" in state["last_error"] and state["failures"] == 2, state
+        later = _seal_some(outlet.pos, 2, "g")
+        deadline = time.monotonic() + 30
+        while outlet.sync_state()["failed_invoices"] != 5:
+            assert time.monotonic() < deadline, outlet.sync_state()
+            time.sleep(0.1)
+        code, listed = outlet.pos.get("/api/v1/invoices?status=failed&per_page=100")
+        assert sorted(i["fiscal_number"] for i in listed["payload"]) == sorted(first + later)
+        conn = sqlite3.connect(outlet.db)
+        failed_events = conn.execute("SELECT COUNT(*) FROM events WHERE type='invoice.sync.failed'").fetchone()[0]
+        conn.close()
+        assert failed_events == 5
+
+        server.stop()
+        server = authority(auth_dir)
+        code, data = outlet.pos.post("/api/v1/sync/retry", b"")
+        assert code == 200 and json.loads(data)["payload"]["restarted_at_seq"] == 1, data
+        outlet.wait_synced(5)
+    finally:
+        outlet.close()
+        server.stop()

@@ -14,7 +14,8 @@ How each answer is taken:
   hash is the mirror's, resend when the authority holds less);
 - another typed refusal naming a record after the first one sent: resend the records before it
   alone (they are accepted), so the refusal is pinned to its record; one naming the first record
-  counts against ``max_retries``, after which that invoice is ``failed`` and sync stops;
+  counts against ``max_retries``, after which sync stops there and the invoices from there on are
+  ``failed`` (hostd/store/sync.py);
 - no answer, a 5xx, or a body that is not an answer: the authority is unreachable; the invoices
   stay ``queued`` and the upload is retried after ``base x 2^(n-1)`` seconds (at most ``cap``,
   times a random factor in [0.5, 1.5), as webhook retries are).
@@ -127,6 +128,8 @@ class Syncer:
             return False
         state = await asyncio.to_thread(self.log.state)
         if state["failed_seq"] is not None:
+            if await asyncio.to_thread(self.log.fail_new, time.time(), _failed_event):
+                self.on_event()
             return False
         if not self.resumed:
             return await self._resume(session, device_id)

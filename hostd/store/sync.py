@@ -7,9 +7,10 @@ the hash it acknowledged there. Everything after it in the journal mirror is pen
 - ``queued``: sealed, not yet acknowledged (also while the authority is unreachable: an outage
   is not the invoice's fault, and it catches up when the authority is back);
 - ``synced``, with ``acknowledged_at``: the authority acknowledged its record;
-- ``failed``: the authority refused its record ``max_retries`` times (a typed refusal, not a
-  lost connection). Sync stops there, since the chain cannot continue past a refused record;
-  ``POST /api/v1/sync/retry`` starts it again.
+- ``failed``: the authority refused its record, or a record before it, ``max_retries`` times (a
+  typed refusal, not a lost connection). Sync stops at the refused record, since the chain cannot
+  continue past it, and every invoice from there on (also those sealed while it is stopped) is
+  ``failed``; ``POST /api/v1/sync/retry`` makes them ``queued`` and starts again.
 
 Each move of ``dgi_status`` and its event (``invoice.sync.success`` / ``invoice.sync.failed``) are
 written in one transaction with the cursor, so an event is never lost or sent twice for one move.
@@ -89,40 +90,60 @@ class SyncLog:
         return len(rows)
 
     def refused(self, seq, error, max_retries, now, event_of):
-        """One more typed refusal of record ``seq``; after ``max_retries`` its invoice is ``failed``
-        (with its event) and sync stops. True when it just failed."""
+        """One more typed refusal of record ``seq``; after ``max_retries`` sync stops there and every
+        invoice from ``seq`` on is ``failed`` (with its event). True when it just stopped."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             st = conn.execute("SELECT failures, failed_seq FROM sync WHERE id=1").fetchone()
             failures = st["failures"] + 1
-            failed = failures >= max_retries and st["failed_seq"] is None
+            stopped = failures >= max_retries and st["failed_seq"] is None
             conn.execute("UPDATE sync SET failures=?, last_error=?, last_attempt=?, failed_seq=? WHERE id=1",
                          (failures, error, now, seq if failures >= max_retries else None))
-            if failed:
-                row = conn.execute("SELECT * FROM invoices WHERE seq=?", (seq,)).fetchone()
-                if row is not None:
-                    conn.execute("UPDATE invoices SET dgi_status='failed' WHERE seq=?", (seq,))
-                    event_type, payload = event_of(row, error, failures)
-                    outbox.enqueue(conn, event_type, payload, now)
+            if stopped:
+                self._fail_from(conn, seq, error, failures, now, event_of)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return failed
+        return stopped
+
+    def fail_new(self, now, event_of):
+        """While sync is stopped, invoices sealed since are ``failed`` too: none can reach the
+        authority before the refused record does. Returns how many."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            st = conn.execute("SELECT * FROM sync WHERE id=1").fetchone()
+            count = 0
+            if st["failed_seq"] is not None:
+                count = self._fail_from(conn, st["failed_seq"], st["last_error"], st["failures"], now, event_of)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return count
+
+    def _fail_from(self, conn, seq, error, attempts, now, event_of):
+        rows = conn.execute("SELECT * FROM invoices WHERE seq >= ? AND dgi_status='queued' ORDER BY seq",
+                            (seq,)).fetchall()
+        conn.execute("UPDATE invoices SET dgi_status='failed' WHERE seq >= ? AND dgi_status='queued'", (seq,))
+        for row in rows:
+            event_type, payload = event_of(row, error, attempts)
+            outbox.enqueue(conn, event_type, payload, now)
+        return len(rows)
 
     def unreachable(self, error, now):
         self._conn().execute("UPDATE sync SET last_error=?, last_attempt=? WHERE id=1", (error, now))
 
     def retry(self):
-        """Start a stopped sync again: the failed invoice is ``queued`` until the next answer."""
+        """Start a stopped sync again: the failed invoices are ``queued`` until the next answer;
+        returns the seq it had stopped at (or None)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             st = self.state()
-            if st["failed_seq"] is not None:
-                conn.execute("UPDATE invoices SET dgi_status='queued' WHERE seq=? AND dgi_status='failed'",
-                             (st["failed_seq"],))
+            conn.execute("UPDATE invoices SET dgi_status='queued' WHERE dgi_status='failed'")
             conn.execute("UPDATE sync SET failures=0, failed_seq=NULL WHERE id=1")
             conn.execute("COMMIT")
         except BaseException:
