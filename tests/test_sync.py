@@ -26,11 +26,10 @@ import urllib.request
 
 import pytest
 
-from device.ports import device_id_for
 from device.signer import Signer
 from hostd.boards import authority as ca
 from hostd.books import upload
-from hostd.books.keys import fast_verifier, load_public_key
+from hostd.books.keys import fast_verifier
 from hostd.daemon.supervisor import start_emulator, stop_emulator
 from hostd.errors import ConfigError, UploadRefused
 from protocol import record, verify
