@@ -92,6 +92,17 @@ class InvalidRequest(HostdError):
     exit_code = 2
 
 
+class KeyReused(HostdError):
+    """An Idempotency-Key sent again with a different body (HTTP 422): the first body's answer
+    stays the key's answer."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    exit_code = 2
+
+    def __init__(self, detail="this Idempotency-Key was used with a different body"):
+        HostdError.__init__(self, detail, "Idempotency-Key")
+
+
 class DeviceRefused(HostdError):
     """The device answered with a typed error (HTTP 422 FISCALIZATION_FAILED for invoices)."""
 

@@ -115,5 +115,5 @@ def test_every_readme_command_runs_as_written(place, tmp_path):
     assert len(manual) == EXPECTED_MANUAL, "manual commands now: %s" % manual
     assert {reason.split(";")[0] for _, reason in manual} <= {
         "needs a board", "changes the system", "runs until stopped", "it is the test suite",
-        "needs the installed service", "needs the listener above"}
+        "needs the installed service", "needs the listener above", "needs --sync-url"}
     assert ran >= 25

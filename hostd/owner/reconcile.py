@@ -166,13 +166,16 @@ class Reconciler:
         log.error("journal record %d (%s) quarantined, not filed: %s", seq, number or "undecodable", reason)
 
     def reconcile_one(self, row, sealed):
+        """File the invoice a live seal just made; return its answer (bytes), straight from the
+        owner rather than read back from the store."""
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this request")
         try:
-            self._file(row, sealed, fields, mirror=True)
+            return self._file(row, sealed, fields, mirror=True)
         except UNFILEABLE as exc:
             self._quarantine(fields[record.K_SEQ], row, sealed, exc)
+            return envelope.sealed_body(sealed)
 
 
 def _columns(row):

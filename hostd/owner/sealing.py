@@ -5,8 +5,10 @@ Every device call carries the row's request id (protocol 2: ``request_id_for(key
 the row when the request was accepted), which the device signs into the invoice record and
 dedupes: a repeated id gets the seal it already made.
 
-- **One call** (``1p:`` keys): ``new`` -SEAL-> ``done(response)``: one frame and one round trip
-  (issue 15). After a timeout or a lost link the same SEAL, or STATUS by request id, answers.
+- **One call** (``1p:`` keys): SEAL first, then the request, its answer and the invoice in one
+  transaction (``seal_new``, issue 15): one frame, one round trip, one durable commit. When that
+  does not go cleanly the row is stored and advanced ``new`` -SEAL-> ``done(response)``; after a
+  timeout or a lost link the same SEAL, or STATUS by request id, answers.
 - **Two phase** (``2p:`` keys, the POS holds the nonce): ``new`` -PREPARE-> ``prepared(nonce)``
   -COMMIT-> ``done``; a prepared request whose COMMIT's fate is unknown is first asked about with
   STATUS by request id, never committed blindly.
@@ -22,7 +24,8 @@ import time
 from protocol import invoice, messages, record
 from protocol.error_table import ERRORS
 from hostd.books import envelope
-from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, HostdError, JournalFull, StoreUnavailable
+from hostd.errors import (DeviceBusy, DeviceRefused, DeviceUnavailable, HostdError, JournalFull, KeyReused,
+                          StoreUnavailable)
 
 NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
 # Device refusals that are the final answer for an invoice (its content, or a device that will
@@ -71,13 +74,42 @@ class Sealing:
                     raise
                 time.sleep(0.1)
 
-    def seal_many(self, keys, budget):
-        """``seal`` each request in order, one job: [(http status, response bytes)]. A request the
-        device cannot take now answers its own error envelope; the others go on."""
+    def seal_new(self, pending, budget):
+        """The one-call path of an accepted request (hostd/api/accept.py): its row stored without a
+        sync, one SEAL, then the one durable transaction that files the seal, the answer, the
+        mirror and the filing mark (issue 15; hostd/store/store.py ``add_pending`` says why one
+        sync is enough); (http status, response bytes). Anything but a clean seal (the device
+        away, busy, full or refusing) goes on in ``seal``, the state machine on the stored row."""
+        if not self.store.add_pending(pending, durable=False):
+            if self.store.request(pending["key"])["body_hash"] != pending["body_hash"]:
+                raise KeyReused()
+            return self.seal(pending["key"], budget)
+        deadline = time.monotonic() + budget
+        try:
+            sealed = self.device(deadline).seal(pending["request_id"], pending["canonical"])
+        except (DeviceRefused, DeviceUnavailable) as exc:
+            if isinstance(exc, DeviceUnavailable):
+                self._drop(exc.detail)
+                if time.monotonic() >= deadline:
+                    raise   # the row is stored: the retry finds it; the POS hears why
+            return self.seal(pending["key"], max(0.0, deadline - time.monotonic()))
+        self.sealed_since_check += 1
+        self._crash_point("after_commit_answered")
+        return 200, self.reconcile_one(pending, sealed)
+
+    def admit(self, pending):
+        """Store a request row before its first device step (the two-phase path); a retry must
+        carry the same body."""
+        if not self.store.add_pending(pending) and self.store.request(pending["key"])["body_hash"] != pending["body_hash"]:
+            raise KeyReused()
+
+    def seal_many(self, pendings, budget):
+        """``seal_new`` each request in order, one job: [(http status, response bytes)]. A request
+        the device cannot take now answers its own error envelope; the others go on."""
         out = []
-        for key in keys:
+        for pending in pendings:
             try:
-                out.append(self.seal(key, budget))
+                out.append(self.seal_new(pending, budget))
             except HostdError as exc:
                 out.append(envelope.error_of(exc)[:2])
             self._after_job()   # a long batch archives as it goes, as single seals do between jobs
@@ -183,9 +215,15 @@ class Sealing:
             self.store.reset_request(row["key"])
 
     # -- the other device operations of the API ----------------------------------------------------
-    def prepare(self, key, budget):
-        """Two-phase PREPARE: advance the row to ``prepared`` and return what the POS shows."""
+    def prepare(self, pending, budget):
+        """Two-phase PREPARE: store the request (a ``pending`` dict, or the key of a stored one),
+        advance its row to ``prepared`` and return what the POS shows."""
         deadline = time.monotonic() + budget
+        if isinstance(pending, str):   # a stored request's key
+            key = pending
+        else:
+            self.admit(pending)
+            key = pending["key"]
         row = self.store.request(key)
         if row["state"] == "new":
             self.device(deadline)

@@ -71,6 +71,26 @@ class Store:
         except sqlite3.IntegrityError:
             return False
 
+    def add_pending(self, pending, durable=True):
+        """Insert the request row of a ``pending`` request (hostd/api/accept.py); False when the
+        key exists already.
+
+        ``durable=False`` (the one-call path, issue 15) commits without syncing: the row then
+        survives a daemon crash (it is in the WAL, which the kernel holds) but not a power cut
+        until the next durable commit, which is the seal's own, a moment later. The sync of that
+        commit covers this row too, since the WAL is one append-only file. A power cut in between
+        loses the row, never a seal: the device dedupes request ids, the record is filed from the
+        journal at the next start, and the POS's retry completes it with its content."""
+        conn = self.db
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return self.add_request(pending["key"], pending["body_hash"], pending["canonical"], pending["invoice_json"],
+                                    pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"])
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+
     def set_prepared(self, key, nonce, now=None):
         self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
 
