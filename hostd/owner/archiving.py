@@ -20,13 +20,15 @@ answers JOURNAL_FULL (503, retryable) until it catches up.
 A segment is written once and kept; the device erases only what a segment holds. The export
 (``GET /api/v1/audit/export``) takes the whole history: archived segments the mirror lacks
 (a rebuilt store), then the mirror, up to a head the device signs now over the auditor's
-challenge, or the range from the checkpoint at or before ``from_seq``.
+challenge, or the range from the checkpoint at or before ``from_seq``. Only the device's part
+runs on the owner thread, in slices of ``CATCH_UP`` records between seals (issue 15); the file
+is built from the mirror in a worker thread.
 """
 
 import logging
 import time
 
-from protocol import record, timefmt
+from protocol import cbor, record, timefmt
 from hostd.books.export import build_export, dump_export
 from hostd.books.keys import fast_verifier
 from hostd.errors import DeviceRefused, DeviceUnavailable, InvalidPayload
@@ -34,6 +36,7 @@ from hostd.store.archive import ArchiveError
 
 log = logging.getLogger("fiscal.owner")
 CHECK_EVERY = 32
+CATCH_UP = 512   # records mirrored per owner job while an export catches up
 DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
 
 
@@ -103,22 +106,39 @@ class Archiving:
         if prev != last_hash:
             raise ArchiveError("the segment's last hash differs from the mirror's")
 
-    def export(self, budget, challenge=b"", from_seq=None):
-        """The verifiable export (bytes): the whole history, or from the checkpoint at or before
-        ``from_seq``, ending at a head the device signs now over ``challenge``."""
+    def catch_up(self, budget, limit=CATCH_UP):
+        """One slice of bringing the mirror up to the device's head (owner thread): at most about
+        ``limit`` records, so an export of a long unmirrored journal never holds the owner for
+        longer than that; True while more remain."""
+        deadline = time.monotonic() + budget
+        self.device(deadline)
+        self.info = self.call(deadline, "INFO")
+        return self.reconcile(limit)
+
+    def export_head(self, budget, challenge=b""):
+        """The device's part of an export (owner thread): INFO, the last slice of catch-up, and a
+        HEAD signed over ``challenge``. Returns (info, head); ``export_file`` builds the file from
+        them off the owner thread."""
         deadline = time.monotonic() + budget
         self.device(deadline)
         self.info = self.call(deadline, "INFO")
         self.reconcile()
-        head = self.call(deadline, "HEAD", challenge=challenge)
-        mirrored = [(r["seq"], r["record"]) for r in self.store.journal_from(1)]
-        first_mirrored = mirrored[0][0] if mirrored else 1
-        older = self.archive.records_before(first_mirrored) if self.archive is not None and first_mirrored > 1 else []
-        history = older + mirrored
-        if from_seq is not None:
-            history = _from_anchor(history, from_seq)
-        return dump_export(build_export([rec for _, rec in history], self.info, head,
-                                        timefmt.format_time(int(time.time()))))
+        return dict(self.info), self.call(deadline, "HEAD", challenge=challenge)
+
+
+def export_file(store, archive, info, head, from_seq=None):
+    """The verifiable export (bytes) ending at ``head`` (export_head's answer): the whole history
+    (archived segments the mirror lacks, then the mirror), or from the checkpoint at or before
+    ``from_seq``. Reads the store and the archive only: it runs in a worker thread while the
+    owner goes on sealing, so records mirrored after the head are left out."""
+    head_seq = cbor.decode(bytes(head["statement"]))[record.H_SEQ]
+    mirrored = [(r["seq"], r["record"]) for r in store.journal_from(1) if r["seq"] <= head_seq]
+    first_mirrored = mirrored[0][0] if mirrored else 1
+    older = archive.records_before(first_mirrored) if archive is not None and first_mirrored > 1 else []
+    history = older + mirrored
+    if from_seq is not None:
+        history = _from_anchor(history, from_seq)
+    return dump_export(build_export([rec for _, rec in history], info, head, timefmt.format_time(int(time.time()))))
 
 
 def _from_anchor(history, from_seq):

@@ -44,9 +44,11 @@ class Reconciler:
     """Expects ``self.store``, ``self.info`` (INFO), ``self.client``, ``self._drop`` and
     ``self.on_event`` (None, or called after an event was stored: it wakes the dispatcher)."""
 
-    def reconcile(self):
-        """Make the store agree with the device journal: mirror new records, then file every
-        sealed invoice under the request that asked for it (matched by request id).
+    def reconcile(self, limit=None):
+        """Make the store agree with the device journal: mirror new records (about ``limit`` at
+        most, so a long catch-up can go in slices between other jobs), then file every sealed
+        invoice under the request that asked for it (matched by request id). Returns True when
+        the device holds records not mirrored yet.
 
         Filing resumes from the ``filed_seq`` mark, so a crash between mirroring and filing is
         repaired by the next reconcile. A device that has fewer records than the store has seen,
@@ -67,13 +69,13 @@ class Reconciler:
         if info["seq"] > have:
             try:
                 try:
-                    records = self.client.records(have + 1 if have else None)
+                    records = self.client.records(have + 1 if have else None, limit)
                 except DeviceRefused as exc:   # the device erased records this store never mirrored
                     if exc.name != "RANGE_INVALID":
                         raise DeviceUnavailable("device refused READ_JOURNAL: %s" % exc.detail)
                     log.error("records %d.. were archived and erased before this store mirrored them: the store "
                               "mirrors from the device's first live record on (%s)", have + 1, exc.detail)
-                    records = self.client.records(None)
+                    records = self.client.records(None, limit)
             except DeviceUnavailable as exc:
                 self._drop(exc.detail)
                 raise
@@ -89,6 +91,7 @@ class Reconciler:
             self._file_record(seq, payload, prev)
             self.store.set_meta("filed_seq", seq)
             prev = digest
+        return self.store.journal_seq() < info["seq"]
 
     def _hashes(self, first, records):
         """Each record's hash, chained from the record before ``first`` (module docstring)."""
