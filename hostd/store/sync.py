@@ -38,9 +38,10 @@ class SyncLog:
     def pending(self, limit):
         """Up to ``limit`` consecutive records after the acknowledged one: [(seq, record, canonical)]."""
         after = self.acked_seq()
+        filed = self.store.meta("filed_seq", 0)   # a mirrored record is uploaded once it is filed,
         rows = [(r[0], bytes(r[1]), None if r[2] is None else bytes(r[2])) for r in self._conn().execute(
             "SELECT j.seq, j.record, i.canonical FROM journal j LEFT JOIN invoices i ON i.seq = j.seq "
-            "WHERE j.seq > ? ORDER BY j.seq LIMIT ?", (after, limit))]
+            "WHERE j.seq > ? AND j.seq <= ? ORDER BY j.seq LIMIT ?", (after, filed, limit))]   # with its content
         if rows and rows[0][0] != after + 1 and self.archive is not None:
             # a store rebuilt after archiving mirrors from the device's first live record: the
             # records before it are in the archive's segments (their invoices' content is lost)
