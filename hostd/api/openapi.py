@@ -95,6 +95,9 @@ OPERATIONS = (
     op("GET", "/health", "Device reachable, journal fill, store writable (503 when not fit to seal)", "Health",
        auth=False, errors=("INTERNAL_ERROR",)),
     op("GET", "/api/v1/openapi.json", "This document", "OpenApi", auth=False, errors=("INTERNAL_ERROR",)),
+    op("GET", "/sdk/fiscal.mjs", "The browser SDK: one ES module for web POS (public code, no token; the page's "
+       "origin needs --cors-origin)", "Script", auth=False, errors=("FORBIDDEN", "INTERNAL_ERROR"),
+       content="text/javascript"),
 )
 
 _STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
@@ -187,6 +190,7 @@ SCHEMAS = {
     "WebhookDeleted": _ok("WEBHOOK_DELETED", _obj({"id": _STR})),
     "WebhookDeliveries": _ok("WEBHOOK_DELIVERIES", {"type": "array", "items": {"type": "object"}}),
     "Page": {"type": "string", "description": "an HTML page"},
+    "Script": {"type": "string", "description": "a JavaScript module (hostd/sdk/browser/fiscal.mjs)"},
     "Error": _obj({"status": {"const": "error"}, "code": {"enum": sorted(HTTP_FOR)}, "detail": _STR,
                    "field": _STR, "retry_after": _INT, "device_code": _STR}, required=["status", "code", "detail"]),
 }
