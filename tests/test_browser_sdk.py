@@ -10,23 +10,29 @@ runner, against a real emulator and daemon on its TCP listener.
   get, list, a 401 and a 400 as typed errors, a webhook delivery the daemon really sent, the served
   module), then with the daemon stopped ``offline`` (invoices queued in a file), then with it
   restarted ``restored`` (the queue flushed oldest first); this side then checks the daemon sealed
-  each queued invoice exactly once and in order.
+  each queued invoice exactly once and in order;
+- headless Chromium: a page of another (allowed) origin imports the module from the daemon, seals
+  through CORS, queues a sale in IndexedDB and flushes it through a second connection to it.
 
 A node run passes when node exits 0 and every test of its phase passed (the TAP lines are read:
 a skipped or missing test fails here); node's whole output is shown when it does not.
 """
 
 import base64
+import html
 import http.client
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 
 import pytest
 
 from hostd.sdk.client import Client
+from tests import browser
 from tests.daemonkit import Stack, sample
 from tests.test_tcp_listener import free_port
 from tests.webhookkit import Receiver
@@ -72,9 +78,10 @@ class Served:
         self.stack = Stack(tmp)
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
+        self.pages = Pages()   # a web POS's own origin, for headless Chromium
         (tmp / "tokens").write_text("# the browser SDK's tests\n%s *\n" % TOKEN)
         self.extra = ["--tokens-file", str(tmp / "tokens"), "--listen", "127.0.0.1:%d" % self.port,
-                      "--cors-origin", ORIGIN, "--webhook-retry", "0.1"]
+                      "--cors-origin", ORIGIN, "--cors-origin", self.pages.origin, "--webhook-retry", "0.1"]
         self.receiver = receiver
         self.stack.start_daemon(extra=self.extra)
 
@@ -97,12 +104,58 @@ class Served:
         return json.loads(data)["payload"]
 
 
+class Pages:
+    """A web POS's own origin (127.0.0.1 on another port), in a thread: serves the HTML it is given,
+    and ``/hold`` and ``/done`` for a page that must finish before Chromium dumps it.
+
+    IndexedDB work does not always complete under ``--virtual-time-budget``, so the page is dumped
+    at its load event, without virtual time, and holds that event open with an image from
+    ``/hold``, answered once the page has POSTed its result to ``/done`` (60 s at most)."""
+
+    def __init__(self):
+        self.html = {}
+        self.done = threading.Event()
+        self.result = None
+        pages = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/hold":
+                    pages.done.wait(60)
+                    body = "released"
+                else:
+                    body = pages.html.get(self.path)
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode("utf-8"))
+
+            def do_POST(self):
+                pages.result = self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8")
+                pages.done.set()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     receiver = Receiver()
     served = Served(tmp_path_factory.mktemp("browser-sdk"), receiver)
     yield served
     served.stack.close()
+    served.pages.close()
     receiver.close()
 
 
@@ -167,3 +220,66 @@ def test_node_queues_while_the_daemon_is_stopped_and_flushes_after_its_restart(s
         drafts = json.load(fh)
     assert [d["response"]["fiscal_number"] for d in drafts] == \
         [i["fiscal_number"] for i in listed if i["invoice"]["cashier_id"].startswith("js-off-")]
+
+
+POS_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>a web POS</title>
+<pre id="out">not run</pre>
+<img src="/hold" alt="">
+<script type="module">
+const out = document.getElementById("out");
+const log = {};
+const step = (name) => { log.step = name; out.textContent = "not run: " + name; };
+try {
+  step("import");   // a dynamic import, so that a refused or broken module is reported here too
+  const {Client, IndexedDBStorage, InvoiceBuilder, OfflineQueue, Unauthorized} = await import("%(base)s/sdk/fiscal.mjs");
+  step("seal");
+  const storage = new IndexedDBStorage({name: "pos-under-test"});
+  const online = new Client({baseUrl: "%(base)s", token: "%(token)s", queue: new OfflineQueue({storage})});
+  const rates = await online.taxGroups.rates();
+  step("sale");
+  const sale = (cashier) => new InvoiceBuilder({merchantNif: "308123456", outletId: "outlet-kin001",
+    posTerminalId: "chromium-01", cashierId: cashier, rates})
+    .item({code: "CONS-001", quantity: 2, unitPrice: "500.00", taxGroup: "TG03"});
+  log.sealed = (await online.invoices.create(sale("chromium-0"), {idempotencyKey: "chromium-0"})).fiscal_number;
+  step("queue");
+  const away = new Client({baseUrl: "%(closed)s", token: "%(token)s", queue: new OfflineQueue({storage})});
+  log.handle = await away.invoices.create(sale("chromium-1"), {idempotencyKey: "chromium-1"});
+  step("flush");
+  const later = new OfflineQueue({storage: new IndexedDBStorage({name: "pos-under-test"})});   // as after a reload
+  new Client({baseUrl: "%(base)s", token: "%(token)s", queue: later});
+  log.pending = (await later.pending()).map((d) => d.idempotencyKey);
+  log.flushed = await later.flush();
+  log.statuses = (await later.drafts()).map((d) => [d.idempotencyKey, d.status, d.response?.fiscal_number ?? null]);
+  try { await new Client({baseUrl: "%(base)s", token: "W".repeat(20)}).taxGroups.list(); }
+  catch (err) { log.unauthorized = [err instanceof Unauthorized, err.status, err.field]; }
+  out.textContent = JSON.stringify(log);
+} catch (err) {
+  out.textContent = "FAILED " + err.name + ": " + err.message + " " + JSON.stringify(log);
+}
+await fetch("/done", {method: "POST", body: out.textContent});
+</script>
+"""
+
+
+@pytest.mark.slow
+def test_chromium_imports_the_module_from_the_daemon_and_queues_in_indexeddb(served):
+    """A page of another origin (allowed with --cors-origin) imports /sdk/fiscal.mjs from the daemon
+    as a module script, seals through CORS (a preflight for Authorization and Idempotency-Key),
+    queues a sale for an unreachable daemon in IndexedDB, and flushes it from a new queue object."""
+    served.pages.html["/pos.html"] = POS_PAGE % {"base": served.base, "token": TOKEN,
+                                                  "closed": "http://127.0.0.1:%d" % free_port()}
+    dom = browser.dump_dom(served.pages.origin + "/pos.html", budget_ms=None)
+    text = html.unescape(re.search(r'<pre id="out">(.*?)</pre>', dom, re.S).group(1))
+    assert text == served.pages.result, (text, served.pages.result)   # the page finished before its dump
+    assert not text.startswith(("FAILED", "not run")), text
+    log = json.loads(text)
+    assert log["handle"]["status"] == "queued" and "fiscal_number" not in log["handle"]
+    assert log["pending"] == ["chromium-1"]
+    assert log["flushed"] == {"fiscalized": 1, "error": 0, "queued": 0}
+    sealed = {i["fiscal_number"]: i["invoice"]["cashier_id"] for i in served.listing()}
+    assert sealed[log["sealed"]] == "chromium-0"
+    assert [s[:2] for s in log["statuses"]] == [["chromium-0", "fiscalized"], ["chromium-1", "fiscalized"]]
+    assert sealed[log["statuses"][1][2]] == "chromium-1"
+    assert list(sealed.values()).count("chromium-1") == 1
+    assert log["unauthorized"] == [True, 401, "Authorization"]
