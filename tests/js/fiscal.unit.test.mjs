@@ -329,6 +329,18 @@ test("storage that returns damaged drafts is OfflineQueueCorrupt, with what it r
   assert.ok(await new OfflineQueue({ storage: badStatus }).pending().catch((e) => e) instanceof OfflineQueueCorrupt);
 });
 
+test("a storage driver that cannot write is OfflineQueueCorrupt, and nothing is sent unstored", async () => {
+  const full = new MemoryStorage();
+  full.save = () => { throw new DOMException("the quota is exceeded", "QuotaExceededError"); };
+  const { fetch, calls } = fakeFetch(() => ok(SEALED));
+  const client = new Client({ baseUrl: BASE, fetch, queue: new OfflineQueue({ storage: full }) });
+  const err = await client.invoices.create(SAMPLE, { idempotencyKey: "k1" }).then(() => null, (e) => e);
+  assert.ok(err instanceof OfflineQueueCorrupt, String(err));
+  assert.equal(err.cause.name, "QuotaExceededError");
+  assert.match(err.detail, /failed to save a draft/);
+  assert.equal(calls.length, 0);
+});
+
 test("the builder makes sample 002 exactly: canonical order, groups and totals by the device's rule", () => {
   const rates = { TG02: 160000, TG03: 160000, TG01: 0 };
   const built = new InvoiceBuilder({ merchantNif: SAMPLE.merchant_nif, outletId: SAMPLE.outlet_id,

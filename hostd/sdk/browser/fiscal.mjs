@@ -264,7 +264,7 @@ class Invoices {
    *   `qr_payload`, `fiscal_authority_id`, ...) or the queued handle
    */
   async create(doc, { idempotencyKey } = {}) {
-    const invoice = doc instanceof InvoiceBuilder ? doc.build() : doc;
+    const invoice = typeof doc?.build === "function" ? doc.build() : doc;   // a builder (of any copy of this module)
     const body = JSON.stringify(invoice);
     const queue = this.client.queue;
     if (queue === null) {
@@ -674,20 +674,28 @@ export class OfflineQueue {
   }
 
   /**
+   * One storage call. A driver's own failure (quota, a closed database, I/O) becomes
+   * OfflineQueueCorrupt with it as `cause`: the queue can no longer be trusted to hold what the
+   * POS was told it holds, and every error of this SDK is a FiscalError.
+   */
+  async store(what, call) {
+    try {
+      return await call();
+    } catch (exc) {
+      if (exc instanceof FiscalError) throw exc;
+      throw new OfflineQueueCorrupt(`the offline queue's storage failed to ${what}: ${exc?.message ?? exc}`,
+        { cause: exc });
+    }
+  }
+
+  /**
    * Every stored draft, oldest first, checked: storage that returns anything that is not a
    * well-formed draft raises OfflineQueueCorrupt with what it returned (`exported`).
    * @param {string} [status]
    * @returns {Promise<Draft[]>}
    */
   async drafts(status) {
-    let rows;
-    try {
-      rows = await this.storage.list(status);
-    } catch (exc) {
-      if (exc instanceof FiscalError) throw exc;
-      throw new OfflineQueueCorrupt(`the offline queue's storage cannot be read: ${exc?.message ?? exc}`,
-        { cause: exc });
-    }
+    const rows = await this.store("read the drafts", () => this.storage.list(status));
     if (!Array.isArray(rows)) {
       throw new OfflineQueueCorrupt("the offline queue's storage did not return a list", { exported: [rows] });
     }
@@ -720,7 +728,7 @@ export class OfflineQueue {
     this.lastSeq = Math.max(this.lastSeq + 1, now);   // oldest first, even within a millisecond
     const draft = { id: randomKey("draft-"), seq: this.lastSeq, idempotencyKey: idempotencyKey ?? randomKey("sdk-"),
       body, created: now, status: "draft", attempts: 0 };
-    await this.storage.save(draft);
+    await this.store("save a draft", () => this.storage.save(draft));
     return draft;
   }
 
@@ -747,16 +755,18 @@ export class OfflineQueue {
       } catch (exc) {
         if (exc instanceof DeviceUnavailable || exc instanceof RateLimited) {
           last = exc;
-          await this.storage.mark(draft.id, "queued", { attempts: tried, error: { code: exc.code, detail: exc.detail } });
+          await this.store("mark a draft", () => this.storage.mark(draft.id, "queued",
+            { attempts: tried, error: { code: exc.code, detail: exc.detail } }));
           continue;
         }
         const envelope = exc instanceof FiscalError ? exc.envelope : {};
-        await this.storage.mark(draft.id, "error", { attempts: tried,
-          error: Object.keys(envelope).length ? envelope : { code: exc?.code ?? "SDK_ERROR", detail: String(exc?.message ?? exc) } });
+        await this.store("mark a draft", () => this.storage.mark(draft.id, "error", { attempts: tried,
+          error: Object.keys(envelope).length ? envelope : { code: exc?.code ?? "SDK_ERROR", detail: String(exc?.message ?? exc) } }));
         this.hook("error", draft, exc);
         throw exc;
       }
-      await this.storage.mark(draft.id, "fiscalized", { attempts: tried, response: answer.payload });
+      await this.store("mark a draft", () => this.storage.mark(draft.id, "fiscalized",
+        { attempts: tried, response: answer.payload }));
       this.hook("fiscalized", draft, answer.payload);
       return answer.payload;
     }
@@ -800,15 +810,9 @@ export class OfflineQueue {
 
   /** Delete every draft (after OfflineQueueCorrupt, once `exported` was saved). */
   async reset() {
-    let rows;
-    try {
-      rows = await this.storage.list();
-    } catch (exc) {
-      throw new OfflineQueueCorrupt(`the offline queue's storage cannot be read: ${exc?.message ?? exc}`,
-        { cause: exc });
-    }
+    const rows = await this.store("read the drafts", () => this.storage.list());
     for (const row of Array.isArray(rows) ? rows : []) {
-      if (row && typeof row.id === "string") await this.storage.delete(row.id);
+      if (row && typeof row.id === "string") await this.store("delete a draft", () => this.storage.delete(row.id));
     }
     this.lastSeq = null;
   }
