@@ -98,6 +98,8 @@ export class RateLimited extends FiscalError {
 /**
  * 503, or the daemon could not be reached at all (network failure, timeout): nothing was sealed
  * that this answer knows of; retry with the same Idempotency-Key (the offline queue does).
+ * In a browser, a page whose origin the daemon does not allow (`--cors-origin`) also lands here:
+ * the browser hides the daemon's 403 from the page and reports a network failure.
  */
 export class DeviceUnavailable extends FiscalError {
   static code = "DEVICE_UNAVAILABLE";
@@ -209,7 +211,8 @@ export class Client {
 
   /**
    * One API call: the answer's envelope, or the typed error of its code.
-   * A network failure or a timeout is DeviceUnavailable (retryAfter null): nothing is known sealed.
+   * A network failure or a timeout is DeviceUnavailable (retryAfter null): whether a seal was made
+   * is then unknown, and a retry with the same Idempotency-Key gets the daemon's first answer.
    * @param {string} method
    * @param {string} path
    * @param {{doc?: unknown, body?: string, key?: ?string}} [request] a JSON document, or a body
