@@ -28,6 +28,7 @@ from hostd.api.pages import Pages
 from hostd.api.receipts import Receipts
 from hostd.api.replies import Refusal, error_response
 from hostd.api.sync import Sync
+from hostd.api.scripts import Scripts
 from hostd.api.webhooks import Webhooks
 from hostd.books import envelope
 from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnavailable
@@ -35,7 +36,8 @@ from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnava
 # Every resource module, in the order their routes are added (Batch before Invoices: the batch
 # path must not be taken for a fiscal number); hostd/api/openapi.py describes each route they
 # serve (tests/test_openapi.py fails when a route is missing there).
-RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages)
+RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages,
+             Scripts)
 SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
 log = logging.getLogger("fiscal.api")
 __all__ = ("Api", "MAX_BODY", "MAX_QUEUE", "RESOURCES", "errors_middleware")

@@ -99,6 +99,9 @@ OPERATIONS = (
     op("GET", "/health", "Device reachable, journal fill, store writable (503 when not fit to seal)", "Health",
        auth=False, errors=("INTERNAL_ERROR",)),
     op("GET", "/api/v1/openapi.json", "This document", "OpenApi", auth=False, errors=("INTERNAL_ERROR",)),
+    op("GET", "/sdk/fiscal.mjs", "The browser SDK: one ES module for web POS (public code, no token; the page's "
+       "origin needs --cors-origin)", "Script", auth=False, errors=("FORBIDDEN", "INTERNAL_ERROR"),
+       content="text/javascript"),
 )
 
 _STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
@@ -199,6 +202,7 @@ SCHEMAS = {
                          "last_error": {"type": ["string", "null"]}, "last_success": {"type": ["string", "null"]},
                          "last_attempt": {"type": ["string", "null"]}}, required=["authority", "acknowledged_seq"],
                         additionalProperties=True),
+    "Script": {"type": "string", "description": "a JavaScript module (hostd/sdk/browser/fiscal.mjs)"},
     "Error": _obj({"status": {"const": "error"}, "code": {"enum": sorted(HTTP_FOR)}, "detail": _STR,
                    "field": _STR, "retry_after": _INT, "device_code": _STR}, required=["status", "code", "detail"]),
 }
