@@ -7,14 +7,16 @@ reproduces what the real stack does, no less and no more:
 - the pure-Python signer the emulator runs (device/signer.py) on a ~300-byte record body, and
   OpenSSL's deterministic ECDSA (pyca/cryptography) for reference;
 - a durable flash program: ``os.pwrite`` of 320 bytes + ``os.fdatasync`` into an existing file, as
-  device/emu_flash.py does per program (a COMMIT is about 2 programs);
-- a pty round trip: a child echoing on the master of a raw-mode pty (device/emulator.py's setup);
-  also through pyserial two ways: ``read(4096)`` with ``timeout=0.05`` (it returns only when 4096
-  bytes came or the timeout ran out: the trap hostd/link/client.py once fell into) and the
-  ``read(in_waiting or 1)`` idiom hostd/link/client.py now uses;
+  device/emu_flash.py does once per sealed record;
+- a pty round trip: a child echoing on the master of a raw-mode pty (device/emulator.py's setup),
+  through pyserial with the ``read(in_waiting or 1)`` idiom hostd/link/client.py uses; also raw
+  ``os.read``/``os.write``, and pyserial ``read(4096)`` with ``timeout=0.05`` (it returns only when
+  4096 bytes came or the timeout ran out: the trap hostd/link/client.py once fell into);
 - an HTTP round trip over a unix socket to a trivial aiohttp app in its own process, driven by
   hostd/sdk/transport.py ``request()`` like the real bench;
-- one SQLite commit with the daemon's settings (hostd/store/store.py: WAL, synchronous=FULL).
+- one SQLite commit with the daemon's settings (hostd/store/store.py: WAL, synchronous=FULL);
+- for ``fiscal verify``: the bare ECDSA checks (hostd.books.keys.fast_verifier) of an export's
+  records beside the whole load_export + verify_export of the same export (``verify_figures``).
 Nothing here asserts on time (docs/CONTRIBUTING.md).
 """
 
@@ -22,6 +24,7 @@ import hashlib
 import os
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,12 +57,13 @@ web.run_app(app, path=sys.argv[1], print=None, access_log=None, handle_signals=T
 
 
 def stats(durations, elapsed=None):
-    """{n, rate (calls/s over the whole loop), p50_ms, p99_ms, mean_ms} of per-call durations (s)."""
+    """{n, rate, p50_ms, p99_ms, mean_ms} of per-call durations (s); rate is calls per second of
+    ``elapsed`` (the whole loop's wall time: concurrent calls overlap) or of their sum."""
     ordered = sorted(durations)
     n = len(ordered)
     total = elapsed if elapsed is not None else sum(ordered)
     return {"n": n, "rate": n / total, "p50_ms": 1000 * ordered[n // 2],
-            "p99_ms": 1000 * ordered[min(n - 1, int(n * 0.99))], "mean_ms": 1000 * total / n}
+            "p99_ms": 1000 * ordered[min(n - 1, int(n * 0.99))], "mean_ms": 1000 * sum(ordered) / n}
 
 
 def timed(fn, seconds, least=5, most=100000):
@@ -203,3 +207,62 @@ def measure_floors(seconds):
                 "http": http_floor(seconds, workdir)}
     finally:
         shutil.rmtree(workdir)
+
+
+def signed_pairs(records):
+    """[(signing input, signature)] of an export's records, as the verifier checks them: each
+    record signs the chain hash before it (genesis for record 1, a checkpoint's own prev field for
+    an export that starts at one) and its body, the record without its last 64 bytes."""
+    from protocol import record
+
+    fields = record.decode(records[0])[0]
+    prev = record.genesis() if fields[record.K_SEQ] == 1 else fields[record.K_PREV]
+    pairs = []
+    for rec in records:
+        pairs.append((record.signing_input(prev, rec[:-record.SIG_LEN]), rec[-record.SIG_LEN:]))
+        prev = record.record_hash(prev, rec)
+    return pairs
+
+
+def verify_figures(export, seconds=2.0, most=3):
+    """What ``fiscal verify`` costs on this export beside the bare signature checks it contains.
+
+    ``full``: load_export + verify_export of the export bytes (what ``fiscal verify`` runs).
+    ``bare``: only fast_verifier over the same records' signing inputs (``signed_pairs``). Passes
+    alternate, so a noisy moment hits both, until ``seconds`` passed (1 to ``most`` each); the
+    fastest pass of each counts, as noise only ever adds time. Returns (the export's summary,
+    figures); raises the export's VerificationFailed when it does not verify."""
+    from hostd.books.export import load_export, verify_export
+    from hostd.books.keys import fast_verifier
+
+    full, bare = [], []
+    start = time.perf_counter()
+    while not full or (len(full) < most and time.perf_counter() - start < seconds):
+        t0 = time.perf_counter()
+        doc = load_export(export)
+        summary = verify_export(doc)
+        full.append(time.perf_counter() - t0)
+        if len(full) == 1:
+            check = fast_verifier(bytes.fromhex(doc["public_key"]))
+            pairs = signed_pairs([bytes.fromhex(r) for r in doc["records"]])
+        t0 = time.perf_counter()
+        for message, sig in pairs:
+            if not check(message, sig):
+                raise RuntimeError("bench: a record verify_export accepted fails the bare check")
+        bare.append(time.perf_counter() - t0)
+    n = len(pairs)
+    return summary, {"records": n, "export_bytes": len(export), "passes": len(full),
+                     "full_rate": n / min(full), "full_s": min(full), "bare_rate": n / min(bare), "bare_s": min(bare)}
+
+
+def median_tree(docs):
+    """Field-wise median of same-shaped dicts: numbers give their median, booleans are true only
+    if true in every doc, anything else is the first doc's. Why: --runs N reports medians."""
+    first = docs[0]
+    if isinstance(first, dict):
+        return {k: median_tree([d[k] for d in docs]) for k in first}
+    if isinstance(first, bool):
+        return all(docs)
+    if isinstance(first, (int, float)):
+        return statistics.median(docs)
+    return first

@@ -1,0 +1,53 @@
+"""tools/bench and tools/bench_scale run end to end and print what they promise (issue 15).
+
+Only that they run and report consistent figures: nothing here asserts on time
+(docs/CONTRIBUTING.md); the figures themselves are for people to read.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RATIOS = {"single_p50_vs_primitives", "c16_vs_signer", "batch_vs_signer", "verify_vs_bare"}
+
+
+def run_tool(*args, timeout=180):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", args[0])] + list(args[1:]),
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_bench_quick_json_has_the_four_ratios_and_a_verified_journal():
+    doc = run_tool("bench", "--quick", "--json")
+    assert set(doc["ratios"]) == RATIOS
+    for name, value in doc["ratios"].items():
+        assert isinstance(value, float) and value > 0, (name, value)
+        assert doc["ratio_runs"][name] == [value]
+    journal = doc["journal"]
+    assert journal["verified"] is True
+    assert journal["sent"] == journal["distinct_fiscal_numbers"] == journal["journal_invoices"] == journal["counter"]
+    e2e = doc["end_to_end"]
+    assert journal["sent"] == sum(e2e[p]["n"] for p in ("warmup", "one_client", "clients_16")) + e2e["batch"]["invoices"]
+    assert e2e["batch"]["per_request"] == 100 and e2e["batch"]["requests"] >= 1
+    parts = doc["model"]["parts_ms"]
+    assert set(parts) == {"http_rtt", "pty_rtt", "sign", "flash_program", "sqlite_commit"}
+    assert doc["model"]["sum_ms"] == pytest.approx(sum(parts.values()))
+    assert doc["ratios"]["single_p50_vs_primitives"] == pytest.approx(e2e["one_client"]["p50_ms"] / doc["model"]["sum_ms"])
+    assert doc["verify"]["records"] == journal["journal_records"]
+
+
+def test_bench_scale_smoke_at_1000_invoices():
+    doc = run_tool("bench_scale", "--max", "1000", "--quick", "--requests", "50", "--json")
+    assert doc["stopped"] is None and doc["failed"] is False
+    [point] = doc["points"]
+    assert point["invoices"] == 1000 and point["device"]["counter"] == 1000
+    assert set(point["reads"]) == {"get_by_number", "list_page1", "list_queued", "list_synced", "status"}
+    assert all(r["n"] == 50 for r in point["reads"].values())
+    assert point["restart"]["ready_s"] >= point["restart"]["socket_s"] > 0
+    assert all(v == 1.0 for v in point["p99_vs_first"].values())
