@@ -16,9 +16,13 @@ SAMPLES = os.path.join(ROOT, "samples")
 
 
 def sample(name="invoice-002-services.json", **changes):
-    """Sample invoice JSON bytes with top-level or dotted changes (e.g. cashier_id="c-2")."""
+    """Sample invoice JSON bytes with top-level or dotted changes (e.g. cashier_id="c-2"), authored
+    now (the device refuses a timestamp outside its profile's window around its clock) unless a
+    change sets ``timestamp``."""
     with open(os.path.join(SAMPLES, name)) as fh:
         doc = json.load(fh)
+    if "timestamp" in doc:
+        doc["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for path, value in changes.items():
         target, keys = doc, path.split("__")
         for key in keys[:-1]:

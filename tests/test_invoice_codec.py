@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from hostd.intake.canonical import to_canonical
 from hostd.errors import InvalidPayload
-from protocol import cbor, invoice, taxgroups, timefmt
+from protocol import cbor, invoice, profile_host, taxgroups, timefmt
 from protocol.errors import InvoiceError
 from tests.devkit import make_invoice
+
+GROUPS = profile_host.default()["groups"]
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
 
@@ -36,17 +38,19 @@ def test_time_codec_refuses_other_spellings(text):
 
 
 def test_rate_in_force_follows_effective_from():
-    manifest = taxgroups.MANIFEST + (("TG02", "Standard VAT \u2014 Goods", 180000, "2027-01-01T00:00:00Z"),)
+    profile = profile_host.load("seed-tg")
+    profile["groups"].append(["TG02", "Standard VAT \u2014 Goods", 180000, "2027-01-01T00:00:00Z"])
+    manifest = profile["groups"]
     assert taxgroups.in_force("TG02", "2026-12-31T23:59:59Z", manifest)[2] == 160000
     assert taxgroups.in_force("TG02", "2027-01-01T00:00:00Z", manifest)[2] == 180000
     doc = make_invoice(lines=((1000, 100000, "TG02"),), timestamp="2027-01-02T00:00:00Z")
     with pytest.raises(InvoiceError) as info:
-        invoice.check(doc, manifest)     # built with the 16 % manifest
+        invoice.check(doc, profile)     # built with the 16 % profile
     assert info.value.name == "TAX_RATE_MISMATCH"
-    assert len(taxgroups.codes()) == 14
+    assert len(taxgroups.codes(GROUPS)) == 14
 
 
-@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.integers(0, 10 ** 8), st.sampled_from(taxgroups.codes())),
+@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.integers(0, 10 ** 8), st.sampled_from(taxgroups.codes(GROUPS))),
                 min_size=1, max_size=20))
 @settings(max_examples=300)
 def test_totals_rule_against_exact_decimal_arithmetic(lines):
@@ -55,7 +59,7 @@ def test_totals_rule_against_exact_decimal_arithmetic(lines):
     for code, base, tax in summary["groups"]:
         exact = sum(Decimal(q) * p for q, p, g in lines if g == code) / 1000
         assert base == int(exact.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
-        rate = taxgroups.in_force(code, doc[6])[2]
+        rate = taxgroups.in_force(code, doc[6], GROUPS)[2]
         assert tax == int((Decimal(base) * rate / 10 ** 6).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
     assert summary["total"] == summary["subtotal"] + summary["total_vat"]
     assert invoice.decode(cbor.encode(doc))[1] == summary
