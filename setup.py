@@ -14,5 +14,7 @@ DATA = {"fiscal_data." + folder: folder for folder in ("samples", "board", "udev
 setup(
     packages=find_packages(include=["protocol*", "device*", "hostd*"]) + sorted(DATA),
     package_dir=DATA,
-    package_data=dict({name: ["*"] for name in DATA}, protocol=["*.md"], **{"hostd.sdk": ["py.typed"]}),
+    # hostd.sdk: the typing marker, and the browser SDK the daemon serves at GET /sdk/fiscal.mjs
+    package_data=dict({name: ["*"] for name in DATA}, protocol=["*.md"],
+                      **{"hostd.sdk": ["py.typed", "browser/fiscal.mjs"]}),
 )

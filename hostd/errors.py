@@ -37,6 +37,14 @@ class DeviceTimeout(DeviceUnavailable):
     code = "DEVICE_TIMEOUT"
 
 
+class JournalFull(DeviceUnavailable):
+    """The device journal has no room for the invoice now; the daemon archives and reclaims it
+    (HTTP 503 with ``device_code`` JOURNAL_FULL: retry with the same Idempotency-Key)."""
+
+    device_code = "JOURNAL_FULL"
+    retry = 2
+
+
 class DeviceBusy(HostdError):
     """The device has no room for another open PREPARE right now (HTTP 429, Retry-After)."""
 
@@ -82,6 +90,17 @@ class InvalidRequest(HostdError):
 
     code = "INVALID_REQUEST"
     exit_code = 2
+
+
+class KeyReused(HostdError):
+    """An Idempotency-Key sent again with a different body (HTTP 422): the first body's answer
+    stays the key's answer."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    exit_code = 2
+
+    def __init__(self, detail="this Idempotency-Key was used with a different body"):
+        HostdError.__init__(self, detail, "Idempotency-Key")
 
 
 class DeviceRefused(HostdError):
@@ -133,3 +152,47 @@ class ConfigError(HostdError):
 
     code = "INVALID_CONFIG"
     exit_code = 2
+
+
+class UploadRefused(HostdError):
+    """The authority (hostd/authority/) refused an upload; nothing of it was stored. ``status`` is
+    the HTTP status it answers, ``seq`` the record at fault (docs/SYNC.md "Errors")."""
+
+    code = "SYNC_INVALID"
+    status = 400
+    exit_code = 2
+
+    def __init__(self, detail, field=None, seq=None, expected_seq=None):
+        HostdError.__init__(self, detail, field)
+        self.seq = seq
+        self.expected_seq = expected_seq
+        self.rule = None   # the verifier's rule (VERIFY_SIGNATURE, ...) when a record failed it
+
+
+class UploadUncertified(UploadRefused):
+    """No certificate, or one no trusted authority key signed, or one for another device or key."""
+
+    code = "SYNC_CERTIFICATE"
+    status = 403
+
+
+class UploadForged(UploadRefused):
+    """A record fails the checks of ``fiscal verify`` (signature, chain, counters, time, schema),
+    or an invoice's canonical bytes are not the ones its record signs."""
+
+    code = "SYNC_FORGED"
+    status = 422
+
+
+class UploadConflict(UploadRefused):
+    """A record the authority already holds, sent again with other bytes (duplicated-but-different)."""
+
+    code = "SYNC_CONFLICT"
+    status = 409
+
+
+class UploadGap(UploadRefused):
+    """Records that do not continue the chain the authority holds; ``expected_seq`` says where to resume."""
+
+    code = "SYNC_GAP"
+    status = 409

@@ -147,69 +147,104 @@ def profiles_for(profile):
     return known
 
 
+def new_state(profile=None):
+    """A fresh walk's state: nothing seen, the profiles it may meet known (``profile`` as in
+    :func:`verify_records`)."""
+    st = _State()
+    st.books = Books(profiles_for(profile), profile)
+    return st
+
+
+def step(st, rec, index, check_sig):
+    """Check one record against the walk's state ``st`` (from :func:`new_state` for the first) and
+    advance it; return the record's fields. On a VerifyError ``st`` is left part-way: start again."""
+    fields, body, sig = record.decode(rec, index)
+    if len(rec) > record.MAX_RECORD:
+        fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
+    rtype = schema.check_fields(fields, index, st.books.profile)
+    if index == 0:
+        _start(st, fields, rtype, index)
+    if fields[record.K_SEQ] != st.seq + 1:
+        fail("VERIFY_COUNTER", index, "sequence number is %d, expected %d (a record is missing, added or "
+             "out of order)" % (fields[record.K_SEQ], st.seq + 1))
+    if rtype == record.CHECKPOINT:
+        _check_checkpoint(st, fields, index, index == 0)
+    if rtype == record.CLOSURE and index > 0 and fields[record.K_PREV] != st.prev:
+        fail("VERIFY_CHAIN", index, "closure prev is not the hash of record %d" % (fields[record.K_SEQ] - 1))
+    if not p256.is_low_s(sig):
+        fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
+    if not check_sig(record.signing_input(st.prev, body), sig):
+        fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key over the previous "
+             "record's hash")
+    if st.device is None:
+        st.device = fields[record.K_DEVICE]
+    elif fields[record.K_DEVICE] != st.device:
+        fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (st.device, fields[record.K_DEVICE]))
+    want = st.counter + 1 if rtype == record.INVOICE else st.counter
+    if fields[record.K_COUNTER] != want:
+        fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
+    _check_time(st, fields, rtype, index)
+    if rtype == record.INVOICE:
+        _check_invoice(st, fields, index)
+    elif rtype == record.EVENT:
+        st.books.event(fields, index, st.counter)
+    st.seq, st.counter = fields[record.K_SEQ], want
+    st.prev = record.record_hash(st.prev, rec)
+    st.hashes[st.seq] = st.prev
+    if rtype == record.CLOSURE:
+        if index == 0:
+            st.books.start_closure(fields, st.prev, index)
+        else:
+            st.books.closure(fields, index, st.prev)
+        st.closures.append(st.seq)
+    else:
+        st.books.add(st.prev, fields, rtype)
+    return fields
+
+
+class Walker:
+    """The same checks one record at a time, the state kept between calls: a receiver that gets a
+    journal in pieces (the authority, hostd/authority/) verifies each piece as it comes, exactly
+    as ``verify_records`` would the whole. After a VerifyError the walker is spent."""
+
+    def __init__(self, public_key, verify_sig=None, profile=None):
+        self.check_sig = verify_sig or pure_verifier(public_key)
+        if verify_sig is not None:
+            p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
+        self.state = new_state(profile)
+        self.count = 0
+        self.first = 0
+
+    def feed(self, rec):
+        fields = step(self.state, rec, self.count, self.check_sig)
+        if self.count == 0:
+            self.first = fields[record.K_SEQ]
+        self.count += 1
+        return fields
+
+    def summary(self):
+        st = self.state
+        books = st.books
+        return {"records": self.count, "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
+                "first_seq": self.first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
+                "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived,
+                "closures": st.closures, "profile_hash": books.profile_hash,
+                "profile_id": books.profile["id"] if books.profile else None,
+                "credit_root": None if books.root in (None, "unknown") else books.root,
+                "unchecked": books.unchecked}
+
+
 def verify_records(records, public_key, verify_sig=None, progress=None, profile=None):
     """Verify a journal or a journal segment; return a summary dict, or raise VerifyError at the
     first bad record. ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key;
     ``progress`` is called with the number of records checked so far; ``profile`` the canonical
     CBOR of the country profile the journal names, when it is not a shipped one."""
-    check_sig = verify_sig or pure_verifier(public_key)
-    if verify_sig is not None:
-        p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
-    st = _State()
-    st.books = Books(profiles_for(profile), profile)
+    walker = Walker(public_key, verify_sig, profile)
     for index in range(len(records)):
-        rec = records[index]
-        fields, body, sig = record.decode(rec, index)
-        if len(rec) > record.MAX_RECORD:
-            fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
-        rtype = schema.check_fields(fields, index, st.books.profile)
-        if index == 0:
-            _start(st, fields, rtype, index)
-        if fields[record.K_SEQ] != st.seq + 1:
-            fail("VERIFY_COUNTER", index, "sequence number is %d, expected %d (a record is missing, added or "
-                 "out of order)" % (fields[record.K_SEQ], st.seq + 1))
-        if rtype == record.CHECKPOINT:
-            _check_checkpoint(st, fields, index, index == 0)
-        if rtype == record.CLOSURE and index > 0 and fields[record.K_PREV] != st.prev:
-            fail("VERIFY_CHAIN", index, "closure prev is not the hash of record %d" % (fields[record.K_SEQ] - 1))
-        if not p256.is_low_s(sig):
-            fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
-        if not check_sig(record.signing_input(st.prev, body), sig):
-            fail("VERIFY_SIGNATURE", index, "signature does not verify with this public key over the previous "
-                 "record's hash")
-        if st.device is None:
-            st.device = fields[record.K_DEVICE]
-        elif fields[record.K_DEVICE] != st.device:
-            fail("VERIFY_RECORD", index, "device id changes from %s to %s" % (st.device, fields[record.K_DEVICE]))
-        want = st.counter + 1 if rtype == record.INVOICE else st.counter
-        if fields[record.K_COUNTER] != want:
-            fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
-        _check_time(st, fields, rtype, index)
-        if rtype == record.INVOICE:
-            _check_invoice(st, fields, index)
-        elif rtype == record.EVENT:
-            st.books.event(fields, index, st.counter)
-        st.seq, st.counter = fields[record.K_SEQ], want
-        st.prev = record.record_hash(st.prev, rec)
-        st.hashes[st.seq] = st.prev
-        if rtype == record.CLOSURE:
-            if index == 0:
-                st.books.start_closure(fields, st.prev, index)
-            else:
-                st.books.closure(fields, index, st.prev)
-            st.closures.append(st.seq)
-        else:
-            st.books.add(st.prev, fields, rtype)
+        walker.feed(records[index])
         if progress is not None:
             progress(index + 1)
-    first = record.decode(records[0])[0][record.K_SEQ] if records else 0
-    return {"records": len(records), "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
-            "first_seq": first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
-            "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived,
-            "closures": st.closures, "profile_hash": st.books.profile_hash,
-            "profile_id": st.books.profile["id"] if st.books.profile else None,
-            "credit_root": None if st.books.root in (None, "unknown") else st.books.root,
-            "unchecked": st.books.unchecked}
+    return walker.summary()
 
 
 _HEAD = {record.H_FORMAT: str, record.H_DEVICE: str, record.H_SEQ: int, record.H_COUNTER: int,

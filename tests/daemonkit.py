@@ -79,11 +79,12 @@ class Pos:
 class Stack:
     """An emulator and a daemon as separate processes, so the daemon can die alone."""
 
-    def __init__(self, tmp_path, seed=11):
+    def __init__(self, tmp_path, seed=11, journal_kib=None):
         self.profile = str(tmp_path / "profile")
         self.socket = str(tmp_path / "api.sock")
         self.db = str(tmp_path / "fiscal.sqlite")
-        self.emulator, _ = start_emulator(self.profile, ["--seed", str(seed)])
+        self.emulator, _ = start_emulator(self.profile, ["--seed", str(seed)] +
+                                          (["--journal-kib", str(journal_kib)] if journal_kib else []))
         self.daemon = None
         self.pos = Pos(self.socket)
 

@@ -62,20 +62,36 @@ def test_fiscal_up_seals_both_seed_shapes_over_curl(up):
         assert doc["payload"]["signed_record"] + doc["payload"]["signature"] in records
 
 
-@pytest.mark.parametrize("step", ["after_prepare", "after_commit_sent", "after_commit_answered"])
-def test_kill9_daemon_at_each_step_then_retry(stack, step):
+@pytest.mark.parametrize("flow,step", [("1p", "after_commit_sent"), ("1p", "after_commit_answered"),
+                                       ("2p", "after_prepare"), ("2p", "after_commit_sent"),
+                                       ("2p", "after_commit_answered")])
+def test_kill9_daemon_at_each_step_then_retry(stack, flow, step):
+    """One call (SEAL: killed with the frame out, or with the answer read but not stored) and two
+    phase (killed after PREPARE, after COMMIT was sent, after it was answered): the POS's retry
+    with the same key always gets one seal, byte for byte."""
     stack.start_daemon(crash_at=step)
-    body = sample(cashier_id="crash-" + step)
+    body = sample(cashier_id="crash-%s-%s" % (flow, step))
+    key = "K-%s-%s" % (flow, step)
+
+    nonce = []
+
+    def seal():
+        if flow == "1p":
+            return stack.pos.post("/api/v1/invoices", body, key=key)
+        if not nonce:                           # the POS keeps the nonce its prepare answered
+            status, data = stack.pos.post("/api/v1/invoices/prepare", body, key=key)
+            assert status == 200, data
+            nonce.append(json.loads(data)["payload"]["nonce"])
+        return stack.pos.post("/api/v1/invoices/commit", json.dumps({"nonce": nonce[0]}).encode())
     with pytest.raises(Exception):
-        stack.pos.seal(body, key="K-" + step)   # the daemon dies under this request
+        seal()                                  # the daemon dies under this request
     assert stack.daemon.wait(10) == -signal.SIGKILL
     stack.start_daemon()
-    status, first = stack.pos.seal(body, key="K-" + step)
-    assert status == 200 and first["payload"]["counter"] == 1
-    again = stack.pos.post("/api/v1/invoices", body, key="K-" + step)
-    assert again[0] == 200 and json.loads(again[1]) == first
-    assert stack.pos.post("/api/v1/invoices", body, key="K-" + step) == again   # byte-identical replay
-    status, second = stack.pos.seal(sample(cashier_id="after"), key="K2-" + step)
+    status, data = seal()
+    first = json.loads(data)
+    assert status == 200 and first["payload"]["counter"] == 1, first
+    assert seal() == (status, data)             # byte-identical replay
+    status, second = stack.pos.seal(sample(cashier_id="after"), key="K2-%s-%s" % (flow, step))
     assert second["payload"]["counter"] == 2
     summary = verified_with_public_key_only(export_records(stack.pos))
     assert summary["invoices"] == 2 and summary["counter"] == 2

@@ -166,6 +166,6 @@ def test_client_archives_reads_live_records_and_gets_a_signed_head(emulator):
         fields = verify.verify_head(head["statement"], head["signature"], key)
         assert fields[record.H_SEQ] == answer["checkpoint_seq"] and fields[record.H_CHALLENGE] == b"auditor"
         with pytest.raises(VerifyError):
-            verify.verify_head(head["statement"], head["signature"][:-1] + b"\x00", key)
+            verify.verify_head(head["statement"], head["signature"][:-1] + bytes([head["signature"][-1] ^ 1]), key)
         assert dev.status(request_id=rid("arch-0"))["state"] == messages.UNKNOWN   # archived: the host dedupes
         assert dev.seal(rid("arch-new"), inv)[2] == sealed[-1][2] + 1

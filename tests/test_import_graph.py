@@ -15,7 +15,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Bottom first. A room may import any room before it in this list, and modules of its own room.
-ROOMS = ("errors", "store", "intake", "books", "link", "boards", "owner", "api", "daemon", "sdk", "cli")
+ROOMS = ("errors", "store", "intake", "books", "authority", "link", "boards", "owner", "api", "daemon", "sdk", "cli")
 LOOSE_OK = ("__init__.py", "__main__.py", "errors.py")
 
 

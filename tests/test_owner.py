@@ -64,17 +64,21 @@ def test_device_clock_ahead_of_host_is_not_a_refusal(tmp_path):
     assert status == 200 and json.loads(body)["payload"]["counter"] == 2
 
 
-def test_full_pending_table_is_busy_not_a_stored_refusal(tmp_path):
+def test_a_full_pending_table_does_not_stop_one_call_seals(tmp_path):
+    """Protocol 2: a one-call SEAL needs no PREPARE slot, so two-phase PREPAREs that hold every slot
+    never block it; a further two-phase PREPARE is busy (429), not a stored refusal."""
     bench = Bench(max_pending=1)
     owner, store = make_owner(tmp_path, bench)
     add(store, TWO_PHASE + "open", sample(cashier_id="open"))
     owner.prepare(TWO_PHASE + "open", 5)                     # the one pending slot is taken
     add(store, "1p:later", sample(cashier_id="later"))
-    with pytest.raises(DeviceBusy):
-        owner.seal("1p:later", 5)
-    assert store.request("1p:later")["state"] == "new"       # nothing stored as the answer
-    assert owner.abort(TWO_PHASE + "open", 5) == "aborted"
     assert owner.seal("1p:later", 5)[0] == 200
+    add(store, TWO_PHASE + "more", sample(cashier_id="more"))
+    with pytest.raises(DeviceBusy):
+        owner.prepare(TWO_PHASE + "more", 5)
+    assert store.request(TWO_PHASE + "more")["state"] == "new"   # nothing stored as the answer
+    assert owner.abort(TWO_PHASE + "open", 5) == "aborted"
+    assert owner.prepare(TWO_PHASE + "more", 5)["state"] == "prepared"
 
 
 def test_crash_between_mirroring_and_filing_is_repaired(tmp_path):
@@ -133,3 +137,32 @@ def test_a_device_that_stops_reading_cannot_hang_the_owner():
     os.close(master)
     os.close(slave)
     assert done == ["unavailable"]
+
+
+def test_an_export_catches_up_in_slices_and_is_built_off_the_owner(tmp_path):
+    """Issue 15: records the mirror lacks are read in slices of about ``limit`` (one owner job
+    each, so seals go between them), and the file is built from the store alone, ending at the
+    head the device signed even when more records were mirrored after it."""
+    from hostd.books.export import load_export, verify_export
+    from hostd.owner.archiving import export_file
+
+    bench = Bench(flash_size=256 * 1024)
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    canonical = to_canonical(sample())[0]
+    for i in range(200):   # sealed behind the owner's back: the mirror does not have them
+        owner.client.seal(record.request_id_for("behind-%d" % i), canonical)
+    start = store.journal_seq()
+    slices = []
+    while True:
+        more = owner.catch_up(5, limit=64)
+        slices.append(store.journal_seq())
+        if not more:
+            break
+    steps = [b - a for a, b in zip([start] + slices, slices)]
+    assert len(slices) >= 3 and max(steps) <= 64 + 63 and slices[-1] == bench.core.journal.last_seq, steps
+    info, head = owner.export_head(5)
+    owner.client.seal(record.request_id_for("after-head"), canonical)
+    owner.catch_up(5)                                 # mirrored, but after the head
+    summary = verify_export(load_export(export_file(store, None, info, head)))
+    assert summary["invoices"] == 200 and summary["last_seq"] == slices[-1]

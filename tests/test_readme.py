@@ -24,7 +24,7 @@ from hostd.cli.demo import start_up, stop_up
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANUAL = re.compile(r"\[manual: ([^\]]+)\]")
-EXPECTED_MANUAL = 17
+EXPECTED_MANUAL = 21
 ERROR = re.compile(r'"status":\s*"error"')
 
 
@@ -115,5 +115,5 @@ def test_every_readme_command_runs_as_written(place, tmp_path):
     assert len(manual) == EXPECTED_MANUAL, "manual commands now: %s" % manual
     assert {reason.split(";")[0] for _, reason in manual} <= {
         "needs a board", "changes the system", "runs until stopped", "it is the test suite",
-        "needs the installed service", "needs the listener above"}
+        "needs the installed service", "needs the listener above", "needs --sync-url"}
     assert ran >= 25

@@ -21,21 +21,25 @@ def pending(bench):
 
 
 def test_a_prepare_the_store_cannot_record_is_aborted_at_once(tmp_path, monkeypatch):
+    """Two-phase PREPARE (one-call seals use SEAL and hold no slot): the device holds a nonce the
+    store cannot record (disk full); it is aborted at once, and the next PREPARE succeeds."""
     bench = Bench()
     store = Store(str(tmp_path / "fiscal.sqlite"))
     owner = Owner("memory", store, client_factory=lambda path, timeout, on_sent: CoreClient(bench, on_sent=on_sent))
-    add(store, "1p:full", sample(cashier_id="full"))
+    add(store, "2p:full", sample(cashier_id="full"))
     real = store.set_prepared
 
     def disk_full(*args):
         raise sqlite3.OperationalError("database or disk is full")
     monkeypatch.setattr(store, "set_prepared", disk_full)
     with pytest.raises(StoreUnavailable):
-        owner.seal("1p:full", 5)
+        owner.prepare("2p:full", 5)
     assert pending(bench) == 0 and owner.slots.orphans == []   # the slot is back now, not at nonce expiry
-    assert store.request("1p:full")["state"] == "new"
+    assert store.request("2p:full")["state"] == "new"
     monkeypatch.setattr(store, "set_prepared", real)            # space returns
-    status, body = owner.seal("1p:full", 5)                     # the very next seal succeeds
+    prepared = owner.prepare("2p:full", 5)                      # the very next PREPARE succeeds
+    assert prepared["state"] == "prepared" and pending(bench) == 1
+    status, body = owner.seal("2p:full", 5)
     assert status == 200 and json.loads(body)["payload"]["counter"] == 1
 
 

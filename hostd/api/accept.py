@@ -5,8 +5,8 @@ The key: ``prefix`` + the POS's Idempotency-Key (1..255 printable ASCII; an empt
 header is refused rather than taken as a key), or the payload's own natural key (an order id, a
 connector reference), or a fresh one for a one-off request. The body is read once, mapped when it
 is another shape (hostd/intake/shapes.py), checked and canonicalised
-(hostd/intake/canonical.py), and its request row is inserted, or a retry is checked to carry the
-same body. What the row keeps as the invoice JSON is the canonical JSON document that was sealed:
+(hostd/intake/canonical.py); the owner stores its request row, and checks that a retry carries the
+same body (hostd/owner/sealing.py). What the row keeps as the invoice JSON is the canonical JSON document that was sealed:
 the POS's own bytes for a canonical invoice (strict UTF-8, so decoding is lossless), the mapped
 document for another shape. The body hash is always over the bytes the client sent.
 """
@@ -18,9 +18,9 @@ import time
 import uuid
 from decimal import Decimal
 
-from hostd.api.replies import Refusal
 from hostd.errors import InvalidRequest
 from hostd.intake.canonical import parse_invoice
+from hostd.store.store import COLUMNS
 from protocol import record
 
 MAX_KEY = 255
@@ -56,17 +56,18 @@ def _refuse(value):
 
 
 def accept(api, request, key, raw, document=None, reference=None):
-    """Check and store one request; return the Parsed invoice. ``document``: the canonical JSON
-    bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself). The invoice's
-    outlet must be one this daemon and the request's token may act for (403)."""
+    """Check one request and return it as a ``pending`` dict (the request row's columns), not
+    stored yet: the owner stores it in the transaction that files its seal, or before the first
+    device step when it cannot seal at once (hostd/owner/sealing.py). ``document``: the canonical
+    JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself). The
+    invoice's outlet must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
     parsed = parse_invoice(sealed_text, api.merchant)
     api.check_outlet(request, parsed.doc["outlet_id"])
-    body_hash = hashlib.sha256(raw).digest()
-    columns = dict(parsed.columns, reference=reference)
-    if not api.store.add_request(key, body_hash, parsed.canonical, sealed_text.decode("utf-8"), time.time(), columns,
-                                 record.request_id_for(key)):
-        if api.store.request(key)["body_hash"] != body_hash:
-            raise Refusal("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body",
-                          field="Idempotency-Key")
-    return parsed
+    pending = {"key": key, "body_hash": hashlib.sha256(raw).digest(), "canonical": parsed.canonical,
+               "invoice_json": sealed_text.decode("utf-8"), "created": time.time(),
+               "request_id": record.request_id_for(key), "state": "new"}
+    for name in COLUMNS:
+        pending[name] = parsed.columns.get(name)
+    pending["reference"] = reference
+    return pending

@@ -27,6 +27,8 @@ from hostd.api.outlets import Outlets
 from hostd.api.pages import Pages
 from hostd.api.receipts import Receipts
 from hostd.api.replies import Refusal, error_response
+from hostd.api.sync import Sync
+from hostd.api.scripts import Scripts
 from hostd.api.webhooks import Webhooks
 from hostd.books import envelope
 from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnavailable
@@ -34,7 +36,8 @@ from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnava
 # Every resource module, in the order their routes are added (Batch before Invoices: the batch
 # path must not be taken for a fiscal number); hostd/api/openapi.py describes each route they
 # serve (tests/test_openapi.py fails when a route is missing there).
-RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Outlets, Audit, Health, OpenApi, Pages)
+RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages,
+             Scripts)
 SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
 log = logging.getLogger("fiscal.api")
 __all__ = ("Api", "MAX_BODY", "MAX_QUEUE", "RESOURCES", "errors_middleware")
@@ -78,7 +81,8 @@ class Api:
     """
 
     def __init__(self, owner, store, token=None, outlet=None, tokens=None, cors_origins=(), merchant=None,
-                 accounts=None):
+                 accounts=None, sync=None):
+        """``sync``: the sync agent (hostd/daemon/sync.py) when an authority is configured."""
         self.owner = owner
         self.store = store
         self.outlet = outlet
@@ -88,6 +92,7 @@ class Api:
         self.cors = Cors(cors_origins)
         self.merchant = merchant
         self.accounts = accounts
+        self.sync = sync
         self.queued = 0
 
     def app(self, extra_middlewares=()):
@@ -122,6 +127,12 @@ class Api:
         if self.outlet is not None and outlet_id != self.outlet:
             raise Refusal("FORBIDDEN", "this daemon seals for outlet %s only" % self.outlet, field="outlet_id")
         check_scope(request.get(SCOPE), outlet_id)
+
+    def check_all_outlets(self, request):
+        """403 unless the request's token acts for every outlet: a device-wide operation."""
+        if request.get(SCOPE) is not None:
+            raise Refusal("FORBIDDEN", "this operation concerns the whole device: it needs a token for every "
+                          "outlet ('*' in the tokens file)", field="Authorization")
 
     async def body(self, request, limit=MAX_BODY):
         """The whole request body: 413 past ``limit`` bytes (decided from Content-Length before

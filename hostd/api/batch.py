@@ -43,7 +43,7 @@ class Batch(Resource):
             except HostdError as exc:
                 results[i] = _error(i, exc)
         if keys:
-            answers = await self.api.device(self.owner.seal_many, [k for _, k in keys], SEAL_BUDGET)
+            answers = await self.api.device(self.owner.seal_many, [p for _, p in keys], SEAL_BUDGET)
             for (i, _), (status, body) in zip(keys, answers):
                 results[i] = {"index": i, "http_status": status, "response": json.loads(body)}
         return json_response(200, {"status": "ok", "code": "BATCH_PROCESSED", "payload": {"results": results}})
@@ -53,9 +53,7 @@ class Batch(Resource):
         if not isinstance(item, dict) or not isinstance(item.get("invoice"), dict):
             raise InvalidPayload("%s must be {\"idempotency_key\": K, \"invoice\": {...}}" % where, where)
         key = "1p:" + check_key(item.get("idempotency_key"), where + ".idempotency_key")
-        raw = document_bytes(item["invoice"])
-        accept(self.api, request, key, raw)
-        return key
+        return accept(self.api, request, key, document_bytes(item["invoice"]))
 
 
 def _error(i, exc):

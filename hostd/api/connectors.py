@@ -35,8 +35,8 @@ class Connectors(Resource):
         doc = strictjson.loads(raw)
         document, reference = mapper(doc)
         key = idempotency_key(request, "1p:", natural(doc))
-        accept(self.api, request, key, raw, document_bytes(document), reference)
-        return await self.api.device(self.owner.seal, key, SEAL_BUDGET), reference
+        pending = accept(self.api, request, key, raw, document_bytes(document), reference)
+        return await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET), reference
 
     async def order(self, request):
         (status, body), _ = await self._seal(

@@ -27,20 +27,19 @@ class Invoices(Resource):
         ]
 
     async def _invoice(self, request, prefix):
-        """The store key of an accepted canonical invoice request (hostd/api/accept.py)."""
+        """An accepted canonical invoice request, not stored yet (hostd/api/accept.py)."""
         self.api.authorise(request)
         key = idempotency_key(request, prefix)
-        accept(self.api, request, key, await self.api.body(request))
-        return key
+        return accept(self.api, request, key, await self.api.body(request))
 
     async def create(self, request):
-        key = await self._invoice(request, "1p:")
-        status, body = await self.api.device(self.owner.seal, key, SEAL_BUDGET)
+        pending = await self._invoice(request, "1p:")
+        status, body = await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET)
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def prepare(self, request):
-        key = await self._invoice(request, TWO_PHASE)
-        answer = await self.api.device(self.owner.prepare, key, SEAL_BUDGET)
+        pending = await self._invoice(request, TWO_PHASE)
+        answer = await self.api.device(self.owner.prepare, pending, SEAL_BUDGET)
         return json_response(200, {"status": "ok", "code": "INVOICE_PREPARED", "payload": answer})
 
     async def _nonce_row(self, request):

@@ -59,8 +59,10 @@ OPERATIONS = (
        "OutletStatus", errors=DEVICE),
     op("GET", "/api/v1/verify/{fiscal_number}", "Check one sealed invoice's signature and hash", "Verified",
        errors=READ + ("NOT_FOUND",)),
-    op("GET", "/api/v1/audit/export", "The journal export, verifiable offline (fiscal verify)", "Export",
-       errors=DEVICE + ("STORE_UNAVAILABLE",)),
+    op("GET", "/api/v1/audit/export", "The journal export, verifiable offline (fiscal verify); a range starts "
+       "at its anchoring checkpoint and ends at the head signed over ?challenge", "Export",
+       errors=DEVICE + ("STORE_UNAVAILABLE", "INVALID_CANONICAL_PAYLOAD"),
+       query=(("challenge", "string"), ("from_seq", "integer"), ("from", "string"))),
     op("POST", "/api/v1/invoices/batch", "Up to 500 invoices; each answers what a single POST would have",
        "Batch", body="BatchRequest", errors=BODY),
     op("POST", "/api/v1/orders", "An e-commerce order (seed 000 section 5), sealed as a canonical invoice",
@@ -88,11 +90,18 @@ OPERATIONS = (
        errors=READ + ("NOT_FOUND",)),
     op("GET", "/api/v1/webhooks/{id}/deliveries", "A subscription's delivery log with every attempt",
        "WebhookDeliveries", errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/sync", "Where the sync to the authority stands (404 when --sync-url is not set)",
+       "SyncState", errors=READ + ("NOT_FOUND",)),
+    op("POST", "/api/v1/sync/retry", "Start a sync stopped at a refused record again (a token for every outlet)",
+       "SyncRestarted", body="Empty", errors=READ + ("NOT_FOUND",)),
     op("GET", "/", "The status page (HTML, read-only; ?token= for a bookmark)", "Page", errors=DEVICE,
        query=(("token", "string"),), content="text/html"),
     op("GET", "/health", "Device reachable, journal fill, store writable (503 when not fit to seal)", "Health",
        auth=False, errors=("INTERNAL_ERROR",)),
     op("GET", "/api/v1/openapi.json", "This document", "OpenApi", auth=False, errors=("INTERNAL_ERROR",)),
+    op("GET", "/sdk/fiscal.mjs", "The browser SDK: one ES module for web POS (public code, no token; the page's "
+       "origin needs --cors-origin)", "Script", auth=False, errors=("FORBIDDEN", "INTERNAL_ERROR"),
+       content="text/javascript"),
 )
 
 _STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
@@ -185,6 +194,15 @@ SCHEMAS = {
     "WebhookDeleted": _ok("WEBHOOK_DELETED", _obj({"id": _STR})),
     "WebhookDeliveries": _ok("WEBHOOK_DELIVERIES", {"type": "array", "items": {"type": "object"}}),
     "Page": {"type": "string", "description": "an HTML page"},
+    "Empty": {"type": "object", "maxProperties": 0, "description": "no body, or {}"},
+    "SyncState": _ok("SYNC_STATE", {"$ref": "#/components/schemas/SyncSummary"}),
+    "SyncRestarted": _ok("SYNC_RESTARTED", {"$ref": "#/components/schemas/SyncSummary"}),
+    "SyncSummary": _obj({"authority": _STR, "acknowledged_seq": _INT, "pending_records": _INT, "queued_invoices": _INT,
+                         "failed_invoices": _INT, "stopped_at_seq": {"type": ["integer", "null"]}, "failures": _INT,
+                         "last_error": {"type": ["string", "null"]}, "last_success": {"type": ["string", "null"]},
+                         "last_attempt": {"type": ["string", "null"]}}, required=["authority", "acknowledged_seq"],
+                        additionalProperties=True),
+    "Script": {"type": "string", "description": "a JavaScript module (hostd/sdk/browser/fiscal.mjs)"},
     "Error": _obj({"status": {"const": "error"}, "code": {"enum": sorted(HTTP_FOR)}, "detail": _STR,
                    "field": _STR, "retry_after": _INT, "device_code": _STR}, required=["status", "code", "detail"]),
 }

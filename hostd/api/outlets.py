@@ -1,8 +1,11 @@
 """Outlet and manifest endpoints: the device status of an outlet and the tax-group manifest."""
 
+import asyncio
+
 from aiohttp import web
 
 from hostd.api.replies import Resource, json_response
+from hostd.api.sync import summary as sync_summary
 from protocol import profile_host, taxgroups
 
 DEVICE = "local"   # /outlets/local/status: the device itself, for any token (fiscal status)
@@ -30,4 +33,6 @@ class Outlets(Resource):
         count, rows = self.store.quarantined()
         info["quarantined"] = {"count": count, "records": [
             {"seq": r["seq"], "fiscal_number": r["fiscal_number"], "reason": r["reason"]} for r in rows]}
+        if self.api.sync is not None:
+            info["sync"] = await asyncio.to_thread(sync_summary, self.api.sync)
         return json_response(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

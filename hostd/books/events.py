@@ -10,6 +10,8 @@ cashier_id, reference}``. Every value comes from the sealed result, the signed r
 stored invoice: nothing is invented.
 """
 
+import json
+
 from protocol import cbor, record, taxgroups
 from hostd.intake.amounts import money_text
 
@@ -49,3 +51,23 @@ def device_event(kind, device_id, **detail):
     payload = {"event": kind, "device_id": device_id}
     payload.update(detail)
     return payload
+
+
+def invoice_synced(row, acknowledged_at):
+    """``invoice.sync.success``: the authority acknowledged this filed invoice's record."""
+    sealed = _sealed_of(row)
+    return {"event": SYNC_SUCCESS, "fiscal_number": row["fiscal_number"], "dgi_status": "synced",
+            "acknowledged_at": acknowledged_at, "ledger_hash": sealed.get("ledger_hash"),
+            "merchant_nif": row["merchant_nif"], "outlet_id": row["outlet_id"]}
+
+
+def invoice_sync_failed(row, error, attempts):
+    """``invoice.sync.failed``: the authority refused this invoice's record ``attempts`` times."""
+    sealed = _sealed_of(row)
+    return {"event": SYNC_FAILED, "fiscal_number": row["fiscal_number"], "dgi_status": "failed",
+            "error": error, "attempts": attempts, "ledger_hash": sealed.get("ledger_hash"),
+            "merchant_nif": row["merchant_nif"], "outlet_id": row["outlet_id"]}
+
+
+def _sealed_of(row):
+    return json.loads(row["sealed_json"]).get("payload", {})

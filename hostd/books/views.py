@@ -15,6 +15,7 @@ def invoice_view(row):
     """The GET answer: the sealed payload plus the invoice as the POS sent it."""
     sealed = json.loads(row["sealed_json"])["payload"]
     sealed["dgi_status"] = row["dgi_status"]
+    sealed["acknowledged_at"] = row["acknowledged_at"]   # when the authority acknowledged it (sync)
     sealed["outlet_id"] = row["outlet_id"]
     if row["reference"] is not None:
         sealed["reference"] = row["reference"]

@@ -11,13 +11,15 @@ import json
 import click
 
 from hostd.cli.common import AuthorityDir
+from hostd.cli.device import log_level_option
 from hostd.cli.common import fail as _fail
 from hostd.errors import HostdError
 
 
 @click.group()
 def authority():
-    """A development certificate authority for device keys (production keeps this key in an HSM)."""
+    """A development certificate authority for device keys (production keeps this key in an HSM),
+    and the authority's receiving side of the sync (`fiscal authority serve`)."""
 
 
 @authority.command("init")
@@ -62,6 +64,44 @@ def authority_issue(directory, device_id, public_key, out, as_json):
                                "sha256": hashlib.sha256(data).hexdigest()}, indent=2))
         return
     click.echo("certificate for %s written to %s (%d bytes)" % (device_id, out, len(data)))
+
+
+@authority.command("serve")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="The authority's SQLite store of accepted records (created if missing).")
+@click.option("--listen", required=True, metavar="HOST:PORT", help="Address to serve the upload API on.")
+@click.option("--trust", "trusted", required=True, multiple=True, type=AuthorityDir(),
+              help="Authority folder (its authority.pub) whose device certificates are accepted (repeatable).")
+@click.option("--tls-cert", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM certificate: serve HTTPS (what outlets use across a network).")
+@click.option("--tls-key", default=None, type=click.Path(exists=True, dir_okay=False), help="PEM key of --tls-cert.")
+@click.option("--allow-remote", is_flag=True, help="Listen on a non-loopback address (needs --tls-cert and --tls-key).")
+@log_level_option
+def authority_serve(db_path, listen, trusted, tls_cert, tls_key, allow_remote, log_level):
+    """Receive every outlet's sealed records, verify each as `fiscal verify` does, keep them, acknowledge.
+
+    The daemon's --sync-url points here (docs/SYNC.md). Exit 2 for a setting that cannot work.
+    """
+    import os
+
+    from hostd.authority.server import serve
+    from hostd.books.keys import authority_id, load_public_key
+    from hostd.daemon.listeners import check_remote, parse_address, tls_context
+    from hostd.daemon.logs import setup
+
+    try:
+        keys = {}
+        for folder in trusted:
+            key = load_public_key(os.path.join(folder, "authority.pub"))
+            keys[authority_id(key)] = key
+        host, port = parse_address(listen)
+        context = tls_context(tls_cert, tls_key)
+        check_remote(host, allow_remote, context)
+        os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
+    except HostdError as exc:
+        _fail(exc, False)
+    setup(log_level)
+    serve(db_path, host, port, keys, context)
 
 
 @click.command("provision")

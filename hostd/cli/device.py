@@ -149,6 +149,15 @@ def daemon_options(fn):
                      help="Account codes of the accounting export (JSON; README 'Integrations')."),
         click.option("--webhook-retry", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
                      help="Seconds before the first webhook retry; each later one waits twice as long (jitter)."),
+        click.option("--archive-at", type=click.IntRange(0, 95), default=50, show_default=True,
+                     help="Archive the journal and let the device reclaim it at this fill (percent; 0: never)."),
+        click.option("--sync-url", default=None, metavar="URL",
+                     help="Upload every sealed record to this authority (fiscal authority serve; https://, or "
+                          "http:// to loopback); the device then erases only what it acknowledged."),
+        click.option("--sync-ca", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="PEM CA (or self-signed certificate) the authority's HTTPS certificate must chain to."),
+        click.option("--sync-retries", type=click.IntRange(1, 100), default=5, show_default=True,
+                     help="Refusals of one record before its invoice is 'failed' and sync stops."),
         log_level_option,
     ]):
         fn = option(fn)
@@ -156,7 +165,7 @@ def daemon_options(fn):
 
 
 def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins, merchant_file,
-                     accounts_file, webhook_retry):
+                     accounts_file, webhook_retry, archive_at, sync_url, sync_ca, sync_retries):
     from hostd.books import accounting
     from hostd.intake import merchant as merchant_settings, strictjson
 
@@ -179,7 +188,8 @@ def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tl
         raise click.BadParameter(exc.detail, param_hint="--accounts")
     return {"token": token, "tokens_file": tokens_file, "listen": listen, "allow_remote": allow_remote,
             "tls_cert": tls_cert, "tls_key": tls_key, "cors_origins": cors_origins, "merchant": merchant,
-            "accounts": accounts, "webhook_retry": webhook_retry}
+            "accounts": accounts, "webhook_retry": webhook_retry, "archive_at": archive_at, "sync_url": sync_url,
+            "sync_ca": sync_ca, "sync_retries": sync_retries}
 
 
 @click.command()
@@ -189,15 +199,15 @@ def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tl
                    "every reconnect, so the board may be plugged in after the daemon starts.")
 @socket_option
 @click.option("--db", default=None, type=click.Path(dir_okay=False),
-              help="SQLite store (default: beside the socket); its folder holds the lock fiscal.lock.")
+              help="SQLite store [default: STATE/fiscal.sqlite, STATE being $STATE_DIRECTORY, /var/lib/fiscal as root, "
+                   "else $XDG_STATE_HOME/fiscal]; its folder holds the lock and the journal archive.")
 @click.option("--group", default=None, callback=_group, help="Group that may use the socket.")
 @click.option("--mode", default="0660", show_default=True, type=OctalMode(), help="Socket file mode (octal).")
 @click.option("--outlet", default=None, help="Only seal invoices of this outlet_id (others get 403).")
 @click.option("--prepare-share", type=click.IntRange(1, 255), default=None,
               help="Open two-phase PREPAREs one terminal may hold [default: a third of the device's slots].")
 @daemon_options
-def daemon(device, socket_path, db, group, mode, outlet, prepare_share, token_file, tokens_file, listen,
-           allow_remote, tls_cert, tls_key, cors_origins, merchant_file, accounts_file, webhook_retry, log_level):
+def daemon(device, socket_path, db, group, mode, outlet, prepare_share, log_level, **options):
     """Own the device and serve the POS API on a unix socket (and optionally on TCP).
 
     Under systemd it takes its sockets from fiscal.socket (LISTEN_FDS) and tells systemd when the
@@ -207,8 +217,7 @@ def daemon(device, socket_path, db, group, mode, outlet, prepare_share, token_fi
     from hostd.daemon.logs import setup
     from hostd.daemon.server import serve
 
-    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
-                                merchant_file, accounts_file, webhook_retry)
+    settings = _daemon_settings(**options)
     setup(log_level)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
@@ -222,18 +231,22 @@ def daemon(device, socket_path, db, group, mode, outlet, prepare_share, token_fi
               help="Emulator profile directory; the daemon's store (fiscal.sqlite) and lock live there too.")
 @socket_option
 @click.option("--seed", type=int, default=None, help="Deterministic emulator entropy (tests and demos).")
+@click.option("--journal-kib", type=click.IntRange(min=32), default=None,
+              help="Journal size of a new profile in KiB, a multiple of 4 [default: 2048].")
+@click.option("--db", default=None, type=click.Path(dir_okay=False),
+              help="SQLite store [default: PROFILE/fiscal.sqlite]; its folder holds the lock and the archive.")
 @daemon_options
 @click.option("--json", "as_json", is_flag=True, help="The 'serving' line on stdout as one JSON document.")
-def up(profile, socket_path, seed, token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
-       merchant_file, accounts_file, webhook_retry, log_level, as_json):
+def up(profile, socket_path, seed, journal_kib, db, log_level, as_json, **options):
     """The emulator plus the daemon, with sensible defaults; restarts the emulator if it dies."""
     from hostd.daemon.logs import setup
     from hostd.daemon.supervisor import run_up
 
-    settings = _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins,
-                                merchant_file, accounts_file, webhook_retry)
+    if journal_kib is not None and journal_kib % 4:
+        raise click.BadParameter("must be a multiple of 4", param_hint="--journal-kib")
+    settings = _daemon_settings(**options)
     setup(log_level)
     try:
-        run_up(profile, socket_path, seed, as_json=as_json, **settings)
+        run_up(profile, socket_path, seed, as_json=as_json, journal_kib=journal_kib, db_path=db, **settings)
     except HostdError as exc:
         fail(exc, as_json)

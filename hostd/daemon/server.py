@@ -32,12 +32,14 @@ from hostd.api.auth import Tokens
 from hostd.daemon.connections import (HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections, GuardedSite,
                                       QuietAcceptErrors, connection_cap)
 from hostd.daemon.listeners import UnixListener, check_remote, describe, parse_address, tcp_listener, tls_context
-from hostd.daemon.lock import StoreLock
+from hostd.daemon.lock import StoreLock, state_dir
 from hostd.daemon.logs import AccessLog
 from hostd.daemon.systemd import Notifier, listen_fds
+from hostd.daemon.sync import Syncer, target as sync_target
 from hostd.daemon.webhooks import Dispatcher
 from hostd.errors import ConfigError, DeviceUnavailable
 from hostd.owner.owner import Owner
+from hostd.store.archive import Archive
 from hostd.store.store import Store
 
 log = logging.getLogger("fiscal.daemon")
@@ -49,12 +51,20 @@ class Settings:
 
     def __init__(self, device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None,
                  prepare_share=None, tokens_file=None, listen=None, tls_cert=None, tls_key=None,
-                 allow_remote=False, cors_origins=(), merchant=None, accounts=None, webhook_retry=2.0):
+                 allow_remote=False, cors_origins=(), merchant=None, accounts=None, webhook_retry=2.0,
+                 archive_at=50, sync_url=None, sync_ca=None, sync_retries=5):
         self.device, self.socket_path, self.mode, self.group = device, socket_path, mode, group
-        self.db_path = db_path or os.path.join(os.path.dirname(os.path.abspath(socket_path)), "fiscal.sqlite")
+        # The store's permanent home (issue 10): never the socket's runtime folder, cleared at logout.
+        self.db_path = db_path or os.path.join(state_dir(), "fiscal.sqlite")
+        self.archive_at = archive_at   # percent of the journal space; 0 switches archiving off
         self.outlet, self.prepare_share, self.tokens_file = outlet, prepare_share, tokens_file
         self.allow_remote, self.cors_origins = allow_remote, tuple(cors_origins)
         self.merchant, self.accounts, self.webhook_retry = merchant, accounts, webhook_retry
+        # The authority (issue 12): None, or (base URL, client TLS context).
+        self.sync = sync_target(sync_url, sync_ca) if sync_url else None
+        if sync_ca and not sync_url:
+            raise ConfigError("--sync-ca without --sync-url", field="--sync-ca")
+        self.sync_retries = sync_retries
         if tokens_file is not None and token is not None:
             raise ConfigError("give --tokens-file or --token-file, not both", field="--tokens-file")
         self.tokens = Tokens.load(tokens_file) if tokens_file else (Tokens.single(token, outlet) if token else None)
@@ -106,11 +116,20 @@ async def _serve(settings, sockets, ready, activated):
     notifier.status("starting")
     cap = connection_cap()
     store = Store(settings.db_path)
-    owner = Owner(settings.device, store, prepare_share=settings.prepare_share)
-    api = Api(owner, store, outlet=settings.outlet, tokens=settings.tokens, cors_origins=settings.cors_origins,
-              merchant=settings.merchant, accounts=settings.accounts)
+    archive = None
+    if settings.archive_at:
+        archive = Archive(store, os.path.join(os.path.dirname(os.path.abspath(settings.db_path)), "archive"))
+    syncer = None
+    owner = Owner(settings.device, store, prepare_share=settings.prepare_share, archive=archive,
+                  archive_at=settings.archive_at * 10000)
     dispatcher = Dispatcher(store, base=settings.webhook_retry, owner=owner)
-    owner.on_event = dispatcher.wake
+    if settings.sync is not None:
+        syncer = Syncer(store, settings.sync[0], settings.sync[1], settings.sync_retries, base=settings.webhook_retry,
+                        archive=archive, on_event=dispatcher.wake)
+        owner.erase_limit = syncer.log.acked_seq   # the device erases only what the authority holds
+    owner.on_event = _both(dispatcher.wake, syncer.wake) if syncer else dispatcher.wake
+    api = Api(owner, store, outlet=settings.outlet, tokens=settings.tokens, cors_origins=settings.cors_origins,
+              merchant=settings.merchant, accounts=settings.accounts, sync=syncer)
     connections = Connections(cap)
     runner = web.AppRunner(api.app(extra_middlewares=[connections.middleware]), handle_signals=False,
                            access_log_class=AccessLog, access_log=logging.getLogger("fiscal.access"),
@@ -130,7 +149,10 @@ async def _serve(settings, sockets, ready, activated):
     if ready is not None:
         ready()
     tasks = [asyncio.ensure_future(_watch_device(owner, notifier, names)), asyncio.ensure_future(dispatcher.run())]
-    tasks[1].add_done_callback(_report_crash)
+    if syncer is not None:
+        tasks.append(asyncio.ensure_future(syncer.run()))
+    for task in tasks[1:]:
+        task.add_done_callback(_report_crash)
     interval = notifier.watchdog_interval()
     if interval:
         tasks.append(asyncio.ensure_future(_watchdog(notifier, interval)))
@@ -147,10 +169,18 @@ async def _serve(settings, sockets, ready, activated):
         notifier.close()
 
 
+def _both(first, second):
+    def wake():
+        first()
+        second()
+    return wake
+
+
 def _report_crash(task):
-    """The webhook dispatcher never ends by itself: if it does, that is a bug, and the log says so."""
+    """The webhook dispatcher and the sync agent never end by themselves: if one does, that is a
+    bug, and the log says so."""
     if not task.cancelled() and task.exception() is not None:
-        log.error("the webhook dispatcher stopped: %r", task.exception())
+        log.error("a background task stopped: %r", task.exception())
 
 
 def _reload(api, settings):

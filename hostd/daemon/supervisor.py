@@ -134,12 +134,16 @@ class EmulatorWatch:
         stop_emulator(self.proc)
 
 
-def run_up(profile, socket_path, seed=None, as_json=False, **more):
-    """The emulator on ``profile`` and the daemon with its store in ``profile``; the first stdout
-    line says it serves (one JSON document with ``as_json``). ``more``: daemon settings."""
+def run_up(profile, socket_path, seed=None, as_json=False, journal_kib=None, db_path=None, **more):
+    """The emulator on ``profile`` and the daemon with its store in ``profile`` (or ``db_path``);
+    the first stdout line says it serves (one JSON document with ``as_json``). ``journal_kib`` sizes
+    a new profile's journal. ``more``: daemon settings."""
     os.makedirs(profile, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
-    watch = EmulatorWatch(profile, ["--exit-with-parent"] + ([] if seed is None else ["--seed", str(seed)]))
+    extra = ["--exit-with-parent"] + ([] if seed is None else ["--seed", str(seed)])
+    if journal_kib is not None:
+        extra += ["--journal-kib", str(journal_kib)]
+    watch = EmulatorWatch(profile, extra)
 
     def ready():
         if as_json:
@@ -149,6 +153,7 @@ def run_up(profile, socket_path, seed=None, as_json=False, **more):
             sys.stdout.write("fiscal up: serving %s (profile %s)\n" % (socket_path, profile))
         sys.stdout.flush()
     try:
-        serve(os.path.join(profile, "tty"), socket_path, os.path.join(profile, "fiscal.sqlite"), ready=ready, **more)
+        serve(os.path.join(profile, "tty"), socket_path, db_path or os.path.join(profile, "fiscal.sqlite"), ready=ready,
+              **more)
     finally:
         watch.stop()

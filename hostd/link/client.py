@@ -169,11 +169,11 @@ class DeviceClient:
         """ARCHIVED(seq, hash): the device checkpoints and erases what is archived up to ``seq``."""
         return self.call("ARCHIVED", seq=seq, hash=record_hash)
 
-    def records(self, first=1):
-        """Every journal record from ``first`` on, paging through READ_JOURNAL. Records before the
-        device's first_live were archived and erased: asking for them is RANGE_INVALID (a
-        DeviceRefused naming first_live); ``first=None`` starts at first_live. ``self.first_live``
-        is what the device last reported."""
+    def records(self, first=1, limit=None):
+        """Every journal record from ``first`` on (at most about ``limit``: whole pages of 64),
+        paging through READ_JOURNAL. Records before the device's first_live were archived and
+        erased: asking for them is RANGE_INVALID (a DeviceRefused naming first_live);
+        ``first=None`` starts at first_live. ``self.first_live`` is what the device last reported."""
         if first is None:
             first = self.call("INFO")["first_live"]
         out = []
@@ -181,7 +181,7 @@ class DeviceClient:
             answer = self.call("READ_JOURNAL", first=first, count=64)
             self.first_live = answer["first_live"]
             out.extend(answer["records"])
-            if answer["next"] > answer["last"] or not answer["records"]:
+            if answer["next"] > answer["last"] or not answer["records"] or (limit is not None and len(out) >= limit):
                 return out
             first = answer["next"]
 

@@ -44,9 +44,11 @@ class Reconciler:
     """Expects ``self.store``, ``self.info`` (INFO), ``self.client``, ``self._drop`` and
     ``self.on_event`` (None, or called after an event was stored: it wakes the dispatcher)."""
 
-    def reconcile(self):
-        """Make the store agree with the device journal: mirror new records, then file every
-        sealed invoice under the request that asked for it (matched by request id).
+    def reconcile(self, limit=None):
+        """Make the store agree with the device journal: mirror new records (about ``limit`` at
+        most, so a long catch-up can go in slices between other jobs), then file every sealed
+        invoice under the request that asked for it (matched by request id). Returns True when
+        the device holds records not mirrored yet.
 
         Filing resumes from the ``filed_seq`` mark, so a crash between mirroring and filing is
         repaired by the next reconcile. A device that has fewer records than the store has seen,
@@ -62,17 +64,18 @@ class Reconciler:
         if info["seq"] < seen:
             raise DeviceUnavailable("device journal has %d records, the store has seen %d: rollback refused"
                                     % (info["seq"], seen))
-        self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex()})
+        self.store.set_meta("device", {"device_id": info["device_id"], "public_key": info["public_key"].hex(),
+                                       "certificate": info["certificate"].hex() if info.get("certificate") else None})
         if info["seq"] > have:
             try:
                 try:
-                    records = self.client.records(have + 1 if have else None)
+                    records = self.client.records(have + 1 if have else None, limit)
                 except DeviceRefused as exc:   # the device erased records this store never mirrored
                     if exc.name != "RANGE_INVALID":
                         raise DeviceUnavailable("device refused READ_JOURNAL: %s" % exc.detail)
                     log.error("records %d.. were archived and erased before this store mirrored them: the store "
                               "mirrors from the device's first live record on (%s)", have + 1, exc.detail)
-                    records = self.client.records(None)
+                    records = self.client.records(None, limit)
             except DeviceUnavailable as exc:
                 self._drop(exc.detail)
                 raise
@@ -88,6 +91,7 @@ class Reconciler:
             self._file_record(seq, payload, prev)
             self.store.set_meta("filed_seq", seq)
             prev = digest
+        return self.store.journal_seq() < info["seq"]
 
     def _hashes(self, first, records):
         """Each record's hash, chained from the record before ``first`` (module docstring)."""
@@ -129,7 +133,9 @@ class Reconciler:
         except UNFILEABLE as exc:
             self._quarantine(seq, row, sealed, exc)
 
-    def _file(self, row, sealed, fields):
+    def _file(self, row, sealed, fields, mirror=False):
+        """File one sealed invoice; ``mirror``: also mirror its record in the same transaction
+        when it directly follows the mirror (a live seal; reconcile mirrors by itself)."""
         body = envelope.sealed_body(sealed)
         doc = {"counter": fields[record.K_COUNTER], "fiscal_number": sealed[record.S_FISCAL_NUMBER],
                "seq": fields[record.K_SEQ], "invoice_hash": fields[record.K_INVOICE_HASH],
@@ -144,8 +150,10 @@ class Reconciler:
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
                                     "journal was rolled back or replaced; refusing it" % doc["counter"])
+        own = (fields[record.K_SEQ], sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
+               sealed[record.S_LEDGER_HASH], sealed[record.S_PREVIOUS_HASH]) if mirror else None
         self.store.record_sealed(doc, row["key"] if row else None, body,
-                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))])
+                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))], mirror=own)
         if self.on_event is not None:
             self.on_event()
         return body
@@ -161,13 +169,16 @@ class Reconciler:
         log.error("journal record %d (%s) quarantined, not filed: %s", seq, number or "undecodable", reason)
 
     def reconcile_one(self, row, sealed):
+        """File the invoice a live seal just made; return its answer (bytes), straight from the
+        owner rather than read back from the store."""
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this request")
         try:
-            self._file(row, sealed, fields)
+            return self._file(row, sealed, fields, mirror=True)
         except UNFILEABLE as exc:
             self._quarantine(fields[record.K_SEQ], row, sealed, exc)
+            return envelope.sealed_body(sealed)
 
 
 def _columns(row):

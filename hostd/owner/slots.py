@@ -4,9 +4,8 @@ The device holds at most ``max_pending`` open PREPAREs (10 by default, DRC e-MCF
 PREPARE holds its slot until the POS commits or aborts it, or the nonce expires (120 s by
 default), so one terminal that prepares and walks away could lock every other terminal out.
 So each terminal (``outlet_id/pos_terminal_id``) may hold at most ``share`` open two-phase
-PREPAREs (default a third of the device's slots, at least 1), and the two-phase flow as a whole
-leaves one slot free for one-call seals, which PREPARE and COMMIT back to back on the owner
-thread and need exactly one slot at a time.
+PREPAREs (default a third of the device's slots, at least 1). One-call seals need no slot at all
+(protocol 2's SEAL), so they are never locked out.
 
 A slot can also leak: PREPARE succeeds on the device, then the store cannot record the nonce
 (disk full). Such a nonce is an *orphan*: the owner aborts it at once, and if the device cannot
@@ -15,7 +14,7 @@ be reached then, before its next job, until the device confirms it is gone.
 
 import logging
 
-from hostd.errors import DeviceBusy, DeviceRefused, DeviceUnavailable, ShareExhausted
+from hostd.errors import DeviceRefused, DeviceUnavailable, ShareExhausted
 
 log = logging.getLogger("fiscal.owner")
 
@@ -41,9 +40,6 @@ class Slots:
             raise ShareExhausted("terminal %s holds %d open PREPAREs, its share of the device's %d; commit or "
                                  "abort one" % (terminal, held, info["max_pending"]), "pos_terminal_id",
                                  max(1, int(oldest + info["nonce_ttl"] - now + 1)))
-        total, _ = self.store.open_prepares(prefix, since)
-        if info["max_pending"] > 1 and total >= info["max_pending"] - 1:
-            raise DeviceBusy("%d PREPAREs are open; the device's last slot is kept for one-call seals" % total)
 
     def orphan(self, nonce):
         self.orphans.append(nonce)

@@ -76,6 +76,23 @@ MIGRATIONS = (
     """
     ALTER TABLE journal ADD COLUMN hash BLOB;
     """,
+    # Step 7 (issue 10): the archive of journal segments written before the device erases them
+    # (hostd/store/archive.py).
+    """
+    CREATE TABLE archives (
+        first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+        last_hash BLOB NOT NULL, created REAL NOT NULL, acknowledged INTEGER NOT NULL);
+    """,
+    # Step 8 (issue 12): the sync to the authority (hostd/store/sync.py): when the authority
+    # acknowledged each invoice, the one-row cursor of what it holds, and invoices found by seq.
+    """
+    ALTER TABLE invoices ADD COLUMN acknowledged_at TEXT;
+    CREATE INDEX invoices_seq ON invoices(seq);
+    CREATE TABLE sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1), device_id TEXT, acked_seq INTEGER NOT NULL, acked_hash BLOB,
+        failures INTEGER NOT NULL, failed_seq INTEGER, last_error TEXT, last_attempt REAL, last_success REAL);
+    INSERT INTO sync (id, acked_seq, failures) VALUES (1, 0, 0);
+    """,
 )
 
 

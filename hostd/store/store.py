@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 
+from protocol import record
 from hostd.store import outbox
 from hostd.store.queries import list_query
 from hostd.store.schema import connect, migrate
@@ -69,6 +70,26 @@ class Store:
             return True
         except sqlite3.IntegrityError:
             return False
+
+    def add_pending(self, pending, durable=True):
+        """Insert the request row of a ``pending`` request (hostd/api/accept.py); False when the
+        key exists already.
+
+        ``durable=False`` (the one-call path, issue 15) commits without syncing: the row then
+        survives a daemon crash (it is in the WAL, which the kernel holds) but not a power cut
+        until the next durable commit, which is the seal's own, a moment later. The sync of that
+        commit covers this row too, since the WAL is one append-only file. A power cut in between
+        loses the row, never a seal: the device dedupes request ids, the record is filed from the
+        journal at the next start, and the POS's retry completes it with its content."""
+        conn = self.db
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return self.add_request(pending["key"], pending["body_hash"], pending["canonical"], pending["invoice_json"],
+                                    pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"])
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
 
     def set_prepared(self, key, nonce, now=None):
         self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
@@ -120,18 +141,38 @@ class Store:
         """(seq, record, hash) of the mirrored journal from ``seq`` on."""
         return self.db.execute("SELECT seq, record, hash FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
 
+    def first_seq_at(self, stamp):
+        """The seq of the first mirrored record with a time at or after ``stamp`` (epoch seconds):
+        record bodies are decoded here, so this serves the occasional dated export, not a hot path."""
+        for seq, rec, _ in self.journal_from(1):
+            if record.decode(rec)[0][record.K_TIME] >= stamp:
+                return seq
+        return self.journal_seq() + 1
+
     def journal_hash(self, seq):
         """The hash of mirrored record ``seq`` (None when it is not mirrored)."""
         row = self.db.execute("SELECT hash FROM journal WHERE seq=?", (seq,)).fetchone()
         return row[0] if row else None
 
     # -- invoices and journal ------------------------------------------------------------------
-    def record_sealed(self, row, key, response, status=200, events=()):
+    def record_sealed(self, row, key, response, status=200, events=(), mirror=None):
         """Store one sealed invoice and, in the same transaction, the request's final response and
         the events announcing it (hostd/store/outbox.py): an event exists only if its invoice
-        does, and only once, when the invoice is filed for the first time."""
+        does, and only once, when the invoice is filed for the first time.
+
+        ``mirror`` = (seq, record, hash, prev) of the sealed record itself: when it directly follows
+        the mirrored journal (its prev is the last mirrored hash), it is mirrored and marked filed
+        in the same transaction, so no later reconcile files it again (issue 15)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if mirror is not None:
+                seq, rec, digest, prev = mirror
+                last = self.db.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+                if last is not None and last[0] == seq - 1 and last[1] == prev:
+                    self.db.execute("INSERT OR IGNORE INTO journal (seq, record, hash) VALUES (?, ?, ?)",
+                                    (seq, rec, digest))
+                    if self.meta("filed_seq", 0) == seq - 1:
+                        self.set_meta("filed_seq", seq)
             filed = self.db.execute(
                 "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
                 "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
@@ -141,6 +182,13 @@ class Store:
             if filed:
                 for event_type, payload in events:
                     outbox.enqueue(self.db, event_type, payload, time.time())
+            elif row.get("canonical") is not None:
+                # filed earlier from the journal alone (a lost store): the retry brings the content
+                self.db.execute(
+                    "UPDATE invoices SET canonical=:canonical, invoice_json=:invoice_json, merchant_nif=:merchant_nif, "
+                    "outlet_id=:outlet_id, client_nif=:client_nif, timestamp=:timestamp, reference=:reference "
+                    "WHERE counter=:counter AND canonical IS NULL AND invoice_hash=:invoice_hash",
+                    dict({"reference": None}, **row))
             if key is not None:
                 self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
                                 (status, response, key))

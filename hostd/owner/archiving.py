@@ -1,0 +1,154 @@
+"""Archive, then reclaim (issue 10), and the audit export (mixed into Owner).
+
+The daemon keeps the device's journal from filling: after every ``CHECK_EVERY`` seals, and at
+once when the device answered JOURNAL_FULL, it reads INFO; at or above ``archive_at`` (fill in
+parts per million of the space invoices may use, default 50 %) it archives:
+
+1. reconcile, so the mirror holds every record up to the device's head;
+2. write the records not archived yet (up to the head) to a durable segment file
+   (hostd/store/archive.py), and check the segment before telling the device anything: seq
+   continuity, the hash chain from the previous segment, and every signature with the device key;
+3. ARCHIVED(last seq, its hash): the device accepts only a hash that matches its own record, writes
+   a signed CHECKPOINT and erases the sectors holding only archived records
+   (PROTOCOL.md 4.16); the segment is then marked acknowledged.
+
+With sync to an authority configured (``erase_limit``), the segment ends at the last record the
+authority acknowledged (hostd/store/sync.py): the device never erases a record whose only other
+copy is the host's archive. An authority that is down then lets the journal fill: the daemon
+answers JOURNAL_FULL (503, retryable) until it catches up.
+
+A segment is written once and kept; the device erases only what a segment holds. The export
+(``GET /api/v1/audit/export``) takes the whole history: archived segments the mirror lacks
+(a rebuilt store), then the mirror, up to a head the device signs now over the auditor's
+challenge, or the range from the checkpoint at or before ``from_seq``. Only the device's part
+runs on the owner thread, in slices of ``CATCH_UP`` records between seals (issue 15); the file
+is built from the mirror in a worker thread.
+"""
+
+import logging
+import time
+
+from protocol import cbor, record, timefmt
+from hostd.books.export import build_export, dump_export
+from hostd.books.keys import fast_verifier
+from hostd.errors import DeviceRefused, DeviceUnavailable, InvalidPayload
+from hostd.store.archive import ArchiveError
+
+log = logging.getLogger("fiscal.owner")
+CHECK_EVERY = 32
+CATCH_UP = 512   # records mirrored per owner job while an export catches up
+DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
+
+
+class Archiving:
+    """Expects Owner's ``store``, ``archive`` (hostd.store.archive.Archive or None), ``archive_at``,
+    ``erase_limit``, ``info``, ``call``, ``device``, ``reconcile``, ``sealed_since_check`` and
+    ``journal_full``."""
+
+    def maybe_archive(self, deadline):
+        """Archive when the journal is past ``archive_at`` (checked every CHECK_EVERY seals)."""
+        if self.archive is None or self.client is None:
+            return
+        if not self.journal_full and self.sealed_since_check < CHECK_EVERY:
+            return
+        self.sealed_since_check = 0
+        self.info = self.call(deadline, "INFO")
+        self.watch.seen(self.info)
+        if self.journal_full or self.info["fill_ppm"] >= self.archive_at:
+            self.journal_full = False
+            self.archive_now(deadline)
+
+    def archive_now(self, deadline):
+        """Archive everything up to the head and let the device reclaim it; the ARCHIVED answer."""
+        self.device(deadline)
+        self.reconcile()
+        start = self.archive.last_seq() + 1
+        rows = self.store.journal_from(start)
+        if self.erase_limit is not None:   # syncing: only what the authority acknowledged
+            held = self.erase_limit()
+            rows = [r for r in rows if r["seq"] <= held]
+            if not rows:
+                log.warning("archiving waits for the authority: it holds records up to %d, the archive up to %d",
+                            held, start - 1)
+        if not rows:
+            return None
+        if rows[0]["seq"] != start:
+            raise ArchiveError("the mirror lacks records %d..%d: cannot archive past them" % (start, rows[0]["seq"] - 1))
+        records = [r["record"] for r in rows]
+        prev = record.genesis() if start == 1 else self.store.journal_hash(start - 1)
+        self._check_segment(start, records, prev, rows[-1]["hash"])
+        last = rows[-1]["seq"]
+        self.archive.write(start, records, rows[-1]["hash"], time.time())
+        try:
+            answer = self.call(deadline, "ARCHIVED", seq=last, hash=rows[-1]["hash"])
+        except DeviceRefused as exc:
+            raise DeviceUnavailable("the device refused ARCHIVED up to %d: %s" % (last, exc.detail))
+        self.archive.acknowledge(start)
+        log.info("archived records %d..%d; the device checkpointed at %d and erased %d sectors (first live %d)",
+                 start, last, answer["checkpoint_seq"], answer["erased_sectors"], answer["first_live"])
+        self.info = self.call(deadline, "INFO")
+        if self.info["clock"] is None:   # a full device could not journal the clock at connect
+            self.client.set_time(max(int(time.time()), self.info["last_time"]))
+        self.reconcile()
+        return answer
+
+    def _check_segment(self, first, records, prev, last_hash):
+        """Seq continuity, the chain and every signature, before the device may erase anything."""
+        key = bytes.fromhex(self.store.meta("device")["public_key"])
+        check = fast_verifier(key)
+        for i, rec in enumerate(records):
+            fields, body, sig = record.decode(rec)
+            if fields[record.K_SEQ] != first + i:
+                raise ArchiveError("record %d of the segment says seq %d" % (first + i, fields[record.K_SEQ]))
+            if not check(record.signing_input(prev, body), sig):
+                raise ArchiveError("record %d does not verify with the device key: not archived" % (first + i))
+            prev = record.record_hash(prev, rec)
+        if prev != last_hash:
+            raise ArchiveError("the segment's last hash differs from the mirror's")
+
+    def catch_up(self, budget, limit=CATCH_UP):
+        """One slice of bringing the mirror up to the device's head (owner thread): at most about
+        ``limit`` records, so an export of a long unmirrored journal never holds the owner for
+        longer than that; True while more remain."""
+        deadline = time.monotonic() + budget
+        self.device(deadline)
+        self.info = self.call(deadline, "INFO")
+        return self.reconcile(limit)
+
+    def export_head(self, budget, challenge=b""):
+        """The device's part of an export (owner thread): INFO, the last slice of catch-up, and a
+        HEAD signed over ``challenge``. Returns (info, head); ``export_file`` builds the file from
+        them off the owner thread."""
+        deadline = time.monotonic() + budget
+        self.device(deadline)
+        self.info = self.call(deadline, "INFO")
+        self.reconcile()
+        return dict(self.info), self.call(deadline, "HEAD", challenge=challenge)
+
+
+def export_file(store, archive, info, head, from_seq=None):
+    """The verifiable export (bytes) ending at ``head`` (export_head's answer): the whole history
+    (archived segments the mirror lacks, then the mirror), or from the checkpoint at or before
+    ``from_seq``. Reads the store and the archive only: it runs in a worker thread while the
+    owner goes on sealing, so records mirrored after the head are left out."""
+    head_seq = cbor.decode(bytes(head["statement"]))[record.H_SEQ]
+    mirrored = [(r["seq"], r["record"]) for r in store.journal_from(1) if r["seq"] <= head_seq]
+    first_mirrored = mirrored[0][0] if mirrored else 1
+    older = archive.records_before(first_mirrored) if archive is not None and first_mirrored > 1 else []
+    history = older + mirrored
+    if from_seq is not None:
+        history = _from_anchor(history, from_seq)
+    return dump_export(build_export([rec for _, rec in history], info, head, timefmt.format_time(int(time.time()))))
+
+
+def _from_anchor(history, from_seq):
+    """The records from the last CHECKPOINT at or before ``from_seq`` (or from seq 1) to the end."""
+    start = 0
+    for i, (seq, rec) in enumerate(history):
+        if seq > from_seq:
+            break
+        if record.type_of(rec) == record.CHECKPOINT:
+            start = i
+    if not history or history[0][0] != 1 and start == 0 and record.type_of(history[0][1]) != record.CHECKPOINT:
+        raise InvalidPayload("no checkpoint at or before record %d anchors a range" % from_seq, "from_seq")
+    return history[start:]

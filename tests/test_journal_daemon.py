@@ -1,0 +1,108 @@
+"""Issue 10, the daemon's side of journal v2, end to end with real processes: a small journal that
+archives and reclaims itself through 5,000 invoices, a full journal with archiving off, and a
+store deleted between a seal and its retry."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hostd.books.export import load_export, verify_export
+from hostd.sdk.transport import request
+from hostd.store.archive import Archive
+from hostd.store.store import Store
+from tests.daemonkit import Stack, sample
+
+pytestmark = pytest.mark.slow
+
+
+def batch(stack, first, count):
+    items = [{"idempotency_key": "j-%d" % i, "invoice": json.loads(sample(cashier_id="j-%d" % i))}
+             for i in range(first, first + count)]
+    status, data = stack.pos.post("/api/v1/invoices/batch", json.dumps({"invoices": items}).encode(), timeout=300)
+    assert status == 200, data
+    return json.loads(data)["payload"]["results"]
+
+
+def export(stack):
+    status, _, data = request(stack.socket, "GET", "/api/v1/audit/export", timeout=120)
+    assert status == 200, data
+    return data
+
+
+def test_a_64_kib_journal_seals_5000_invoices_archiving_by_itself(tmp_path):
+    stack = Stack(tmp_path / "a", journal_kib=64)
+    try:
+        stack.start_daemon()
+        counters = []
+        for first in range(0, 5000, 500):
+            results = batch(stack, first, 500)
+            assert {r["http_status"] for r in results} == {200}, [r for r in results if r["http_status"] != 200][:2]
+            counters += [r["response"]["payload"]["counter"] for r in results]
+        assert counters == list(range(1, 5001))                       # all accepted, consecutive
+        status, st = stack.pos.get("/api/v1/outlets/local/status")
+        assert st["payload"]["first_live"] > 1 and st["payload"]["journal_fill"] < 0.95   # it reclaimed
+        segments = Archive(Store(stack.db), os.path.join(os.path.dirname(stack.db), "archive")).segments()
+        assert len(segments) >= 10 and all(s["acknowledged"] for s in segments)
+        path = tmp_path / "export.json"
+        path.write_bytes(export(stack))
+        done = subprocess.run([sys.executable, "-m", "hostd", "verify", str(path), "--json"], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["invoices"] == 5000 and summary["counter"] == 5000
+        assert load_export(path.read_bytes())["from_seq"] == 1           # archive plus live journal
+    finally:
+        stack.close()
+
+
+def test_a_full_journal_with_archiving_off_refuses_before_a_nonce_and_still_serves(tmp_path):
+    stack = Stack(tmp_path / "b", journal_kib=32)
+    try:
+        stack.start_daemon(extra=["--archive-at", "0"])
+        sealed = 0
+        while True:
+            status, doc = stack.pos.seal(sample(cashier_id="f-%d" % sealed), key="f-%d" % sealed)
+            if status != 200:
+                break
+            sealed += 1
+            assert sealed < 1000
+        assert status == 503 and doc["device_code"] == "JOURNAL_FULL", doc
+        status, data = stack.pos.post("/api/v1/invoices/prepare", sample(cashier_id="two-phase"), key="tp")
+        assert status == 503 and json.loads(data)["device_code"] == "JOURNAL_FULL"
+        status, st = stack.pos.get("/api/v1/outlets/local/status")
+        assert st["payload"]["pending"] == 0                          # no nonce was issued
+        stack.kill_daemon()
+        stack.restart_emulator(seed=6)                                # a power cycle of the full device
+        stack.start_daemon(extra=["--archive-at", "0"])
+        status, st = stack.pos.get("/api/v1/outlets/local/status")
+        assert status == 200 and st["payload"]["counter"] == sealed
+        summary = verify_export(load_export(export(stack)))
+        assert summary["invoices"] == sealed
+    finally:
+        stack.close()
+
+
+def test_a_lost_store_never_seals_a_retry_twice(tmp_path):
+    stack = Stack(tmp_path / "c")
+    try:
+        stack.start_daemon()
+        status, first = stack.pos.seal(sample(cashier_id="lost"), key="lost-store")
+        assert status == 200
+        stack.stop_daemon()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(stack.db + suffix):
+                os.unlink(stack.db + suffix)
+        stack.start_daemon()
+        status, again = stack.pos.seal(sample(cashier_id="lost"), key="lost-store")
+        assert status == 200
+        assert again["payload"]["fiscal_number"] == first["payload"]["fiscal_number"]
+        assert again["payload"]["auth_code"] == first["payload"]["auth_code"]
+        summary = verify_export(load_export(export(stack)))
+        assert summary["invoices"] == 1 and summary["counter"] == 1    # one record for it
+        status, got = stack.pos.get("/api/v1/invoices/%s" % first["payload"]["fiscal_number"])
+        assert status == 200 and got["payload"]["invoice"]["cashier_id"] == "lost"   # the retry completed it
+    finally:
+        stack.close()
