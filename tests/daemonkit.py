@@ -15,6 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples")
 
 
+_AUTHORED = []
+
+
+def authored():
+    """One timestamp per test run (the first call's UTC time): the same sample is the same bytes
+    all run long, so a retry is a retry, and it stays inside the device's -48 h window."""
+    if not _AUTHORED:
+        _AUTHORED.append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return _AUTHORED[0]
+
+
 def sample(name="invoice-002-services.json", **changes):
     """Sample invoice JSON bytes with top-level or dotted changes (e.g. cashier_id="c-2"), authored
     now (the device refuses a timestamp outside its profile's window around its clock) unless a
@@ -22,7 +33,7 @@ def sample(name="invoice-002-services.json", **changes):
     with open(os.path.join(SAMPLES, name)) as fh:
         doc = json.load(fh)
     if "timestamp" in doc:
-        doc["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        doc["timestamp"] = authored()
     for path, value in changes.items():
         target, keys = doc, path.split("__")
         for key in keys[:-1]:
