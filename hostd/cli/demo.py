@@ -1,7 +1,8 @@
 """``fiscal demo``, the README's main job: the emulator plus the daemon, sealing the sample invoices over HTTP.
 
 It runs ``fiscal up`` (emulator + daemon) as a child process on a profile, waits for its socket,
-POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would, reads the outlet status,
+POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would (the samples carry no
+timestamp, so the daemon dates them as it accepts them), reads the outlet status,
 downloads the audit export and verifies it offline with the device's public key, then stops
 ``fiscal up`` (unless ``keep`` is set).
 """
@@ -38,19 +39,9 @@ def stop_up(proc):
     stop_process(proc, 15)
 
 
-def dated(data):
-    """A sample invoice authored now: the device refuses an invoice timestamp outside its tax
-    profile's window around its clock (-48 h / +5 min for the shipped profiles), and the samples
-    carry a fixed one. Your own invoices are sent as they are."""
-    doc = json.loads(data)
-    doc["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return json.dumps(doc).encode()
-
-
 def run_demo(profile=None, files=()):
     if profile is None:
         profile = tempfile.mkdtemp(prefix="fiscal-demo-")
-    own = bool(files)
     files = list(files) or [os.path.join(samples_dir(), name) for name in SAMPLES]
     socket_path = os.path.join(profile, "api.sock")
     proc = start_up(profile, socket_path)
@@ -58,8 +49,7 @@ def run_demo(profile=None, files=()):
         sealed = []
         for path in files:
             with open(path, "rb") as fh:
-                body = fh.read() if own else dated(fh.read())
-                status, doc = call_json(socket_path, "POST", "/api/v1/invoices", body,
+                status, doc = call_json(socket_path, "POST", "/api/v1/invoices", fh.read(),
                                         {"Content-Type": "application/json",
                                          "Idempotency-Key": "demo-%s-%s" % (os.path.basename(path), time.time())})
             if status != 200:
