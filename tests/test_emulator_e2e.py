@@ -14,7 +14,7 @@ from hostd.intake.canonical import to_canonical
 from hostd.daemon.supervisor import start_emulator, stop_emulator
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceRefused
-from protocol import messages, record, verify
+from protocol import messages, record, timefmt, verify
 from tests.devkit import fast_verifier
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
@@ -157,9 +157,13 @@ def test_client_archives_reads_live_records_and_gets_a_signed_head(emulator):
         info = dev.handshake()
         dev.set_time()
         sealed = [dev.seal(rid("arch-%d" % i), inv) for i in range(30)]
+        # the device never archives the open period: close it (a Z of the device clock's day) first
+        day = timefmt.format_time(dev.call("INFO")["clock"])[:10]
+        z = dev.close_period("Z", day)
         records = dev.records()
         key = info["public_key"]
         summary = verify.verify_records(records, key, fast_verifier(key))
+        assert summary["last_seq"] == z["seq"]                       # the Z is the newest record
         answer = dev.archived(summary["last_seq"], summary["last_hash"])
         assert answer["first_live"] == summary["last_seq"] + 1 and answer["erased_sectors"] >= 1
         with pytest.raises(DeviceRefused) as refused:
