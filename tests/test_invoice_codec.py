@@ -113,3 +113,11 @@ def test_field_order_and_missing_fields_are_named():
     with pytest.raises(InvalidPayload) as info:
         to_canonical(json.dumps(doc))
     assert info.value.field == "payments"
+
+
+def test_a_refusal_names_the_field_its_detail_names():
+    """The device's detail may not start with the field: the first invoice field it names is the
+    API's ``field`` (here ``credit``, which a credit note must carry), never a word of the sentence."""
+    with pytest.raises(InvalidPayload) as info:
+        to_canonical(_sample(invoice_type="credit_note"))
+    assert info.value.detail.startswith("INVOICE_MALFORMED") and info.value.field == "credit"

@@ -127,7 +127,14 @@ def to_canonical(raw, now=None):
     return parsed.canonical, parsed.summary
 
 
+FIELDS = ORDER + [entry[1] for entry in invoice.OPTIONAL]
+
+
 def _field_of(detail):
-    """The dotted field path at the start of a device-side detail, for the API's ``field``."""
-    match = re.search(r"([a-z_]+(\[\d+\])?(\.[a-z_]+)*)", detail)
-    return match.group(1) if match else None
+    """The first invoice field path a device-side detail names, for the API's ``field`` (the
+    detail "a credit_note invoice needs key 12 (credit)" names ``credit``, not ``a``); None when it
+    names none."""
+    for match in re.finditer(r"[a-z_]+(\[\d+\])?(\.[a-z_]+)*", detail):
+        if re.match(r"[a-z_]+", match.group(0)).group(0) in FIELDS:
+            return match.group(0)
+    return None
