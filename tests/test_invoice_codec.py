@@ -121,3 +121,41 @@ def test_a_refusal_names_the_field_its_detail_names():
     with pytest.raises(InvalidPayload) as info:
         to_canonical(_sample(invoice_type="credit_note"))
     assert info.value.detail.startswith("INVOICE_MALFORMED") and info.value.field == "credit"
+
+
+def test_an_invoice_without_timestamp_is_dated_at_acceptance_and_its_hash_carries_it():
+    """The samples leave the timestamp out: the host fills in the time it accepts the invoice
+    (UTC, to the second) before canonicalisation, so the canonical bytes, the hash the device
+    signs and the document kept for GET all carry it; a timestamp that is sent is kept as sent."""
+    from hostd.intake import shapes
+    from hostd.intake.canonical import parse_invoice
+
+    with open(os.path.join(SAMPLES, "invoice-000-goods.json"), "rb") as fh:
+        raw = fh.read()
+    assert b"timestamp" not in raw
+    parsed = parse_invoice(raw, now="2026-12-01T10:00:00Z")
+    assert parsed.stamped and cbor.decode(parsed.canonical)[6] == "2026-12-01T10:00:00Z"
+    kept = json.loads(parsed.text())
+    assert list(kept) == [entry[1] for entry in invoice.INVOICE] and kept["timestamp"] == "2026-12-01T10:00:00Z"
+    assert '"rate":0.16,' in parsed.text() and '"unit_price":100000,' in parsed.text()   # numbers stay numbers
+    assert to_canonical(parsed.text(), now="2027-01-01T00:00:00Z")[0] == parsed.canonical   # the kept text seals the same
+    dated = json.loads(raw)
+    dated = {k: dated[k] for k in list(dated)[:5]} | {"timestamp": "2026-12-01T09:00:00Z"} | \
+        {k: dated[k] for k in list(dated)[5:]}
+    given = parse_invoice(json.dumps(dated), now="2026-12-01T10:00:00Z")
+    assert not given.stamped and cbor.decode(given.canonical)[6] == "2026-12-01T09:00:00Z"
+    stamp = shapes.accepted_at()
+    assert timefmt.parse_time(stamp) <= int(__import__("time").time()) and stamp.endswith("Z") and len(stamp) == 20
+    assert abs(timefmt.parse_time(cbor.decode(to_canonical(raw)[0])[6]) - timefmt.parse_time(stamp)) <= 2   # default: now
+
+
+@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(max_size=8),
+                              st.decimals(-10 ** 12, 10 ** 12, places=6)),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=10))
+@settings(max_examples=300, deadline=None)
+def test_strict_dumps_writes_back_exactly_what_loads_reads(value):
+    from hostd.intake import strictjson
+
+    text = strictjson.dumps(value)
+    assert strictjson.loads(text) == value and strictjson.dumps(strictjson.loads(text)) == text
