@@ -10,7 +10,7 @@ same body (hostd/owner/sealing.py). What the row keeps as the invoice JSON is th
 the POS's own bytes for a canonical invoice (strict UTF-8, so decoding is lossless), the mapped
 document for another shape, and the completed document (hostd/intake/strictjson.py ``dumps``)
 for an invoice that left its ``timestamp`` out: that one is the time of acceptance, to the
-second, taken here once per request (hostd/intake/shapes.py ``accepted_at``). The body hash is
+second, taken once per request (per batch; hostd/intake/shapes.py ``accepted_at``). The body hash is
 always over the bytes the client sent, so a retry of the same bytes under the same key replays
 the stored answer, whose canonical invoice carries the first attempt's time.
 """

@@ -12,7 +12,7 @@ refused naming the field, never rounded.
 Before the strict order check, ``hostd.intake.shapes.complete`` applies the documented
 compatibility rules (KutaPay's example payload, merchant fields from the daemon's settings) and
 gives an invoice without a ``timestamp`` the time it is accepted (UTC, to the second), so the
-canonical bytes and their hash carry that time; ``Parsed.stamped`` says so, and ``Parsed.text``
+canonical bytes and their hash carry that time; ``Parsed.stamped`` says so, and ``Parsed.text()``
 is then the document as sealed, its timestamp included.
 
 The result is checked with the very function the device runs (``protocol.invoice.check``), so the
@@ -66,7 +66,8 @@ def _map(obj, table, path, money_scale):
 
 class Parsed:
     """One accepted invoice: its canonical bytes, the device-side summary, the JSON document as
-    the POS sent it (read once), and the columns the store files it under."""
+    the POS sent it (read once; completed by the compatibility rule, and dated when it had no
+    timestamp), and the columns the store files it under."""
 
     def __init__(self, canonical, summary, doc, stamped=False):
         self.canonical = canonical
