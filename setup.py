@@ -14,7 +14,8 @@ DATA = {"fiscal_data." + folder: folder for folder in ("samples", "board", "udev
 setup(
     packages=find_packages(include=["protocol*", "device*", "hostd*"]) + sorted(DATA),
     package_dir=DATA,
+    # protocol: PROTOCOL.md and the shipped country profiles (protocol/profile_host.py);
     # hostd.sdk: the typing marker, and the browser SDK the daemon serves at GET /sdk/fiscal.mjs
-    package_data=dict({name: ["*"] for name in DATA}, protocol=["*.md"],
+    package_data=dict({name: ["*"] for name in DATA}, protocol=["*.md", "profiles/*.json"],
                       **{"hostd.sdk": ["py.typed", "browser/fiscal.mjs"]}),
 )

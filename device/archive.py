@@ -9,6 +9,10 @@ cut anywhere in that sequence is finished at the next power-up (device/journal.p
 
 Running totals are not kept in invoice records: they are the newest checkpoint's totals plus the
 invoices after it, summed on first use and then kept up to date, so power-up stays cheap.
+
+ARCHIVED never erases the open period (records after the newest Z closure, ARCHIVE_OPEN_PERIOD),
+so a Z and X can always re-read their period from flash; the checkpoint also carries what the
+next closure and credit need once older records are gone (device/books.py).
 """
 
 from protocol import cbor, invoice, record
@@ -66,14 +70,19 @@ class Archive:
             if s < j.first_live or s > j.last_seq:
                 raise JournalError("ARCHIVE_RANGE", "seq %d is outside the live journal %d..%d"
                                    % (s, j.first_live, j.last_seq))
+            if s > j.closed.get("Z", 0):
+                raise JournalError("ARCHIVE_OPEN_PERIOD", "records after %d are the open period; close it (CLOSE Z) "
+                                   "before archiving them" % j.closed.get("Z", 0))
             if j.chain(s)[1] != h:
                 raise JournalError("ARCHIVE_HASH_MISMATCH", "hash is not the device's hash of record %d" % s)
             if j.erased_count() == 0 and j.run[0][2] > s:
                 # The head sector's room is all a checkpoint may still use: spend it on one that frees.
                 raise JournalError("JOURNAL_FULL", "no sector is erased: archive at least up to record %d"
                                    % j.run[0][2])
-            self._append(record.CHECKPOINT, {record.K_PREV: j.head_hash, record.K_TOTALS: self._totals(),
-                                             record.K_ARCHIVED: [s, h]}, self._time_or_last())
+            from device import books
+            extra = books.checkpoint_fields(self)
+            extra[record.K_PREV], extra[record.K_TOTALS], extra[record.K_ARCHIVED] = j.head_hash, self._totals(), [s, h]
+            self._append(record.CHECKPOINT, extra, self._time_or_last())
         erased = j.reclaim(s)
         self._retry_power_up()
         return {"checkpoint_seq": j.checkpoint, "first_live": j.first_live, "erased_sectors": erased}

@@ -2,15 +2,18 @@
 
 It owns the fiscal counter, the time stamp and the signature (DESIGN-NOTES section 2). State it
 keeps in RAM is either derived from the journal at power-up (counter, record sequence, chain
-head, the request-id index) or computed from it on demand (running totals), or is allowed to
-vanish with power (pending nonces, the upload buffer, the clock). One sealed invoice is one
-journal record. Every refusal is a typed FiscalError answered on the wire, raised before any
-state changes. The handlers live in mixins: device/sealing.py (PREPARE, SEAL, COMMIT, ABORT,
-STATUS), device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTIFY).
-PROTOCOL.md (version 2) is the spec.
+head, the request-id index, the marks of device/journal.py) or computed from it on demand
+(running totals, closure figures), or is allowed to vanish with power (pending nonces, armed
+credit evidence, the upload buffer, the clock). One sealed invoice is one journal record. Every
+refusal is a typed FiscalError answered on the wire, raised before any state changes. The
+handlers live in mixins: device/sealing.py (PREPARE, SEAL, COMMIT, ABORT, STATUS),
+device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTIFY),
+device/profile.py (PROFILE, PROFILE_READ); EVIDENCE, CLOSE and X are imported only when used
+(device/credits.py, device/closing.py), to spare a board's heap. PROTOCOL.md (version 3) is the
+spec.
 """
 
-from protocol import invoice, messages, record, taxgroups, timefmt
+from protocol import invoice, messages, record, timefmt
 from protocol.errors import ClockError, FiscalError, JournalError, MessageError
 from protocol.frames import MAX_PAYLOAD
 from device.archive import Archive
@@ -18,33 +21,36 @@ from device.identity import Identity
 from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
+from device.profile import Profile
 from device.sealing import Sealing
 
-FIRMWARE = "fiscal-core 0.2.0"
-PROTOCOL_VERSION = 2
+FIRMWARE = "fiscal-core 0.3.0"
+PROTOCOL_VERSION = 3
 TIME_SLACK = 2          # clock adjustments up to this many seconds are not journalled
 MAX_PING = 64
-# Erased sectors a record may not take (device/journal.py): index = record type.
-RESERVE = (0, 2, 1, 1, 0, 1)
+# Erased sectors a record may not take (device/journal.py): index = record type. A CLOSURE may take
+# the last one (device/closing.py keeps room for the checkpoint after it).
+RESERVE = (0, 2, 1, 1, 0, 1, 0)
 # What a device whose POWER_UP did not fit (fault JOURNAL_FULL) still serves.
-FULL_OK = ("INFO", "PING", "READ_JOURNAL", "HEAD", "STATUS", "ARCHIVED", "PROVISION", "CERTIFY")
+FULL_OK = ("INFO", "PING", "READ_JOURNAL", "HEAD", "STATUS", "ARCHIVED", "PROVISION", "CERTIFY",
+           "PROFILE_READ", "CLOSE", "X")
 
 
-class Core(Identity, Sealing, Archive):
+class Core(Identity, Sealing, Archive, Profile):
     def __init__(self, flash, clock, entropy, keystore, max_pending=10, nonce_ttl=120,
-                 manifest=taxgroups.MANIFEST, journal_start=0, journal_size=None, firmware=FIRMWARE,
-                 table=None):
+                 journal_start=0, journal_size=None, firmware=FIRMWARE, table=None):
         """``table``: the signer's fixed-base table (device/table_file.py on a board)."""
         self.entropy = entropy
         self.clock = DeviceClock(clock)
         self.keystore = keystore
         self.table = table
-        self.manifest = manifest
         self.firmware = firmware
         self.nonces = Nonces(max_pending, nonce_ttl)
         self.journal = Journal(flash, journal_start, journal_size)
         self.upload = None   # [message, total, request id, bytearray] while a chunked upload runs
         self.totals = None   # running totals, computed on first use (device/archive.py)
+        self.armed = []      # credit evidence armed by EVIDENCE (device/credits.py), RAM only
+        self.closing = None  # an M or Y closure being received in chunks (device/closing.py)
         self.counter, self.last_time = 0, 0
         if self.journal.last is not None:
             fields = record.decode(self.journal.last)[0]
@@ -52,10 +58,14 @@ class Core(Identity, Sealing, Archive):
         self.fault = ""
         self.fault_detail = ""
         self._load_identity()
+        self._load_profile()
         if self.signer is not None and not self.fault:
-            self.journal.resume()
+            torn, erased = self.journal.torn, self.journal.resume()
             self._power_up()
             self._anchor()
+            if not self.fault:
+                self._recovered(torn, erased)
+                self._heal_profile()
 
     @property
     def seq(self):
@@ -74,6 +84,23 @@ class Core(Identity, Sealing, Archive):
             self.fault = exc.name
             self.fault_detail = exc.detail
 
+    def _recovered(self, torn, erased):
+        """EVENT ``recovered`` after the POWER_UP when recovery skipped torn writes or finished an
+        interrupted erase (a power cut happened), when it fits beside the invoices' room."""
+        if (torn or erased) and self.journal.fits([256], 2):
+            self._append(record.EVENT, {record.K_EVENT: "recovered", record.K_DETAIL: {1: torn, 2: erased}},
+                         self.last_time)
+
+    def _storage_failure(self, rtype, t):
+        """EVENT ``storage_failure`` (detail: the type of the record that failed) right after a
+        flash program failed and nothing was written, when it fits; if the flash fails again the
+        refusal itself is all that reports it."""
+        if self.journal.fits([256], 2):
+            try:
+                self._append(record.EVENT, {record.K_EVENT: "storage_failure", record.K_DETAIL: {1: rtype}}, t)
+            except JournalError:
+                return
+
     # -- writing records ---------------------------------------------------------------------
     def _append(self, rtype, extra, t):
         """Sign and journal one record; the in-RAM state moves only if the record is on flash.
@@ -87,11 +114,16 @@ class Core(Identity, Sealing, Archive):
             fields[key] = extra[key]
         body = record.encode_body(fields)
         sig = self.signer.sign(record.signing_input(prev, body))
-        self.journal.append(body + sig, RESERVE[rtype])
+        try:
+            self.journal.append(body + sig, RESERVE[rtype])
+        except JournalError as exc:
+            if exc.name == "STORAGE_FAILURE" and rtype != record.EVENT:
+                self._storage_failure(rtype, t)
+            raise
         self.counter, self.last_time = counter, t
         if rtype == record.INVOICE:
             self._count(fields)
-        if rtype != record.EVENT and rtype != record.CHECKPOINT:
+        if rtype != record.EVENT and rtype != record.CHECKPOINT and rtype != record.CLOSURE:
             self._fill_events(before, t)
         return fields, body, sig, prev
 
@@ -134,7 +166,8 @@ class Core(Identity, Sealing, Archive):
                 "fault": self.fault, "certificate": self.certificate, "first_live": j.first_live,
                 "archived_seq": j.archived[0] if j.archived else 0, "fill_ppm": self._fill(),
                 "invoice_room": j.room(RESERVE[record.INVOICE]),
-                "reserve": RESERVE[record.INVOICE] * j.ring.sector}
+                "reserve": RESERVE[record.INVOICE] * j.ring.sector,
+                "profile_id": self.profile_id, "profile_hash": self.profile_hash or b""}
 
     def _on_ping(self, fields):
         if len(fields["data"]) > MAX_PING:
@@ -182,3 +215,16 @@ class Core(Identity, Sealing, Archive):
         statement = record.head_statement(self.device_id, self.journal.last_seq, self.counter,
                                           self.journal.head_hash, self._time_or_last(), challenge)
         return {"statement": statement, "signature": self.signer.sign(record.HEAD_DOMAIN + statement)}
+
+    # -- imported when used (a board's heap) ----------------------------------------------------
+    def _on_evidence(self, fields):
+        from device import credits
+        return credits.on_evidence(self, fields)
+
+    def _on_close(self, fields):
+        from device import closing
+        return closing.on_close(self, fields)
+
+    def _on_x(self, fields):
+        from device import closing
+        return closing.on_x(self, fields)

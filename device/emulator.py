@@ -1,7 +1,8 @@
 """The pty emulator (CPython only): the same fiscal core as a board, behind a raw-mode pty.
 
-``fiscal emulator --profile DIR`` keeps the flash image and the device key in DIR, so a restart
-(or a ``kill -9``) comes back with the same journal and identity. The pty slave is put in raw mode
+``fiscal emulator --profile DIR`` keeps the flash image, the device key and the tax profile
+(``profile.cbor``, seed-tg unless ``--tax-profile`` says otherwise) in DIR, so a restart (or a
+``kill -9``) comes back with the same journal and identity. The pty slave is put in raw mode
 right after ``openpty()``, before anyone can open it: otherwise the line discipline echoes and
 rewrites binary frames (reference ecosystem-and-reliability.md E2b). The emulator keeps its own
 slave descriptor open so a host closing and reopening the port never makes the master read fail.
@@ -122,14 +123,35 @@ def _write_all(fd, data, stop):
         data = data[n:]
 
 
+class TaxProfileRefused(ValueError):
+    """The device refused the tax profile asked for (PROFILE_LOCKED after the first invoice, ...)."""
+
+
+def install_tax_profile(core, tax_profile=None):
+    """Give a new emulator profile its country profile, as `fiscal board provision` does a board:
+    ``tax_profile`` (a shipped name or a JSON path) is sent with PROFILE; without one, a device
+    that has a key but no stored profile gets the default (seed-tg). A factory-fresh device (no key
+    yet) gets it after PROVISION, from `fiscal board provision --tax-profile`."""
+    from protocol import messages, profile_host
+
+    if core.signer is None or core.fault or (tax_profile is None and core.keystore.profile() is not None):
+        return None
+    data = profile_host.load_bytes(tax_profile or profile_host.DEFAULT)
+    name, status, detail, fields = messages.decode_response(core.handle(messages.encode_request("PROFILE", data=data)))
+    if status:
+        raise TaxProfileRefused("the device refused tax profile %s: %s" % (tax_profile or profile_host.DEFAULT, detail))
+    return fields
+
+
 def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
           max_pending=10, nonce_ttl=120, out=sys.stdout, exit_with_parent=False, factory_fresh=False,
-          journal_kib=None):
+          journal_kib=None, tax_profile=None):
     """Run until SIGTERM/SIGINT. A simulated power cut ends the process at once (exit 75)."""
     flash, entropy, keystore = open_profile(profile, seed, factory_fresh=factory_fresh, journal_kib=journal_kib)
     flash.cut_after, flash.cut_bytes, flash.fail_at = cut_after, cut_bytes, fail_program
     try:
         core = Core(flash, MonotonicClock(), entropy, keystore, max_pending, nonce_ttl)
+        install_tax_profile(core, tax_profile)
     except PowerCut:
         os._exit(75)
     link = Link(core)

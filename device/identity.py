@@ -7,7 +7,8 @@ lost answer and never rotates a key under a journal. CERTIFY stores the certific
 issued for that public key (protocol/cert.py) after checking that it names this device and this
 key and, when the keystore holds a pinned authority key (installed with the firmware:
 ``fiscal board deploy --authority``), that this authority signed it; INFO reports it, and `fiscal verify --authority` checks the chain authority -> certificate ->
-public key -> every journal record.
+public key -> every journal record. A stored certificate is journaled as EVENT ``certified``
+(its SHA-256 and the authority id), when the journal has room for it.
 
 Until PROVISION only messages that sign nothing are served (UNSIGNED). Two histories must never
 exist, so the key and the journal are tied together both ways:
@@ -143,4 +144,7 @@ class Identity:
         except OSError as exc:
             raise IdentityError("KEYSTORE_FAILURE", "cannot store the certificate: %s" % exc)
         self.certificate = bytes(data)
+        if self.journal.fits([256], 1):   # the event when it fits: a full device is still certified
+            self._append(record.EVENT, {record.K_EVENT: "certified", record.K_DETAIL: {
+                1: hashlib.sha256(self.certificate).digest(), 2: parsed[cert.C_AUTHORITY]}}, self._time_or_last())
         return {"stored": True}

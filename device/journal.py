@@ -42,6 +42,9 @@ class Journal:
         self.checkpoint = 0    # seq of the newest CHECKPOINT
         self.anchor = None     # (seq, position, prev) of first_live inside an older sector
         self.rids = bytearray()
+        self.profile_hash = None   # marks kept by note()
+        self.credit_root = None
+        self.closed = {}
         recovery.scan(self)
 
     # -- finding records -------------------------------------------------------------------
@@ -215,16 +218,37 @@ class Journal:
             self.first_live = live
 
     def note(self, payload, seq):
-        """Book one record found (recovery) or written: request-id index, last record, and for a
-        CHECKPOINT its decoded body (returned; None for other types)."""
+        """Book one record found (recovery) or written: request-id index, last record, the marks
+        below, and for a CHECKPOINT its decoded body (returned; None for other types).
+
+        Marks, so nothing needs a second walk: ``profile_hash`` (the newest ``profile`` EVENT or
+        checkpoint), ``credit_root`` (the newest credit invoice or checkpoint; None is the empty
+        tree), ``closed`` (kind -> seq of the newest CLOSURE of each kind). Only CHECKPOINT,
+        CLOSURE and EVENT bodies are decoded, and an invoice whose body ends in key 18 (credit_root)."""
         rtype = record.type_of(payload)
         self.rids.extend(payload[3:7] if rtype == record.INVOICE else b"\x00\x00\x00\x00")
         self.last, self.last_seq = payload, seq
-        if rtype != record.CHECKPOINT:
+        end = len(payload) - record.SIG_LEN
+        if rtype == record.INVOICE:
+            if payload[end - 35:end - 32] == b"\x12\x58\x20":
+                self.credit_root = cbor.decode(payload[:end]).get(record.K_CREDIT_ROOT, self.credit_root)
             return None
-        fields = cbor.decode(payload[:-record.SIG_LEN])
+        if rtype < record.CHECKPOINT:
+            return None
+        fields = cbor.decode(payload[:end])
+        if rtype == record.EVENT:
+            if fields[record.K_EVENT] == "profile":
+                self.profile_hash = fields[record.K_DETAIL][1]
+            return None
+        if rtype == record.CLOSURE:
+            self.closed[fields[record.K_KIND]] = seq
+            return None
         self.checkpoint = seq
         self.archived = fields.get(record.K_ARCHIVED, self.archived)
+        self.profile_hash = fields.get(record.K_PROFILE, self.profile_hash)
+        self.credit_root = fields.get(record.K_CREDIT_ROOT, self.credit_root)
+        for entry in fields.get(record.K_CLOSED, ()):
+            self.closed[entry[0]] = max(self.closed.get(entry[0], 0), entry[1])
         return fields
 
     def reclaim(self, upto):

@@ -2,8 +2,9 @@
 
 The core asks a keystore for ``secret()`` (32 bytes, or None before provisioning),
 ``device_id(public_key)``,
-``certificate()`` (bytes or None), and, to provision, ``store_secret(secret)`` and
-``store_certificate(data)``. The secret is generated *inside* the device (core PROVISION, from the
+``certificate()`` (bytes or None), ``profile()`` (the installed country profile, canonical CBOR, or
+None), and, to provision, ``store_secret(secret)``, ``store_certificate(data)`` and
+``store_profile(data)``. The secret is generated *inside* the device (core PROVISION, from the
 entropy port: os.urandom on a board) and never leaves it; only the public key is exported.
 
 :class:`FileKeystore` keeps both in a directory: on a board the littlefs filesystem, in the
@@ -21,6 +22,7 @@ KEY_FILE = "key.bin"
 CERT_FILE = "cert.bin"
 ANCHOR_FILE = "anchor.bin"
 AUTHORITY_FILE = "authority.bin"   # 64 bytes X || Y of the pinned authority key, if any
+PROFILE_FILE = "profile.cbor"      # the installed country profile, canonical CBOR (PROFILE)
 
 
 def _write(path, data):
@@ -75,4 +77,10 @@ class FileKeystore:
 
     def store_anchor(self, digest):
         _write(self._path(ANCHOR_FILE), digest)
+
+    def profile(self):
+        return self._read(PROFILE_FILE)
+
+    def store_profile(self, data):
+        _write(self._path(PROFILE_FILE), data)
 

@@ -48,8 +48,9 @@ class StaticKeystore:
     with ``prefix``.
     """
 
-    def __init__(self, secret, device_id, prefix="FMD", authority=None):
+    def __init__(self, secret, device_id, prefix="FMD", authority=None, profile=None):
         self._authority = authority
+        self._profile = profile
         self._secret = secret
         self._device_id = device_id
         self._prefix = prefix
@@ -81,6 +82,12 @@ class StaticKeystore:
 
     def store_anchor(self, digest):
         self._anchor = bytes(digest)
+
+    def profile(self):
+        return self._profile
+
+    def store_profile(self, data):
+        self._profile = bytes(data)
 
 
 def device_id_for(public_key, prefix="FMD"):

@@ -9,6 +9,10 @@ of device/journal.py, recent committed nonces through the RAM ring of device/non
 Before a nonce is issued or an invoice sealed, the record must fit in the journal next to the
 records of the nonces already pending, outside the sectors reserved for the device's own
 records (JOURNAL_FULL): a full device refuses early instead of handing out a nonce it cannot seal.
+The installed country profile decides the groups, rates and use rules (device/profile.py) and the
+window around the device clock the invoice timestamp must fall in. A credit is checked against the
+evidence the host armed for its original (device/credits.py, imported only for credits) at
+PREPARE and again when it is sealed, and its record carries the original and the new credit root.
 """
 
 import hashlib
@@ -85,15 +89,29 @@ class Sealing:
             return None
         self.upload = None
         canonical = bytes(upload[3])
-        summary = invoice.decode(canonical, self.manifest)[1]
+        profile = self._the_profile()
+        summary = invoice.decode(canonical, profile)[1]
+        summary["window"] = profile["window"]
+        del profile
         digest = hashlib.sha256(canonical).digest()
         return (total, rid, digest, summary) + self._request(rid, digest)
 
     # -- the record ------------------------------------------------------------------------------
-    def _invoice_fields(self, rid, digest, summary):
-        return {record.K_REQUEST_ID: rid, record.K_INVOICE_HASH: digest,
-                record.K_INVOICE_TYPE: summary["type"], record.K_GROUPS: summary["lines"],
-                record.K_TOTAL: summary["total"], record.K_CURRENCY: summary["currency"]}
+    def _invoice_fields(self, rid, digest, summary, credit=None):
+        fields = {record.K_REQUEST_ID: rid, record.K_INVOICE_HASH: digest,
+                  record.K_INVOICE_TYPE: summary["type"], record.K_GROUPS: summary["lines"],
+                  record.K_TOTAL: summary["total"], record.K_CURRENCY: summary["currency"]}
+        if credit is not None:
+            fields[record.K_ORIGINAL], fields[record.K_CREDIT_ROOT] = credit[0], credit[1]
+        return fields
+
+    def _credit(self, summary):
+        """(original counter, new credit root, armed entry, credited after) of a credit invoice
+        checked against its armed evidence, or None for any other invoice."""
+        if summary["credit"] is None:
+            return None
+        from device import credits
+        return credits.check(self, summary)
 
     def _check_room(self, size, skip=None):
         sizes = [self.nonces.pending[n]["size"] for n in sorted(self.nonces.pending) if n != skip]
@@ -102,26 +120,38 @@ class Sealing:
                                "journal (ARCHIVED)" % len(sizes))
 
     def _admit(self, rid, digest, summary, skip=None):
-        """Clock, journal room (the record's size bound, whatever seq and time it gets) and rates:
-        the verifier takes only a rate in force by the record's time, the device clock, so a POS
-        clock ahead of a rate change is refused. Returns (now, stored size)."""
+        """Clock, the profile's time window, the credit rules, journal room (the record's size
+        bound, whatever seq and time it gets) and rates: the verifier takes only a rate in force by
+        the record's time, the device clock, so a POS clock ahead of a rate change is refused.
+        Returns (now, stored size, credit)."""
         now = self._now()
+        before, after = summary["window"]
+        stamp = timefmt.parse_time(summary["timestamp"])
+        if stamp < now - before or stamp > now + after:
+            raise InvoiceError("INVOICE_TIME_WINDOW", "timestamp %s is outside -%d s .. +%d s of the device clock %s"
+                               % (summary["timestamp"], before, after, timefmt.format_time(now)))
+        credit = self._credit(summary)
         # keys 1-4 and 6 add at most 23 bytes and the device id to the body (seq, counter and time
         # in at most 5 bytes each, a 2-byte text head); the map head stays one byte
-        size = stored_size(len(record.encode_body(self._invoice_fields(rid, digest, summary))) + 23
+        size = stored_size(len(record.encode_body(self._invoice_fields(rid, digest, summary, credit))) + 23
                            + len(self.device_id.encode()) + record.SIG_LEN)
         self._check_room(size, skip)
         at = timefmt.format_time(now)
+        groups = self._the_profile()["groups"]
         for code, rate, _, _ in summary["lines"]:
-            if rate not in taxgroups.rates_until(code, at, self.manifest):
+            if rate not in taxgroups.rates_until(code, at, groups):
                 raise InvoiceError("TAX_RATE_MISMATCH", "rate of %s is not in force at %s" % (code, at))
-        return now, size
+        return now, size, credit
 
-    def _seal(self, rid, digest, summary, now, nonce=None):
-        """Journal the invoice record; a nonce it consumes joins the committed ring."""
-        sealed = self._append(record.INVOICE, self._invoice_fields(rid, digest, summary), now)
+    def _seal(self, rid, digest, summary, now, credit, nonce=None):
+        """Journal the invoice record; a nonce it consumes joins the committed ring; a credit moves
+        its armed evidence on (only once the record is on flash)."""
+        sealed = self._append(record.INVOICE, self._invoice_fields(rid, digest, summary, credit), now)
         if nonce is not None:
             self.nonces.mark_committed(nonce, sealed[0][record.K_SEQ])
+        if credit is not None:
+            from device import credits
+            credits.sealed(self, credit)
         return record.sealed_result(*sealed)
 
     # -- messages --------------------------------------------------------------------------------
@@ -134,7 +164,7 @@ class Sealing:
             return {"received": total, "sealed": sealed, "replayed": True}
         if pending is None:
             self.nonces.check_room()
-            now, size = self._admit(rid, digest, summary)
+            now, size, _ = self._admit(rid, digest, summary)
             nonce = self.entropy.random(NONCE_LEN)
             while self.nonces.known(nonce):
                 nonce = self.entropy.random(NONCE_LEN)
@@ -153,8 +183,8 @@ class Sealing:
         if sealed is not None:
             return {"received": total, "sealed": sealed, "replayed": True}
         nonce = None if pending is None else pending[0]   # a PREPAREd request id: consume its nonce
-        now = self._admit(rid, digest, summary, nonce)[0]
-        return {"received": total, "sealed": self._seal(rid, digest, summary, now, nonce), "replayed": False}
+        now, _, credit = self._admit(rid, digest, summary, nonce)
+        return {"received": total, "sealed": self._seal(rid, digest, summary, now, credit, nonce), "replayed": False}
 
     def _on_commit(self, fields):
         nonce = _sized(fields["nonce"], "nonce", NONCE_LEN)
@@ -165,7 +195,9 @@ class Sealing:
         if entry is None:
             self.nonces.refuse_ended(nonce)
             raise NonceError("NONCE_UNKNOWN", "nonce is not pending nor recently committed; ask STATUS by request id")
-        return {"sealed": self._seal(entry["rid"], entry["hash"], entry["summary"], self._now(), nonce),
+        now = self._now()
+        credit = self._credit(entry["summary"])   # evidence and balance again: another credit may have come first
+        return {"sealed": self._seal(entry["rid"], entry["hash"], entry["summary"], now, credit, nonce),
                 "replayed": False}
 
     def _on_abort(self, fields):

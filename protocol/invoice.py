@@ -11,11 +11,16 @@ Totals rule (DESIGN-NOTES section 5), applied per tax group g in force at the in
     tax(g)   = round_half_up( base(g) x rate(g) / 1000000 )
     subtotal = sum base,  total_vat = sum tax,  total = subtotal + total_vat,  sum payments = total
 
+Credit types (``credit_note``, ``export_credit``) carry key 12 ``credit`` = {1: the original's fiscal
+number, 2: a reason}: required for them, refused on any other type. The tax rules come from the
+installed country profile (protocol/taxgroups.py): rates in force, the currencies, and which groups
+each invoice type and client class may use.
+
 ``check`` refuses any deviation with a distinct error code and a detail naming the field.
 """
 
 from protocol import cbor, taxgroups, timefmt
-from protocol.errors import CborError, InvoiceError
+from protocol.errors import CborError, InvoiceError, ProfileError
 
 TYPES = ("sale", "advance", "credit_note", "export", "export_credit")
 CREDIT_TYPES = ("credit_note", "export_credit")
@@ -37,11 +42,13 @@ TOTALS = ((1, "subtotal", "int", False), (2, "total_vat", "int", False), (3, "to
           (4, "currency", "str", False))
 PAYMENT = ((1, "method", "str", False), (2, "amount", "int", False), (3, "instrument_id", "str", True),
            (4, "currency", "str", False))
+CREDIT = ((1, "original_fiscal_number", "str", False), (2, "reason", "str", True))
 INVOICE = ((1, "merchant_nif", "str", False), (2, "outlet_id", "str", False),
            (3, "pos_terminal_id", "str", False), (4, "cashier_id", "str", False),
            (5, "invoice_type", "str", False), (6, "timestamp", "str", False), (7, "client", CLIENT, False),
            (8, "items", ("list", ITEM), False), (9, "tax_groups", ("list", TAX_LINE), False),
            (10, "totals", TOTALS, False), (11, "payments", ("list", PAYMENT), False))
+OPTIONAL = ((12, "credit", CREDIT, False),)   # present exactly on the credit types
 
 
 def _is_int(v):
@@ -94,8 +101,27 @@ def round_half_up(numerator, denominator):
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-def compute_groups(items, timestamp, manifest=taxgroups.MANIFEST):
+def default_profile():
+    """Host only: the shipped default profile (seed-tg), for callers that pass no profile. The device
+    always passes its installed one, so it never reaches the host-only loader."""
+    from protocol import profile_host
+    return profile_host.default()
+
+
+def load_profile(data):
+    """Canonical CBOR bytes of a profile -> the checked profile map (PROFILE_INVALID otherwise)."""
+    if len(data) > taxgroups.MAX_PROFILE:
+        raise ProfileError("PROFILE_INVALID", "profile of %d bytes; limit %d" % (len(data), taxgroups.MAX_PROFILE))
+    try:
+        doc = cbor.decode(data)
+    except CborError as exc:
+        raise ProfileError("PROFILE_INVALID", "not canonical CBOR: %s" % exc.detail)
+    return taxgroups.check_profile(doc, TYPES, CLASSIFICATIONS)
+
+
+def compute_groups(items, timestamp, profile=None):
     """Per-group [code, rate_ppm, base, tax] from decoded items, sorted by code (the totals rule)."""
+    manifest = (profile or default_profile())["groups"]
     sums = {}
     for i in range(len(items)):
         item = items[i]
@@ -115,20 +141,36 @@ def compute_groups(items, timestamp, manifest=taxgroups.MANIFEST):
     return groups
 
 
-def check(doc, manifest=taxgroups.MANIFEST):
-    """Validate a decoded canonical invoice; return its summary dict or raise InvoiceError."""
-    check_map(doc, INVOICE, "")
+def _structure(doc):
+    """Steps 3-4 of PROTOCOL.md 6.5: the layout, key 12 included, and the invoice type."""
+    if isinstance(doc, dict) and 12 in doc:
+        check_map(dict([(k, doc[k]) for k in doc if k != 12]), INVOICE, "")
+        check_map(doc[12], CREDIT, "credit")
+    else:
+        check_map(doc, INVOICE, "")
     if doc[5] not in TYPES:
         raise InvoiceError("INVOICE_TYPE_INVALID", "invoice_type %r is not one of %s" % (doc[5], ", ".join(TYPES)))
+    if (doc[5] in CREDIT_TYPES) != (12 in doc):
+        raise InvoiceError("INVOICE_MALFORMED", "a %s invoice %s key 12 (credit)"
+                           % (doc[5], "needs" if doc[5] in CREDIT_TYPES else "must not carry"))
+
+
+def check(doc, profile=None):
+    """Validate a decoded canonical invoice against a country profile (default: the shipped one,
+    host only); return its summary dict or raise InvoiceError / ProfileError."""
+    profile = profile or default_profile()
+    manifest = profile["groups"]
+    _structure(doc)
     timefmt.parse_time(doc[6])
     if doc[7][3] not in CLASSIFICATIONS:
         raise InvoiceError("CLIENT_CLASS_INVALID", "client.classification %r is not one of %s"
                            % (doc[7][3], ", ".join(CLASSIFICATIONS)))
     totals = doc[10]
     currency = totals[4]
-    if currency not in taxgroups.CURRENCIES:
-        raise InvoiceError("CURRENCY_INVALID", "totals.currency %r is not supported" % currency)
-    groups = compute_groups(doc[8], doc[6], manifest)
+    if currency not in profile["currencies"]:
+        raise InvoiceError("CURRENCY_INVALID", "totals.currency %r is not a currency of profile %s"
+                           % (currency, profile["id"]))
+    groups = compute_groups(doc[8], doc[6], profile)
     lines = doc[9]
     for i in range(len(lines)):
         try:
@@ -136,6 +178,7 @@ def check(doc, manifest=taxgroups.MANIFEST):
         except InvoiceError as exc:
             raise InvoiceError("TAX_GROUP_UNKNOWN", "tax_groups[%d].code: %s" % (i, exc.detail))
     want = [g[0] for g in groups]
+    taxgroups.check_rules(profile, doc[5], doc[7][3], want)
     got = [line[1] for line in lines]
     if want != got:
         raise InvoiceError("TAX_GROUPS_MISMATCH", "tax_groups must list %s in this order, got %s"
@@ -166,12 +209,13 @@ def check(doc, manifest=taxgroups.MANIFEST):
         paid += payments[i][2]
     if paid != totals[3]:
         raise InvoiceError("PAYMENTS_MISMATCH", "payments add up to %d, total is %d" % (paid, totals[3]))
+    credit = doc.get(12)
     return {"type": doc[5], "timestamp": doc[6], "currency": currency, "subtotal": subtotal,
             "total_vat": vat, "total": subtotal + vat, "groups": [[g[0], g[2], g[3]] for g in groups],
-            "lines": groups}
+            "lines": groups, "credit": None if credit is None else [credit[1], credit[2]]}
 
 
-def decode(data, manifest=taxgroups.MANIFEST):
+def decode(data, profile=None):
     """Canonical invoice bytes -> (decoded map, summary). Non-canonical bytes are INVOICE_MALFORMED."""
     if len(data) > MAX_INVOICE:
         raise InvoiceError("INVOICE_TOO_LARGE", "invoice is %d bytes, limit %d" % (len(data), MAX_INVOICE))
@@ -179,4 +223,4 @@ def decode(data, manifest=taxgroups.MANIFEST):
         doc = cbor.decode(data)
     except CborError as exc:
         raise InvoiceError("INVOICE_MALFORMED", "not canonical CBOR: %s" % exc.detail)
-    return doc, check(doc, manifest)
+    return doc, check(doc, profile)

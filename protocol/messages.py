@@ -27,7 +27,7 @@ MESSAGES = {
                 "9 last_hash bytes 10 clock ?int 11 pending int 12 journal_used int 13 journal_size int "
                 "14 max_pending int 15 nonce_ttl int 16 max_payload int 17 max_invoice int "
                 "18 last_time int 19 fault str 20 certificate bytes 21 first_live int 22 archived_seq int "
-                "23 fill_ppm int 24 invoice_room int 25 reserve int"),
+                "23 fill_ppm int 24 invoice_room int 25 reserve int 26 profile_id str 27 profile_hash bytes"),
     2: ("PING", "3 data bytes",
                 "3 data bytes"),
     3: ("SET_TIME", "3 time int",
@@ -53,6 +53,16 @@ MESSAGES = {
                  "3 statement bytes 4 signature bytes"),
     13: ("ARCHIVED", "3 seq int 4 hash bytes",
                      "3 checkpoint_seq int 4 first_live int 5 erased_sectors int"),
+    14: ("PROFILE", "3 data bytes",
+                    "3 installed bool 4 profile_id str 5 profile_hash bytes"),
+    15: ("PROFILE_READ", "",
+                         "3 data bytes 4 profile_id str 5 profile_hash bytes"),
+    16: ("EVIDENCE", "3 record bytes 4 prev bytes 5 credited list 6 proof bytes",
+                     "3 original int 4 remaining list 5 armed int"),
+    17: ("CLOSE", "3 kind str 4 period str 5 offset int 6 records list 7 last bool",
+                  "3 received int 4 record bytes 5 hash bytes 6 seq int"),
+    18: ("X", "",
+              "3 figures map"),
 }
 
 # Request fields that may be absent (every other request field is required). STATUS takes exactly

@@ -15,20 +15,25 @@ import hashlib
 from protocol import cbor, timefmt
 from protocol.errors import CborError, VerifyError
 
-INVOICE, TIME, POWER_UP, CHECKPOINT, EVENT = 1, 2, 3, 4, 5   # names: protocol/schema.py
+INVOICE, TIME, POWER_UP, CHECKPOINT, EVENT, CLOSURE = 1, 2, 3, 4, 5, 6   # names: protocol/schema.py
 
 SIG_LEN = 64
-MAX_RECORD = 1024      # body and signature
+MAX_RECORD = 1920      # body and signature: the largest CLOSURE a valid profile allows fits (7.7)
 REQUEST_ID_LEN = 16
 HASH_LEN = 32
 
 # Body keys. Key 0 (request id) only in INVOICE records: it sorts first, so an invoice body starts
-# ``A? 00 50`` and its request id sits at offsets 3..19. Key 5 (prev) only in CHECKPOINT records.
-# Retired, never reused: 8 (v1 nonce), 14; 16 is CHECKPOINT totals (v1 kept it in invoices).
+# ``A? 00 50`` and its request id sits at offsets 3..19. Key 5 (prev) only in CHECKPOINT and CLOSURE
+# records, which anchor a segment. Retired, never reused: 8 (v1 nonce), 14; 16 is CHECKPOINT totals
+# (v1 kept it in invoices). A key may appear in several record types only with the same meaning.
 K_REQUEST_ID = 0
 K_TYPE, K_SEQ, K_COUNTER, K_TIME, K_PREV, K_DEVICE = 1, 2, 3, 4, 5, 6
 K_INVOICE_HASH, K_INVOICE_TYPE, K_GROUPS, K_TOTAL, K_CURRENCY = 7, 9, 10, 11, 12
 K_PREVIOUS_TIME, K_FIRMWARE, K_TOTALS, K_ARCHIVED, K_EVENT, K_DETAIL = 13, 15, 16, 19, 20, 21
+K_ORIGINAL, K_CREDIT_ROOT = 17, 18                  # credit INVOICE; the root also in CHECKPOINT
+K_KIND, K_PERIOD, K_RANGE, K_FISCAL, K_COUNTS = 22, 23, 24, 25, 26   # CLOSURE
+K_FIGURES, K_MERKLE, K_CHAIN, K_END = 27, 28, 29, 30                 # CLOSURE
+K_CLOSED, K_PROFILE = 31, 32                                         # CHECKPOINT
 
 QR_PREFIX = "FMD2"
 RECORD_DOMAIN = b"FMDREC2\x00"

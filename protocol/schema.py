@@ -1,29 +1,36 @@
 """The record schema of PROTOCOL.md section 7.1, as data, and the checks a verifier applies to one
-record on its own (no chain): exact CBOR types, no unknown keys, field sizes, and the invoice
-amounts rule (groups sorted, non-empty, non-negative, rates from the manifest, tax rounded as
-section 6.3, total the sum). Each violation raises VerifyError with its own sentence naming the
-record, the key and the rule (VERIFY_SCHEMA or VERIFY_AMOUNTS).
+record on its own (no chain): exact CBOR types, no unknown keys, field sizes, the shape of credit,
+closure and checkpoint fields, and the invoice amounts rule (groups sorted, non-empty,
+non-negative, rates from the profile, tax rounded as section 6.3, total the sum). Each violation
+raises VerifyError with its own sentence naming the record, the key and the rule (VERIFY_SCHEMA or
+VERIFY_AMOUNTS).
 """
 
-from protocol import invoice, record, taxgroups, timefmt
-from protocol.errors import VerifyError
+from protocol import closure, invoice, record, taxgroups, timefmt
+from protocol.errors import CloseError, VerifyError
 
 TYPE_NAMES = {record.INVOICE: "invoice", record.TIME: "time", record.POWER_UP: "power_up",
-              record.CHECKPOINT: "checkpoint", record.EVENT: "event"}
+              record.CHECKPOINT: "checkpoint", record.EVENT: "event", record.CLOSURE: "closure"}
 
 # key: (name, kind, required); kinds: "int", "nat" (int >= 0), "str", "bytes16", "bytes32", "list",
-# "map", "archived". Keys 1-4 and 6 are common to every type.
+# "map", "archived", "pair" ([nat, nat]). Keys 1-4 and 6 are common to every type.
 COMMON = {1: ("type", "nat", True), 2: ("seq", "nat", True), 3: ("counter", "nat", True),
           4: ("time", "nat", True), 6: ("device", "str", True)}
 BY_TYPE = {
     record.INVOICE: {0: ("request_id", "bytes16", True), 7: ("invoice_hash", "bytes32", True),
                      9: ("invoice_type", "str", True), 10: ("groups", "list", True),
-                     11: ("total", "nat", True), 12: ("currency", "str", True)},
+                     11: ("total", "nat", True), 12: ("currency", "str", True),
+                     17: ("original", "nat", False), 18: ("credit_root", "bytes32", False)},
     record.TIME: {13: ("previous_time", "nat", False)},
     record.POWER_UP: {15: ("firmware", "str", True)},
     record.CHECKPOINT: {5: ("prev", "bytes32", True), 16: ("totals", "list", True),
-                        19: ("archived", "archived", False)},
+                        18: ("credit_root", "bytes32", False), 19: ("archived", "archived", False),
+                        31: ("closed", "list", False), 32: ("profile", "bytes32", False)},
     record.EVENT: {20: ("event", "str", True), 21: ("detail", "map", False)},
+    record.CLOSURE: {5: ("prev", "bytes32", True), 22: ("kind", "str", True), 23: ("period", "str", True),
+                     24: ("range", "pair", True), 25: ("fiscal", "pair", True), 26: ("counts", "list", True),
+                     27: ("figures", "list", True), 28: ("merkle", "bytes32", True),
+                     29: ("chain", "bytes32", True), 30: ("end", "bytes32", False)},
 }
 
 
@@ -48,20 +55,23 @@ def _kind_ok(value, kind):
         return isinstance(value, list)
     if kind == "map":
         return isinstance(value, dict) and all([is_int(k) for k in value])
+    if kind == "pair":
+        return isinstance(value, list) and len(value) == 2 and all([is_int(v) and v >= 0 for v in value])
     return (isinstance(value, list) and len(value) == 2 and is_int(value[0]) and value[0] > 0
             and isinstance(value[1], bytes) and len(value[1]) == record.HASH_LEN)
 
 
 _KIND_TEXT = {"int": "an integer", "nat": "a non-negative integer", "str": "non-empty text",
               "bytes16": "bytes", "bytes32": "bytes", "list": "a list", "map": "a map with integer keys",
-              "archived": "[seq, 32-byte hash]"}
+              "archived": "[seq, 32-byte hash]", "pair": "[nat, nat]"}
 
 
-def check_fields(fields, index):
-    """Keys and types of one record body; returns its type."""
+def check_fields(fields, index, profile=None):
+    """Keys and types of one record body; returns its type. With a ``profile``, an invoice's
+    currency must be one of its currencies."""
     rtype = fields.get(record.K_TYPE)
     if not is_int(rtype) or rtype not in BY_TYPE:
-        fail("VERIFY_SCHEMA", index, "record type %r is not one of 1-5" % (rtype,))
+        fail("VERIFY_SCHEMA", index, "record type %r is not one of 1-6" % (rtype,))
     table = dict(COMMON)
     table.update(BY_TYPE[rtype])
     what = TYPE_NAMES[rtype].upper()
@@ -85,12 +95,63 @@ def check_fields(fields, index):
         if fields[record.K_INVOICE_TYPE] not in invoice.TYPES:
             fail("VERIFY_SCHEMA", index, "invoice_type %r is not one of %s"
                  % (fields[record.K_INVOICE_TYPE], ", ".join(invoice.TYPES)))
-        if fields[record.K_CURRENCY] not in taxgroups.CURRENCIES:
+        if profile is not None and fields[record.K_CURRENCY] not in profile["currencies"]:
             fail("VERIFY_SCHEMA", index, "currency %r is not one of %s"
-                 % (fields[record.K_CURRENCY], ", ".join(sorted(taxgroups.CURRENCIES))))
+                 % (fields[record.K_CURRENCY], ", ".join(sorted(profile["currencies"]))))
+        credit = fields[record.K_INVOICE_TYPE] in invoice.CREDIT_TYPES
+        for key in (record.K_ORIGINAL, record.K_CREDIT_ROOT):
+            if (key in fields) != credit:
+                fail("VERIFY_SCHEMA", index, "key %d (%s) belongs in exactly the credit invoices"
+                     % (key, BY_TYPE[rtype][key][0]))
     if rtype == record.CHECKPOINT:
         check_totals_shape(fields[record.K_TOTALS], index)
+        for entry in fields.get(record.K_CLOSED, ()):
+            if not (isinstance(entry, list) and len(entry) == 6 and entry[0] in ("M", "Y", "Z") and is_int(entry[1])
+                    and _hash(entry[2]) and isinstance(entry[3], str) and _hash(entry[4])
+                    and _grand_ok(entry[5])):
+                fail("VERIFY_SCHEMA", index, "closed entry %r is not [kind, seq, hash, period, end, grand]" % (entry,))
+    if rtype == record.CLOSURE:
+        check_closure_shape(fields, index)
     return rtype
+
+
+def _hash(v):
+    return isinstance(v, bytes) and len(v) == record.HASH_LEN
+
+
+def _grand_ok(grand):
+    return isinstance(grand, list) and all([isinstance(g, list) and len(g) == 3 and isinstance(g[0], str)
+                                            and is_int(g[1]) and is_int(g[2]) and g[2] >= 0 for g in grand])
+
+
+def check_closure_shape(fields, index):
+    """A CLOSURE's kind, period, end, counts and figures have the shape of PROTOCOL.md 7.10."""
+    kind = fields[record.K_KIND]
+    try:
+        closure.check_period(kind, fields[record.K_PERIOD])
+    except CloseError as exc:
+        fail("VERIFY_SCHEMA", index, exc.detail)
+    if (record.K_END in fields) != (kind != "Z"):
+        fail("VERIFY_SCHEMA", index, "key 30 (end) belongs in exactly the M and Y closures")
+    last = ""
+    for entry in fields[record.K_COUNTS]:
+        if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in invoice.TYPES and is_int(entry[1])
+                and entry[1] > 0 and entry[0] > last):
+            fail("VERIFY_SCHEMA", index, "counts entry %r is not [invoice type, n > 0] in type order" % (entry,))
+        last = entry[0]
+    last = ""
+    for entry in fields[record.K_FIGURES]:
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str) and entry[0] > last
+                and is_int(entry[1]) and is_int(entry[2]) and entry[2] >= 0 and isinstance(entry[3], list)):
+            fail("VERIFY_SCHEMA", index, "figures entry %r is not [currency, perpetual, perpetual_abs, groups] in "
+                 "currency order" % (entry,))
+        last, code = entry[0], ""
+        for row in entry[3]:
+            if not (isinstance(row, list) and len(row) == 5 and isinstance(row[0], str) and row[0] > code
+                    and all([is_int(v) and v >= 0 for v in row[1:]])):
+                fail("VERIFY_SCHEMA", index, "figures row %r is not [code, sales base, sales tax, credit base, "
+                     "credit tax] in code order" % (row,))
+            code = row[0]
 
 
 def check_totals_shape(totals, index):
@@ -100,8 +161,10 @@ def check_totals_shape(totals, index):
             fail("VERIFY_SCHEMA", index, "totals entry %r is not [code, base, tax]" % (entry,))
 
 
-def check_amounts(fields, index, manifest=taxgroups.MANIFEST):
-    """The invoice amounts rule (PROTOCOL.md 7.1 and 9): groups and total of one INVOICE record."""
+def check_amounts(fields, index, profile):
+    """The invoice amounts rule (PROTOCOL.md 7.1 and 9): groups and total of one INVOICE record,
+    against the profile that binds it (the use rule of its invoice type included)."""
+    manifest = profile["groups"]
     groups = fields[record.K_GROUPS]
     if not groups:
         fail("VERIFY_AMOUNTS", index, "invoice record has no tax groups")
@@ -114,7 +177,10 @@ def check_amounts(fields, index, manifest=taxgroups.MANIFEST):
             fail("VERIFY_SCHEMA", index, "tax group entry %r is not [code, rate, base, tax]" % (g,))
         code, rate, base, tax = g
         if code not in known:
-            fail("VERIFY_AMOUNTS", index, "tax group %s is not in the tax-group manifest" % code)
+            fail("VERIFY_AMOUNTS", index, "tax group %s is not a group of profile %s" % (code, profile["id"]))
+        if not taxgroups.allowed(profile["types"][fields[record.K_INVOICE_TYPE]], code):
+            fail("VERIFY_AMOUNTS", index, "tax group %s is not allowed for a %s invoice by profile %s"
+                 % (code, fields[record.K_INVOICE_TYPE], profile["id"]))
         if previous is not None and code <= previous:
             fail("VERIFY_AMOUNTS", index, "tax groups are not sorted by code (%s after %s)" % (code, previous))
         previous = code

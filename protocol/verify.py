@@ -2,28 +2,34 @@
 
 ``verify_records`` takes records in journal order (each ``body || signature``, as READ_JOURNAL and
 the audit export deliver them) that start either at seq 1 (anchored by GENESIS; the first record
-must be a POWER_UP) or at a CHECKPOINT (anchored by its stored prev, its totals taken as given).
-It stops at the first violation with a VerifyError naming the record and the rule:
+must be a POWER_UP) or at a CHECKPOINT or CLOSURE (anchored by its stored prev, its totals taken as
+given). It stops at the first violation with a VerifyError naming the record and the rule:
 
-- VERIFY_RECORD: not a canonical CBOR map plus 64 bytes, longer than 1024 bytes, device id changes;
+- VERIFY_RECORD: not a canonical CBOR map plus 64 bytes, longer than 1920 bytes, device id changes;
 - VERIFY_SCHEMA / VERIFY_AMOUNTS: protocol/schema.py, one record on its own;
 - VERIFY_COUNTER: seq or fiscal counter not continuous;
-- VERIFY_CHAIN: nothing anchors the list, or a checkpoint's prev is not the previous record hash;
+- VERIFY_CHAIN: nothing anchors the list, or a checkpoint's or closure's prev is not the previous
+  record hash;
 - VERIFY_SIGNATURE: high s, or ECDSA over SHA-256(``FMDREC2\\x00`` || prev || body) fails;
 - VERIFY_TIME: time goes back, previous_time inconsistent;
 - VERIFY_ORDER: journal not starting with POWER_UP, an invoice before the clock was set;
 - VERIFY_REQUEST_ID, VERIFY_TOTALS, VERIFY_ARCHIVED: request id twice, checkpoint totals or
-  archived hash wrong.
+  archived hash wrong;
+- VERIFY_PROFILE, VERIFY_CREDIT, VERIFY_CLOSURE: protocol/verify_books.py (the profile binding
+  the invoices, the credit rules and root, closure figures, Merkle roots and chains).
 
-``verify_head`` checks a HEAD statement and its signature. Signature checks dominate the cost; a
-host may pass a faster ``verify_sig(message, signature)`` with the contract of
-:func:`protocol.p256.verify` plus the low-s rule (hostd/books/keys.py).
+The profile: ``profile`` (canonical CBOR, e.g. the one an audit export carries) or one of the
+shipped profiles, whichever has the hash the journal names. ``verify_head`` checks a HEAD
+statement and its signature. Signature checks dominate the cost; a host may pass a faster
+``verify_sig(message, signature)`` with the contract of :func:`protocol.p256.verify` plus the
+low-s rule (hostd/books/keys.py).
 """
 
 import hashlib
 
-from protocol import cbor, invoice, p256, record, schema, taxgroups
+from protocol import cbor, invoice, p256, record, schema
 from protocol.errors import CborError, VerifyError
+from protocol.verify_books import Books
 
 fail = schema.fail
 
@@ -51,6 +57,8 @@ class _State:
         self.hashes = {}
         self.invoices = 0
         self.checkpoints = []
+        self.closures = []
+        self.books = None
 
 
 def _start(st, fields, rtype, index):
@@ -59,15 +67,17 @@ def _start(st, fields, rtype, index):
             fail("VERIFY_ORDER", index, "the journal starts with a %s record; record 1 must be a POWER_UP"
                  % schema.TYPE_NAMES[rtype])
         return
-    if rtype != record.CHECKPOINT:
-        fail("VERIFY_CHAIN", index, "the records start at seq %d with a %s record: only seq 1 or a "
-             "CHECKPOINT anchors a chain" % (fields[record.K_SEQ], schema.TYPE_NAMES[rtype]))
+    if rtype not in (record.CHECKPOINT, record.CLOSURE):
+        fail("VERIFY_CHAIN", index, "the records start at seq %d with a record of type %s: only seq 1, a CHECKPOINT or a "
+             "CLOSURE anchors a chain" % (fields[record.K_SEQ], schema.TYPE_NAMES[rtype]))
     st.prev = fields[record.K_PREV]
     st.seq = fields[record.K_SEQ] - 1
     st.counter = fields[record.K_COUNTER]
     st.last_time = fields[record.K_TIME]
-    st.totals = fields[record.K_TOTALS]
+    st.totals = fields[record.K_TOTALS] if rtype == record.CHECKPOINT else None   # None: taken at the next checkpoint
     st.clock = "unknown"
+    if rtype == record.CHECKPOINT:
+        st.books.start_checkpoint(fields, index)
 
 
 def _check_time(st, fields, rtype, index):
@@ -91,15 +101,17 @@ def _check_time(st, fields, rtype, index):
     st.last_time = t
 
 
-def _check_invoice(st, fields, index, manifest):
-    schema.check_amounts(fields, index, manifest)
+def _check_invoice(st, fields, index):
+    schema.check_amounts(fields, index, st.books.need_profile(index))
     rid = fields[record.K_REQUEST_ID]
     if rid in st.request_ids:
         fail("VERIFY_REQUEST_ID", index, "request id %s was already sealed by record %d"
              % (record.hexs(rid), st.request_ids[rid]))
     st.request_ids[rid] = fields[record.K_SEQ]
-    st.totals = record.add_totals(st.totals, record.signed_groups(
-        fields[record.K_GROUPS], fields[record.K_INVOICE_TYPE], invoice.CREDIT_TYPES))
+    if st.totals is not None:
+        st.totals = record.add_totals(st.totals, record.signed_groups(
+            fields[record.K_GROUPS], fields[record.K_INVOICE_TYPE], invoice.CREDIT_TYPES))
+    st.books.invoice(fields, index)
     st.invoices += 1
 
 
@@ -108,9 +120,11 @@ def _check_checkpoint(st, fields, index, first):
     if not first:
         if fields[record.K_PREV] != st.prev:
             fail("VERIFY_CHAIN", index, "checkpoint prev is not the hash of record %d" % (seq - 1))
-        if fields[record.K_TOTALS] != st.totals:
+        if st.totals is not None and fields[record.K_TOTALS] != st.totals:
             fail("VERIFY_TOTALS", index, "checkpoint totals %r differ from the running totals %r"
                  % (fields[record.K_TOTALS], st.totals))
+        st.totals = fields[record.K_TOTALS]
+        st.books.checkpoint(fields, index)
     archived = fields.get(record.K_ARCHIVED)
     if archived is not None:
         s, h = archived
@@ -124,13 +138,30 @@ def _check_checkpoint(st, fields, index, first):
     st.checkpoints.append(seq)
 
 
-def step(st, rec, index, check_sig, manifest=taxgroups.MANIFEST):
-    """Check one record against the walk's state ``st`` (a fresh _State for the first) and advance
-    it; return the record's fields. On a VerifyError ``st`` is left part-way: start again."""
+def profiles_for(profile):
+    """{SHA-256: canonical bytes} of the shipped profiles and of ``profile`` (bytes or None)."""
+    from protocol import profile_host
+    known = profile_host.by_hash()
+    if profile is not None:
+        known[hashlib.sha256(bytes(profile)).digest()] = bytes(profile)
+    return known
+
+
+def new_state(profile=None):
+    """A fresh walk's state: nothing seen, the profiles it may meet known (``profile`` as in
+    :func:`verify_records`)."""
+    st = _State()
+    st.books = Books(profiles_for(profile), profile)
+    return st
+
+
+def step(st, rec, index, check_sig):
+    """Check one record against the walk's state ``st`` (from :func:`new_state` for the first) and
+    advance it; return the record's fields. On a VerifyError ``st`` is left part-way: start again."""
     fields, body, sig = record.decode(rec, index)
     if len(rec) > record.MAX_RECORD:
         fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
-    rtype = schema.check_fields(fields, index)
+    rtype = schema.check_fields(fields, index, st.books.profile)
     if index == 0:
         _start(st, fields, rtype, index)
     if fields[record.K_SEQ] != st.seq + 1:
@@ -138,6 +169,8 @@ def step(st, rec, index, check_sig, manifest=taxgroups.MANIFEST):
              "out of order)" % (fields[record.K_SEQ], st.seq + 1))
     if rtype == record.CHECKPOINT:
         _check_checkpoint(st, fields, index, index == 0)
+    if rtype == record.CLOSURE and index > 0 and fields[record.K_PREV] != st.prev:
+        fail("VERIFY_CHAIN", index, "closure prev is not the hash of record %d" % (fields[record.K_SEQ] - 1))
     if not p256.is_low_s(sig):
         fail("VERIFY_SIGNATURE", index, "signature has a high s (above n/2): not a canonical signature")
     if not check_sig(record.signing_input(st.prev, body), sig):
@@ -152,10 +185,20 @@ def step(st, rec, index, check_sig, manifest=taxgroups.MANIFEST):
         fail("VERIFY_COUNTER", index, "fiscal counter is %d, expected %d" % (fields[record.K_COUNTER], want))
     _check_time(st, fields, rtype, index)
     if rtype == record.INVOICE:
-        _check_invoice(st, fields, index, manifest)
+        _check_invoice(st, fields, index)
+    elif rtype == record.EVENT:
+        st.books.event(fields, index, st.counter)
     st.seq, st.counter = fields[record.K_SEQ], want
     st.prev = record.record_hash(st.prev, rec)
     st.hashes[st.seq] = st.prev
+    if rtype == record.CLOSURE:
+        if index == 0:
+            st.books.start_closure(fields, st.prev, index)
+        else:
+            st.books.closure(fields, index, st.prev)
+        st.closures.append(st.seq)
+    else:
+        st.books.add(st.prev, fields, rtype)
     return fields
 
 
@@ -164,17 +207,16 @@ class Walker:
     journal in pieces (the authority, hostd/authority/) verifies each piece as it comes, exactly
     as ``verify_records`` would the whole. After a VerifyError the walker is spent."""
 
-    def __init__(self, public_key, verify_sig=None, manifest=taxgroups.MANIFEST):
+    def __init__(self, public_key, verify_sig=None, profile=None):
         self.check_sig = verify_sig or pure_verifier(public_key)
         if verify_sig is not None:
             p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
-        self.manifest = manifest
-        self.state = _State()
+        self.state = new_state(profile)
         self.count = 0
         self.first = 0
 
     def feed(self, rec):
-        fields = step(self.state, rec, self.count, self.check_sig, self.manifest)
+        fields = step(self.state, rec, self.count, self.check_sig)
         if self.count == 0:
             self.first = fields[record.K_SEQ]
         self.count += 1
@@ -182,16 +224,22 @@ class Walker:
 
     def summary(self):
         st = self.state
+        books = st.books
         return {"records": self.count, "invoices": st.invoices, "counter": st.counter, "device_id": st.device,
                 "first_seq": self.first, "last_seq": st.seq, "last_hash": st.prev, "last_time": st.last_time,
-                "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived}
+                "totals": st.totals, "checkpoints": st.checkpoints, "archived_seq": st.archived,
+                "closures": st.closures, "profile_hash": books.profile_hash,
+                "profile_id": books.profile["id"] if books.profile else None,
+                "credit_root": None if books.root in (None, "unknown") else books.root,
+                "unchecked": books.unchecked}
 
 
-def verify_records(records, public_key, verify_sig=None, progress=None, manifest=taxgroups.MANIFEST):
+def verify_records(records, public_key, verify_sig=None, progress=None, profile=None):
     """Verify a journal or a journal segment; return a summary dict, or raise VerifyError at the
     first bad record. ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key;
-    ``progress`` is called with the number of records checked so far."""
-    walker = Walker(public_key, verify_sig, manifest)
+    ``progress`` is called with the number of records checked so far; ``profile`` the canonical
+    CBOR of the country profile the journal names, when it is not a shipped one."""
+    walker = Walker(public_key, verify_sig, profile)
     for index in range(len(records)):
         walker.feed(records[index])
         if progress is not None:

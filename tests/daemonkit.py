@@ -10,13 +10,25 @@ import time
 
 from hostd.sdk.transport import DaemonUnavailable, request
 from hostd.daemon.supervisor import start_emulator, stop_emulator
+from protocol import invoice, timefmt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples")
 
 
+ORDER = [entry[1] for entry in invoice.INVOICE]
+
+
+def utc_now():
+    """The current UTC time to the second, as a POS that dates its own invoices sends it."""
+    return timefmt.format_time(int(time.time()))
+
+
 def sample(name="invoice-002-services.json", **changes):
-    """Sample invoice JSON bytes with top-level or dotted changes (e.g. cashier_id="c-2")."""
+    """Sample invoice JSON bytes as shipped, with top-level or dotted changes (e.g. cashier_id="c-2").
+    The samples carry no timestamp (the daemon dates an invoice without one as it accepts it), so
+    the same arguments always give the same bytes and a retry is a retry; ``timestamp=...`` adds
+    one, in its canonical place, for a POS that dates its own invoices."""
     with open(os.path.join(SAMPLES, name)) as fh:
         doc = json.load(fh)
     for path, value in changes.items():
@@ -24,6 +36,8 @@ def sample(name="invoice-002-services.json", **changes):
         for key in keys[:-1]:
             target = target[int(key)] if key.isdigit() else target[key]
         target[keys[-1]] = value
+    if [k for k in doc if k in ORDER] != sorted((k for k in doc if k in ORDER), key=ORDER.index):
+        doc = {k: doc[k] for k in sorted(doc, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))}
     return json.dumps(doc).encode()
 
 

@@ -2,10 +2,11 @@
 
 Fixed key, fixed entropy, manual clock, in-memory flash: every byte the device emits is then a
 function of the code alone. It prints one line per item (``kind hex``): each request frame and
-the response frames, the journal records and a hash of the whole flash image. It covers PREPARE
--> COMMIT (chunked, replayed, unknown nonce), SEAL (replayed, a reused request id), STATUS by
-nonce and by request id, HEAD, and ARCHIVED with a checkpoint and an erase on a 16 KiB flash,
-then READ_JOURNAL of the live records.
+the response frames, the journal records and a hash of the whole flash image. It covers PROFILE
+(installed, the same again, another refused), PREPARE -> COMMIT (chunked, replayed, unknown
+nonce), SEAL (replayed, a reused request id), STATUS by nonce and by request id, HEAD, EVIDENCE
+and a credit note, CLOSE Z, CLOSE M from that Z, X, ARCHIVED with a checkpoint and an erase on a
+16 KiB flash, then READ_JOURNAL of the live records.
 tools/gen_vectors.py stores the CPython output as protocol/vectors/golden.json; the test suite
 checks that CPython and MicroPython both reproduce it byte for byte.
 
@@ -14,6 +15,9 @@ Run: ``python tests/golden_run.py`` from the repo root (CPython), or through too
 
 import binascii
 import hashlib
+import json
+
+import protocol
 
 from device.core import Core
 from device.flash import Flash
@@ -29,7 +33,16 @@ def hexs(data):
     return binascii.hexlify(data).decode()
 
 
-def make_invoice(n_lines, cashier="cashier-13"):
+def profile_bytes(name):
+    """A shipped profile's canonical CBOR, read from its JSON file (protocol/profiles/)."""
+    with open(protocol.__file__.rsplit("/", 1)[0] + "/profiles/%s.json" % name) as fh:
+        return cbor.encode(json.loads(fh.read()))
+
+
+PROFILE = invoice.load_profile(profile_bytes("seed-tg"))
+
+
+def make_invoice(n_lines, cashier="cashier-13", itype="sale", credit=None):
     """A valid canonical invoice map with ``n_lines`` items over three tax groups."""
     groups = ("TG02", "TG03", "TG04")
     items = []
@@ -37,7 +50,7 @@ def make_invoice(n_lines, cashier="cashier-13"):
         items.append({1: "SKU-%04d" % i, 2: "Item number %d" % i, 3: 1000 + 250 * (i % 5),
                       4: 1999 + 37 * i, 5: groups[i % 3], 6: "EA"})
     timestamp = "2026-02-17T04:00:00Z"
-    lines = invoice.compute_groups(items, timestamp)
+    lines = invoice.compute_groups(items, timestamp, PROFILE)
     subtotal = 0
     vat = 0
     tax_lines = []
@@ -45,10 +58,13 @@ def make_invoice(n_lines, cashier="cashier-13"):
         tax_lines.append({1: code, 2: "", 3: rate, 4: base, 5: tax})
         subtotal += base
         vat += tax
-    return {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: cashier, 5: "sale", 6: timestamp,
-            7: {1: "Acme Ltd", 2: "123456789", 3: "Company"}, 8: items, 9: tax_lines,
-            10: {1: subtotal, 2: vat, 3: subtotal + vat, 4: "CDF"},
-            11: [{1: "mobile_money", 2: subtotal + vat, 3: "AIRTEL-001", 4: "CDF"}]}
+    doc = {1: "308123456", 2: "outlet-kin001", 3: "POS-07", 4: cashier, 5: itype, 6: timestamp,
+           7: {1: "Acme Ltd", 2: "123456789", 3: "Company"}, 8: items, 9: tax_lines,
+           10: {1: subtotal, 2: vat, 3: subtotal + vat, 4: "CDF"},
+           11: [{1: "mobile_money", 2: subtotal + vat, 3: "AIRTEL-001", 4: "CDF"}]}
+    if credit is not None:
+        doc[12] = {1: credit, 2: "returned goods"}
+    return doc
 
 
 class Host:
@@ -81,6 +97,8 @@ def main():
     core = Core(flash, clock, SeededEntropy("golden"), keystore)
     host = Host(Link(core))
     host.send("INFO")
+    seed = profile_bytes("seed-tg")
+    host.send("PROFILE", data=seed)
     host.send("SET_TIME", time=T0)
     small = cbor.encode(make_invoice(3))
     print("invoice %s" % hexs(small))
@@ -101,20 +119,34 @@ def main():
     host.send("STATUS", request_id=rid)
     host.send("STATUS", request_id=record.request_id_for("1p:never"))
     host.send("HEAD", challenge=b"golden audit")
-    for i in range(18):                       # fill the first sector, so ARCHIVED has one to erase
+    host.send("PROFILE", data=seed)                     # the same again: harmless
+    host.send("PROFILE", data=profile_bytes("drc-dgi"))  # another after the first invoice: PROFILE_LOCKED
+    # a credit note for one item of the first invoice: the original's record and prev, nothing
+    # credited yet, and the proof in an empty credit tree (a zero bitmap, no sibling)
+    host.send("EVIDENCE", record=sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
+              prev=sealed[record.S_PREVIOUS_HASH], credited=[], proof=b"\x00" * 4)
+    credit = cbor.encode(make_invoice(1, "cashier-14", "credit_note", sealed[record.S_FISCAL_NUMBER]))
+    host.send("SEAL", request_id=record.request_id_for("1p:golden-credit"), total=len(credit), offset=0,
+              data=credit)
+    for i in range(16):                       # fill the first sector, so ARCHIVED has one to erase
         clock.advance(1)
         filler = cbor.encode(make_invoice(1, "filler-%02d" % i))
         host.send("SEAL", request_id=record.request_id_for("1p:golden-%02d" % i), total=len(filler), offset=0,
                   data=filler)
     info = host.send("INFO")
+    head = core.journal.chain(info["seq"])[1]
+    host.send("ARCHIVED", seq=info["seq"], hash=head)   # ARCHIVE_OPEN_PERIOD: no Z yet
+    z = host.send("CLOSE", kind="Z", period="2026-02-17", offset=0, records=[], last=True)
+    host.send("CLOSE", kind="M", period="2026-02", offset=0, records=[z["record"]], last=True)
+    host.send("X")
+    info = host.send("INFO")
     for seq, payload in core.journal.records(1):
         print("record %d %s" % (seq, hexs(payload)))
-    head = core.journal.chain(info["seq"])[1]
-    host.send("ARCHIVED", seq=info["seq"], hash=b"\x00" * 32)   # ARCHIVE_HASH_MISMATCH
-    host.send("ARCHIVED", seq=info["seq"], hash=head)
-    host.send("ARCHIVED", seq=info["seq"], hash=head)   # a re-send: harmless
+    host.send("ARCHIVED", seq=z["seq"], hash=b"\x00" * 32)   # ARCHIVE_HASH_MISMATCH
+    host.send("ARCHIVED", seq=z["seq"], hash=z["hash"])
+    host.send("ARCHIVED", seq=z["seq"], hash=z["hash"])   # a re-send: harmless
     host.send("READ_JOURNAL", first=1, count=16)        # RANGE_INVALID: archived and erased
-    host.send("READ_JOURNAL", first=info["seq"] + 1, count=16)
+    host.send("READ_JOURNAL", first=z["seq"] + 1, count=16)
     host.send("INFO")
     for seq, payload in core.journal.records(core.journal.first_live):
         print("live %d %s" % (seq, hexs(payload)))

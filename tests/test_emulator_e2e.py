@@ -14,7 +14,7 @@ from hostd.intake.canonical import to_canonical
 from hostd.daemon.supervisor import start_emulator, stop_emulator
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceRefused
-from protocol import messages, record, verify
+from protocol import messages, record, timefmt, verify
 from tests.devkit import fast_verifier
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
@@ -25,6 +25,9 @@ def rid(text):
 
 
 def canonical(name):
+    """A sample's canonical bytes, dated now (the samples carry no timestamp: the host dates an
+    invoice as it accepts it, and the device refuses one outside its window). Take them once per
+    invoice: a retry under the same request id must carry the same bytes."""
     with open(os.path.join(SAMPLES, name), "rb") as fh:
         return to_canonical(fh.read())[0]
 
@@ -97,13 +100,15 @@ def test_exclusive_open_and_stale_nonce_after_restart(emulator):
 
 def test_power_cut_switch_in_the_emulator(emulator):
     """--cut-after makes the emulator die mid-COMMIT; after restart STATUS tells the truth."""
-    # Boot writes a power-up record (program 1), SET_TIME a time record (2); the COMMIT record
-    # crosses a page (programs 3 and 4): its second program is cut.
-    proc, tty = emulator("--cut-after", "3", "--cut-bytes", "7")
+    # Boot writes a power-up record (program 1) and a new profile's tax profile record (it crosses
+    # a page: programs 2 and 3), SET_TIME a time record (4); the COMMIT record crosses a page
+    # (programs 5 and 6): its second program is cut.
+    goods = canonical("invoice-000-goods.json")
+    proc, tty = emulator("--cut-after", "5", "--cut-bytes", "7")
     with DeviceClient(tty, timeout=1.0, retries=0) as dev:
-        dev.handshake()
+        assert dev.handshake()["seq"] == 2                  # POWER_UP and PROFILE
         dev.set_time()
-        nonce = dev.prepare(canonical("invoice-000-goods.json"), rid("cut"))["nonce"]
+        nonce = dev.prepare(goods, rid("cut"))["nonce"]
         with pytest.raises(Exception):
             dev.commit(nonce)
     assert proc.wait(10) == 75
@@ -114,8 +119,8 @@ def test_power_cut_switch_in_the_emulator(emulator):
         state = dev.status(request_id=rid("cut"))["state"]
         counter = dev.call("INFO")["counter"]
         assert (state, counter) in ((messages.UNKNOWN, 0), (messages.COMMITTED, 1))
-        assert dev.seal(rid("cut"), canonical("invoice-000-goods.json"))[2] == 1   # sealed once, either way
-        assert dev.seal(rid("after"), canonical("invoice-000-goods.json"))[2] == 2
+        assert dev.seal(rid("cut"), goods)[2] == 1                  # sealed once, either way
+        assert dev.seal(rid("after"), goods)[2] == 2
 
 
 def test_journal_kib_sizes_a_new_profile_and_an_existing_one_keeps_its_size(emulator, tmp_path):
@@ -152,9 +157,13 @@ def test_client_archives_reads_live_records_and_gets_a_signed_head(emulator):
         info = dev.handshake()
         dev.set_time()
         sealed = [dev.seal(rid("arch-%d" % i), inv) for i in range(30)]
+        # the device never archives the open period: close it (a Z of the device clock's day) first
+        day = timefmt.format_time(dev.call("INFO")["clock"])[:10]
+        z = dev.close_period("Z", day)
         records = dev.records()
         key = info["public_key"]
         summary = verify.verify_records(records, key, fast_verifier(key))
+        assert summary["last_seq"] == z["seq"]                       # the Z is the newest record
         answer = dev.archived(summary["last_seq"], summary["last_hash"])
         assert answer["first_live"] == summary["last_seq"] + 1 and answer["erased_sectors"] >= 1
         with pytest.raises(DeviceRefused) as refused:

@@ -11,7 +11,7 @@ import pytest
 from hostd.books import accounting, csvio
 from hostd.errors import InvalidPayload
 from hostd.sdk.transport import request
-from tests.daemonkit import SAMPLES, Stack, sample
+from tests.daemonkit import SAMPLES, Stack, sample, utc_now
 
 SEED_CSV = """invoice_number,issue_date,client_name,tax_group,subtotal,total_vat,total,status
 KUTA001-105,2026-02-16,SF Enterprises,TG02,100000,16000,116000,fiscalized
@@ -19,10 +19,11 @@ KUTA001-105,2026-02-16,SF Enterprises,TG02,100000,16000,116000,fiscalized
 """
 
 
-def seed_invoice(name, date, group, amount, rate):
-    """A canonical invoice like a seed CSV row: one item of ``amount`` currency units."""
-    doc = json.loads(sample())
-    doc["timestamp"] = date + "T09:00:00Z"
+def seed_invoice(name, timestamp, group, amount, rate):
+    """A canonical invoice like a seed CSV row: one item of ``amount`` currency units, dated
+    ``timestamp`` (the device seals only a timestamp within -48 h / +5 min of its clock, so the
+    seed's 2026-02-16 rows become today's)."""
+    doc = json.loads(sample(timestamp=timestamp))
     doc["client"]["name"] = name
     doc["items"] = [{"code": "X", "description": "", "quantity": 1, "unit_price": amount, "tax_group": group,
                      "taxable_unit": ""}]
@@ -33,9 +34,11 @@ def seed_invoice(name, date, group, amount, rate):
     return json.dumps(doc).encode()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("exports"))
+@pytest.fixture
+def stack(tmp_path):
+    """A daemon of each test's own: the invoices are all dated now, so a test's export ranges
+    hold its own invoices only because no other test's are in the store."""
+    s = Stack(tmp_path)
     s.start_daemon(extra=["--merchant", os.path.join(SAMPLES, "merchant.json")])
     yield s
     s.close()
@@ -49,12 +52,13 @@ def fetch(stack, path):
 
 @pytest.mark.slow
 def test_the_seed_csv_reconciles_row_by_row_once_its_numbers_are_real(stack):
-    a = stack.pos.seal(seed_invoice("SF Enterprises", "2026-02-16", "TG02", 100000, 16), key="seed-105")[1]
-    b = stack.pos.seal(seed_invoice("Embassy of Kinshasa", "2026-02-16", "TG01", 500, 0), key="seed-106")[1]
+    now = utc_now()
+    a = stack.pos.seal(seed_invoice("SF Enterprises", now, "TG02", 100000, 16), key="seed-105")[1]
+    b = stack.pos.seal(seed_invoice("Embassy of Kinshasa", now, "TG01", 500, 0), key="seed-106")[1]
     # the seed's second cell reads "+KUTA001-106" (a diff marker, or a formula-looking cell): the
-    # whole cell is the invoice number that is replaced
+    # whole cell is the invoice number that is replaced; the seed's issue date becomes the day sealed
     text = SEED_CSV.replace("KUTA001-105", a["payload"]["fiscal_number"]).replace(
-        "+KUTA001-106", b["payload"]["fiscal_number"])
+        "+KUTA001-106", b["payload"]["fiscal_number"]).replace("2026-02-16", now[:10])
     status, data = stack.pos.post("/api/v1/imports/invoices.csv", text.encode(), headers={"Content-Type": "text/csv"})
     doc = json.loads(data)["payload"]
     assert status == 200 and (doc["matched"], doc["mismatched"], doc["unknown"]) == (2, 0, 0), doc
@@ -69,11 +73,14 @@ def test_the_seed_csv_reconciles_row_by_row_once_its_numbers_are_real(stack):
 
 @pytest.mark.slow
 def test_the_export_neutralises_formulas_but_not_numbers(stack):
-    stack.pos.seal(seed_invoice("=HYPERLINK(\"http://x\")", "2026-03-01", "TG02", 100, 16), key="formula")
-    credit = json.loads(seed_invoice("-Credit client", "2026-03-01", "TG02", 100, 16))
+    now = utc_now()
+    status, doc = stack.pos.seal(seed_invoice("=HYPERLINK(\"http://x\")", now, "TG02", 100, 16), key="formula")
+    assert status == 200, doc
+    credit = json.loads(seed_invoice("-Credit client", now, "TG02", 100, 16))
     credit["invoice_type"] = "credit_note"
-    stack.pos.seal(json.dumps(credit).encode(), key="credit")
-    _, body = fetch(stack, "/api/v1/exports/invoices.csv?from=2026-03-01&to=2026-03-01")
+    status, doc = stack.pos.seal(json.dumps(credit).encode(), key="credit")
+    assert status == 200, doc   # protocol 3: a credit note names its original (the host side is to come)
+    _, body = fetch(stack, "/api/v1/exports/invoices.csv?from=%s&to=%s" % (now[:10], now[:10]))
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert [r["client_name"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'-Credit client"]
     assert rows[1]["subtotal"] == "-100.00" and rows[1]["total"] == "-116.00"   # numbers stay numbers
@@ -82,14 +89,16 @@ def test_the_export_neutralises_formulas_but_not_numbers(stack):
 
 @pytest.mark.slow
 def test_the_accounting_export_and_its_ndjson_trailer(stack):
-    stack.pos.seal(seed_invoice("Acme", "2026-04-02", "TG02", 1000, 16), key="acc-1")
-    stack.pos.seal(seed_invoice("Embassy", "2026-04-03", "TG01", 500, 0), key="acc-2")
-    _, body = fetch(stack, "/api/v1/exports/accounting?period=2026-04")
+    now = utc_now()
+    period = now[:7]
+    stack.pos.seal(seed_invoice("Acme", now, "TG02", 1000, 16), key="acc-1")
+    stack.pos.seal(seed_invoice("Embassy", now, "TG01", 500, 0), key="acc-2")
+    _, body = fetch(stack, "/api/v1/exports/accounting?period=" + period)
     doc = json.loads(body)["payload"]
-    assert doc["period"] == "2026-04" and doc["currency"] == "CDF"
+    assert doc["period"] == period and doc["currency"] == "CDF"
     assert [(e["account_code"], e["amount"], e["tax_group"]) for e in doc["entries"]] == [
         ("411001", "1160.00", "TG02"), ("411002", "500.00", "TG01")]
-    _, nd = fetch(stack, "/api/v1/exports/accounting?period=2026-04&format=ndjson")
+    _, nd = fetch(stack, "/api/v1/exports/accounting?period=%s&format=ndjson" % period)
     trailer = accounting.check_ndjson(nd)
     assert trailer["count"] == 2 and len(trailer["chain_head"]["hash"]) == 64
     lines = nd.split(b"\n")

@@ -37,11 +37,13 @@ def test_golden_frames_decode_and_journal_verifies():
     public_key = answers["INFO"][0][3]["public_key"]
     records = [bytes.fromhex(r) for r in vectors["journal_records"]]
     summary = verify.verify_records(records, public_key)
-    assert summary["invoices"] == 21 and summary["first_seq"] == 1
+    assert summary["invoices"] == 20 and summary["first_seq"] == 1 and summary["unchecked"] == []
+    assert len(summary["closures"]) == 2 and summary["profile_id"] == "seed-tg" and summary["credit_root"]
     live = [bytes.fromhex(r) for r in vectors["live_records"]]
-    segment = verify.verify_records(live, public_key)          # a checkpoint anchors the live journal
-    assert segment["checkpoints"] == [summary["last_seq"] + 1] and segment["archived_seq"] == summary["last_seq"]
+    segment = verify.verify_records(live, public_key)          # the M closure anchors the live journal
+    assert segment["checkpoints"] == [summary["last_seq"] + 1] and segment["archived_seq"] == summary["closures"][0]
     assert segment["totals"] == summary["totals"] and segment["counter"] == summary["counter"]
+    assert segment["profile_hash"] == summary["profile_hash"]
     first, replay = answers["COMMIT"][0][3], answers["COMMIT"][1][3]
     assert replay["replayed"] and replay["sealed"] == first["sealed"]
     assert answers["COMMIT"][2][1] == 0x30   # NONCE_UNKNOWN
@@ -51,5 +53,11 @@ def test_golden_frames_decode_and_journal_verifies():
     fields = verify.verify_head(head["statement"], head["signature"], public_key)
     assert fields[7] == b"golden audit"
     archived = [a for a in answers["ARCHIVED"]]
-    assert archived[0][1] == 0x54 and archived[1][3]["erased_sectors"] == 1 and archived[2][3]["erased_sectors"] == 0
+    assert archived[0][1] == 0x56 and archived[1][1] == 0x54     # ARCHIVE_OPEN_PERIOD, ARCHIVE_HASH_MISMATCH
+    assert archived[2][3]["erased_sectors"] == 1 and archived[3][3]["erased_sectors"] == 0
+    profiles = answers["PROFILE"]
+    assert profiles[0][3]["installed"] and not profiles[1][3]["installed"] and profiles[2][1] == 0x82
+    assert answers["EVIDENCE"][0][3]["original"] == 1 and answers["SEAL"][3][3]["replayed"] is False
+    z, m = answers["CLOSE"][0][3], answers["CLOSE"][1][3]
+    assert m["seq"] == z["seq"] + 1 and answers["X"][0][3]["figures"][24] == [m["seq"], m["seq"]]
     assert answers["READ_JOURNAL"][0][1] == 0x52 and answers["READ_JOURNAL"][1][3]["records"] == live

@@ -19,7 +19,7 @@ from hostd.cli.verify import verify
 from protocol import cert, messages
 from protocol.errors import code_of
 from device.signer import Signer
-from tests.devkit import T0, encode_invoice, make_invoice
+from tests.devkit import SEED_TG, T0, encode_invoice, make_invoice
 
 
 def _call(core, name, **fields):
@@ -180,8 +180,9 @@ def _certified_export(auth_dir, seed="id"):
     prov = _call(core, "PROVISION")[3]
     data = authority.issue(auth_dir, prov["device_id"], prov["public_key"])
     _call(core, "CERTIFY", certificate=data)
+    assert _call(core, "PROFILE", data=SEED_TG)[3]["installed"]   # as `fiscal board provision` does
     _call(core, "SET_TIME", time=T0)
-    canonical = encode_invoice(make_invoice())
+    canonical = encode_invoice(make_invoice())   # dated T0, the device clock: inside the window
     nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical, request_id=b"\x01" * 16)[3]["nonce"]
     _call(core, "COMMIT", nonce=nonce)
     info = _call(core, "INFO")[3]
@@ -245,6 +246,12 @@ class FakeClient:
             answer["device_id"] = self.lie_id
         return answer
 
+    def install_profile(self, data):
+        return self.call("PROFILE", data=data)
+
+    def read_profile(self):
+        return self.call("PROFILE_READ")
+
 
 def test_provision_flow_registers_then_certifies(tmp_path, auth_dir):
     from hostd.boards.provision import provision
@@ -252,11 +259,14 @@ def test_provision_flow_registers_then_certifies(tmp_path, auth_dir):
     core, _, keys = _fresh(seed="flow")
     summary = provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core))
     assert summary["key_created"] and summary["certificate_stored"]
+    assert (summary["tax_profile"], summary["tax_profile_installed"]) == ("seed-tg", True)
+    assert _call(core, "PROFILE_READ")[3]["data"] == SEED_TG              # the default profile, as shipped
     reg = "%s/devices/%s" % (auth_dir, summary["device_id"])
     assert open(reg + ".pub").read().strip() == summary["public_key"]
     assert open(reg + ".cert", "rb").read() == keys.certificate()
     again = provision("pty", auth_dir, client_factory=lambda port, timeout: FakeClient(core))
     assert (again["key_created"], again["certificate_stored"]) == (False, False)
+    assert (again["tax_profile"], again["tax_profile_installed"]) == ("seed-tg", False)   # kept, not sent again
 
 
 def test_provision_refuses_an_id_that_is_not_the_keys(tmp_path, auth_dir):

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from hostd.intake.canonical import to_canonical
 from hostd.errors import InvalidPayload
-from protocol import cbor, invoice, taxgroups, timefmt
+from protocol import cbor, invoice, profile_host, taxgroups, timefmt
 from protocol.errors import InvoiceError
 from tests.devkit import make_invoice
+
+GROUPS = profile_host.default()["groups"]
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
 
@@ -36,17 +38,19 @@ def test_time_codec_refuses_other_spellings(text):
 
 
 def test_rate_in_force_follows_effective_from():
-    manifest = taxgroups.MANIFEST + (("TG02", "Standard VAT \u2014 Goods", 180000, "2027-01-01T00:00:00Z"),)
+    profile = profile_host.load("seed-tg")
+    profile["groups"].append(["TG02", "Standard VAT \u2014 Goods", 180000, "2027-01-01T00:00:00Z"])
+    manifest = profile["groups"]
     assert taxgroups.in_force("TG02", "2026-12-31T23:59:59Z", manifest)[2] == 160000
     assert taxgroups.in_force("TG02", "2027-01-01T00:00:00Z", manifest)[2] == 180000
     doc = make_invoice(lines=((1000, 100000, "TG02"),), timestamp="2027-01-02T00:00:00Z")
     with pytest.raises(InvoiceError) as info:
-        invoice.check(doc, manifest)     # built with the 16 % manifest
+        invoice.check(doc, profile)     # built with the 16 % profile
     assert info.value.name == "TAX_RATE_MISMATCH"
-    assert len(taxgroups.codes()) == 14
+    assert len(taxgroups.codes(GROUPS)) == 14
 
 
-@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.integers(0, 10 ** 8), st.sampled_from(taxgroups.codes())),
+@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.integers(0, 10 ** 8), st.sampled_from(taxgroups.codes(GROUPS))),
                 min_size=1, max_size=20))
 @settings(max_examples=300)
 def test_totals_rule_against_exact_decimal_arithmetic(lines):
@@ -55,7 +59,7 @@ def test_totals_rule_against_exact_decimal_arithmetic(lines):
     for code, base, tax in summary["groups"]:
         exact = sum(Decimal(q) * p for q, p, g in lines if g == code) / 1000
         assert base == int(exact.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
-        rate = taxgroups.in_force(code, doc[6])[2]
+        rate = taxgroups.in_force(code, doc[6], GROUPS)[2]
         assert tax == int((Decimal(base) * rate / 10 ** 6).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
     assert summary["total"] == summary["subtotal"] + summary["total_vat"]
     assert invoice.decode(cbor.encode(doc))[1] == summary
@@ -109,3 +113,49 @@ def test_field_order_and_missing_fields_are_named():
     with pytest.raises(InvalidPayload) as info:
         to_canonical(json.dumps(doc))
     assert info.value.field == "payments"
+
+
+def test_a_refusal_names_the_field_its_detail_names():
+    """The device's detail may not start with the field: the first invoice field it names is the
+    API's ``field`` (here ``credit``, which a credit note must carry), never a word of the sentence."""
+    with pytest.raises(InvalidPayload) as info:
+        to_canonical(_sample(invoice_type="credit_note"))
+    assert info.value.detail.startswith("INVOICE_MALFORMED") and info.value.field == "credit"
+
+
+def test_an_invoice_without_timestamp_is_dated_at_acceptance_and_its_hash_carries_it():
+    """The samples leave the timestamp out: the host fills in the time it accepts the invoice
+    (UTC, to the second) before canonicalisation, so the canonical bytes, the hash the device
+    signs and the document kept for GET all carry it; a timestamp that is sent is kept as sent."""
+    from hostd.intake import shapes
+    from hostd.intake.canonical import parse_invoice
+
+    with open(os.path.join(SAMPLES, "invoice-000-goods.json"), "rb") as fh:
+        raw = fh.read()
+    assert b"timestamp" not in raw
+    parsed = parse_invoice(raw, now="2026-12-01T10:00:00Z")
+    assert parsed.stamped and cbor.decode(parsed.canonical)[6] == "2026-12-01T10:00:00Z"
+    kept = json.loads(parsed.text())
+    assert list(kept) == [entry[1] for entry in invoice.INVOICE] and kept["timestamp"] == "2026-12-01T10:00:00Z"
+    assert '"rate":0.16,' in parsed.text() and '"unit_price":100000,' in parsed.text()   # numbers stay numbers
+    assert to_canonical(parsed.text(), now="2027-01-01T00:00:00Z")[0] == parsed.canonical   # the kept text seals the same
+    dated = json.loads(raw)
+    dated = {k: dated[k] for k in list(dated)[:5]} | {"timestamp": "2026-12-01T09:00:00Z"} | \
+        {k: dated[k] for k in list(dated)[5:]}
+    given = parse_invoice(json.dumps(dated), now="2026-12-01T10:00:00Z")
+    assert not given.stamped and cbor.decode(given.canonical)[6] == "2026-12-01T09:00:00Z"
+    stamp = shapes.accepted_at()
+    assert timefmt.parse_time(stamp) <= int(__import__("time").time()) and stamp.endswith("Z") and len(stamp) == 20
+    assert abs(timefmt.parse_time(cbor.decode(to_canonical(raw)[0])[6]) - timefmt.parse_time(stamp)) <= 2   # default: now
+
+
+@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(max_size=8),
+                              st.decimals(-10 ** 12, 10 ** 12, places=6)),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=10))
+@settings(max_examples=300, deadline=None)
+def test_strict_dumps_writes_back_exactly_what_loads_reads(value):
+    from hostd.intake import strictjson
+
+    text = strictjson.dumps(value)
+    assert strictjson.loads(text) == value and strictjson.dumps(strictjson.loads(text)) == text

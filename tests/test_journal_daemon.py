@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from hostd.books.export import load_export, verify_export
 from hostd.sdk.transport import request
 from hostd.store.archive import Archive
 from hostd.store.store import Store
-from tests.daemonkit import Stack, sample
+from tests.daemonkit import Stack, sample, utc_now
 
 pytestmark = pytest.mark.slow
 
@@ -85,18 +86,26 @@ def test_a_full_journal_with_archiving_off_refuses_before_a_nonce_and_still_serv
         stack.close()
 
 
+def _lose_the_store(stack):
+    stack.stop_daemon()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(stack.db + suffix):
+            os.unlink(stack.db + suffix)
+    stack.start_daemon()
+
+
 def test_a_lost_store_never_seals_a_retry_twice(tmp_path):
+    """A POS that dates its own invoices sends the same bytes again: the device finds the request
+    id it already sealed with that very invoice hash and answers that seal, and the retry files the
+    invoice's content the lost store no longer had."""
     stack = Stack(tmp_path / "c")
     try:
         stack.start_daemon()
-        status, first = stack.pos.seal(sample(cashier_id="lost"), key="lost-store")
+        body = sample(cashier_id="lost", timestamp=utc_now())   # dated once: a retry sends the same bytes
+        status, first = stack.pos.seal(body, key="lost-store")
         assert status == 200
-        stack.stop_daemon()
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(stack.db + suffix):
-                os.unlink(stack.db + suffix)
-        stack.start_daemon()
-        status, again = stack.pos.seal(sample(cashier_id="lost"), key="lost-store")
+        _lose_the_store(stack)
+        status, again = stack.pos.seal(body, key="lost-store")
         assert status == 200
         assert again["payload"]["fiscal_number"] == first["payload"]["fiscal_number"]
         assert again["payload"]["auth_code"] == first["payload"]["auth_code"]
@@ -104,5 +113,36 @@ def test_a_lost_store_never_seals_a_retry_twice(tmp_path):
         assert summary["invoices"] == 1 and summary["counter"] == 1    # one record for it
         status, got = stack.pos.get("/api/v1/invoices/%s" % first["payload"]["fiscal_number"])
         assert status == 200 and got["payload"]["invoice"]["cashier_id"] == "lost"   # the retry completed it
+    finally:
+        stack.close()
+
+
+def test_a_lost_store_and_an_undated_retry_never_seal_twice(tmp_path):
+    """An invoice without a timestamp is dated by the daemon as it accepts it; with the store lost,
+    the retry of the same bytes is dated again, so its canonical invoice is not the one sealed.
+    The device refuses the request id for another invoice (REQUEST_ID_REUSED, naming the fiscal
+    number it sealed): still one seal, and the POS is told which; the invoice stays filed from
+    the journal without its content (README, "If the store is lost")."""
+    stack = Stack(tmp_path / "u")
+    try:
+        stack.start_daemon()
+        body = sample(cashier_id="undated")
+        status, answer = stack.pos.post("/api/v1/invoices", body, key="lost-undated")
+        assert status == 200
+        number = json.loads(answer)["payload"]["fiscal_number"]
+        dated = stack.pos.get("/api/v1/invoices/%s" % number)[1]["payload"]["invoice"]["timestamp"]
+        while utc_now() <= dated:   # a retry is dated in a later second than the sealed invoice
+            time.sleep(0.05)
+        # while the store has the request, the retry is answered from it, byte for byte
+        assert stack.pos.post("/api/v1/invoices", body, key="lost-undated") == (200, answer)
+        _lose_the_store(stack)
+        for _ in range(2):          # the refusal is the key's final answer
+            status, again = stack.pos.seal(body, key="lost-undated")
+            assert (status, again["code"], again["device_code"]) == (422, "FISCALIZATION_FAILED", "REQUEST_ID_REUSED")
+            assert number in again["detail"]
+        summary = verify_export(load_export(export(stack)))
+        assert summary["invoices"] == 1 and summary["counter"] == 1    # sealed once
+        status, got = stack.pos.get("/api/v1/invoices/%s" % number)
+        assert status == 200 and got["payload"]["invoice"] is None     # filed from the journal alone
     finally:
         stack.close()

@@ -10,13 +10,13 @@ import tty
 
 import pytest
 
-from hostd.intake.canonical import to_canonical
+from hostd.intake.canonical import parse_invoice, to_canonical
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceBusy, DeviceUnavailable
 from hostd.owner.owner import TWO_PHASE, Owner
 from hostd.store.store import Store
 from protocol import frames, record
-from tests.daemonkit import sample
+from tests.daemonkit import sample, utc_now
 from tests.devkit import Bench
 
 
@@ -49,8 +49,11 @@ def make_owner(tmp_path, bench):
 
 
 def add(store, key, body):
-    canonical, _ = to_canonical(body)
-    assert store.add_request(key, b"h" + key.encode(), canonical, body.decode(), time.time())
+    """A request row as hostd/api/accept.py stores it: the canonical invoice, and as its JSON the
+    body, or the dated document when the body had no timestamp."""
+    parsed = parse_invoice(body)
+    text = parsed.text() if parsed.stamped else body.decode()
+    assert store.add_request(key, b"h" + key.encode(), parsed.canonical, text, time.time())
 
 
 def test_device_clock_ahead_of_host_is_not_a_refusal(tmp_path):
@@ -87,8 +90,9 @@ def test_crash_between_mirroring_and_filing_is_repaired(tmp_path):
     add(store, "1p:a", sample(cashier_id="a"))
     assert owner.seal("1p:a", 5)[0] == 200
     rid = record.request_id_for("1p:b")                      # what the daemon sends for this key
-    nonce = bench.prepare(to_canonical(sample(cashier_id="b"))[0], rid)[1]["nonce"]
-    add(store, "1p:b", sample(cashier_id="b"))
+    body = sample(cashier_id="b", timestamp=utc_now())       # dated once: the row holds what was PREPAREd
+    nonce = bench.prepare(to_canonical(body)[0], rid)[1]["nonce"]
+    add(store, "1p:b", body)
     store.set_request_id("1p:b", rid)
     store.set_prepared("1p:b", nonce)
     bench.ok("COMMIT", nonce=nonce)                          # sealed; the daemon never heard

@@ -6,7 +6,6 @@ of the page as Chromium drew it, and both screenshots are saved in test-artifact
 import json
 import os
 import socket
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -14,7 +13,6 @@ import zxingcpp
 from PIL import Image
 
 from hostd.sdk.transport import request
-from protocol import timefmt
 from tests import browser
 from tests.daemonkit import Stack, sample
 
@@ -64,13 +62,11 @@ def served(tmp_path_factory):
     port = free_port()
     stack = Stack(tmp)
     stack.start_daemon(extra=["--tokens-file", str(tokens), "--listen", "127.0.0.1:%d" % port])
-    today = timefmt.format_time(int(time.time()))
     sealed = []
     headers = {"Authorization": "Bearer " + TOKEN}
-    for i in range(3):
-        doc = json.loads(sample(cashier_id="browser-%d" % i))
-        doc["timestamp"] = today
-        status, data = stack.pos.post("/api/v1/invoices", json.dumps(doc).encode(), key="b-%d" % i, headers=headers)
+    for i in range(3):   # the samples carry no timestamp: the daemon dates them now
+        status, data = stack.pos.post("/api/v1/invoices", sample(cashier_id="browser-%d" % i), key="b-%d" % i,
+                                      headers=headers)
         assert status == 200, data
         sealed.append(json.loads(data)["payload"])
     yield stack, "http://127.0.0.1:%d" % port, sealed

@@ -40,9 +40,11 @@ def test_fresh_emulator_is_provisioned_certified_and_verified(tmp_path):
 
         first = json.loads(_fiscal("board", "provision", "--device", pty, "--authority", auth, "--json").stdout)
         assert first["key_created"] is True and first["certificate_stored"] is True
+        # a factory-fresh device has no tax profile: provisioning installs the default one, once
+        assert (first["tax_profile"], first["tax_profile_installed"]) == ("seed-tg", True)
         assert os.path.exists(os.path.join(profile, "key.bin"))          # made inside the device
         again = json.loads(_fiscal("board", "provision", "--device", pty, "--authority", auth, "--json").stdout)
-        assert again == dict(first, key_created=False, certificate_stored=False)
+        assert again == dict(first, key_created=False, certificate_stored=False, tax_profile_installed=False)
         assert open(os.path.join(auth, "devices", first["device_id"] + ".pub")).read().strip() == first["public_key"]
 
         daemon = subprocess.Popen(FISCAL + ["daemon", "--device", pty, "--socket", sock, "--db", str(tmp_path / "d.db")])

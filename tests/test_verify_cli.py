@@ -37,7 +37,12 @@ def _journal(seed=0, last=True):
     bench.requests = 1000 * seed     # the fork's request ids differ, so its records do
     bench.ok("SET_TIME", time=T0)
     for i, itype in enumerate(["sale", "credit_note", "sale", "export", "sale"]):
-        _seal(bench, make_invoice(lines=((1000 + i, 1000 * (i + 1), "TG02"), (500, 777, "TG03")), itype=itype))
+        if itype == "credit_note":
+            assert bench.credit(1, lines=((1000, 500, "TG02"),))[0] == "OK"
+        else:
+            groups = ("TG05", "TG05") if itype == "export" else ("TG02", "TG03")
+            _seal(bench, make_invoice(lines=((1000 + i, 1000 * (i + 1), groups[0]), (500, 777, groups[1])),
+                                      itype=itype))
         bench.clock.advance(5)
     bench.reboot()
     bench.ok("SET_TIME", time=T0 + 100)
@@ -47,7 +52,7 @@ def _journal(seed=0, last=True):
 
 
 BENCH = _journal()
-RECORDS = BENCH.records()          # 1 power-up, 2 time, 3-7 invoices, 8 power-up, 9 time, 10 invoice
+RECORDS = BENCH.records()          # 1 power-up, 2 profile, 3 time, 4-8 invoices, 9 power-up, 10 time, 11 invoice
 INFO = BENCH.ok("INFO")
 HEAD = BENCH.ok("HEAD", challenge=b"")
 KEY = BENCH.public_key
@@ -88,9 +93,10 @@ def _error_of(result):
 
 def test_journal_is_what_the_tests_assume():
     kinds = [record.decode(r)[0][record.K_TYPE] for r in RECORDS]
-    assert kinds == [record.POWER_UP, record.TIME] + [record.INVOICE] * 5 + [record.POWER_UP, record.TIME, record.INVOICE]
-    assert INFO["seq"] == 10 and INFO["counter"] == 6
-    assert FORK[:2] == RECORDS[:2] and all(FORK[i] != RECORDS[i] for i in range(2, 10))
+    assert kinds == [record.POWER_UP, record.EVENT, record.TIME] + [record.INVOICE] * 5 + [record.POWER_UP, record.TIME,
+                                                                                         record.INVOICE]
+    assert INFO["seq"] == 11 and INFO["counter"] == 6
+    assert FORK[:3] == RECORDS[:3] and all(FORK[i] != RECORDS[i] for i in range(3, 11))
     fork = export.build_export(FORK, FORK_BENCH.ok("INFO"), FORK_BENCH.ok("HEAD", challenge=b""), T0)
     assert export.verify_export(fork)["last_hash"] == FORK_BENCH.core.last_hash.hex()
 
@@ -99,10 +105,10 @@ def test_genuine_export_verifies(tmp_path):
     result = _run(_write(tmp_path, DOC))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "export verified: 10 records, 6 invoices, fiscal counter 6" in out
+    assert "export verified: 11 records, 6 invoices, fiscal counter 6" in out
     assert "device:    %s" % INFO["device_id"] in out
     assert "first:     2026-02-17T04:00:00Z" in out and "last:      2026-02-17T04:01:40Z" in out
-    assert "records:   1 to 10\n" in out and "head:      signed by the device at 2026-02-17T04:01:40Z\n" in out
+    assert "records:   1 to 11\n" in out and "head:      signed by the device at 2026-02-17T04:01:40Z\n" in out
     assert INFO["last_hash"].hex() in out
     assert "the key in the export file" in out
     assert result.stderr == ""
@@ -112,7 +118,7 @@ def test_json_summary(tmp_path):
     result = _run(_write(tmp_path, DOC), "--json")
     assert result.exit_code == 0
     got = json.loads(result.stdout)
-    assert got["status"] == "ok" and got["records"] == 10 and got["invoices"] == 6 and got["counter"] == 6
+    assert got["status"] == "ok" and got["records"] == 11 and got["invoices"] == 6 and got["counter"] == 6
     assert got["last_hash"] == INFO["last_hash"].hex() and got["device_id"] == INFO["device_id"]
     assert got["key_source"] == "file" and got["checkpoints"] == [] and got["first_seq"] == 1
     assert got["exported_at"] == "2026-02-17T05:00:00Z" and got["challenge"] == ""
@@ -175,22 +181,22 @@ def test_pem_key_of_another_curve_is_refused(tmp_path):
 
 # -- tampering: one distinct sentence per kind, naming the record -------------------------------
 
-def _body_flip_record3():
-    rec = RECORDS[2]
+def _body_flip_record4():
+    rec = RECORDS[3]
     fields, body, _ = record.decode(rec)
     pos = body.index(fields[record.K_INVOICE_HASH]) + 7   # inside the invoice hash: CBOR stays valid
-    return _with_records(RECORDS[:2] + [_flip(rec, pos)] + RECORDS[3:])
+    return _with_records(RECORDS[:3] + [_flip(rec, pos)] + RECORDS[4:])
 
 
-def _sig_flip_record3():
-    rec = RECORDS[2]
-    return _with_records(RECORDS[:2] + [_flip(rec, len(rec) - 10)] + RECORDS[3:])
+def _sig_flip_record4():
+    rec = RECORDS[3]
+    return _with_records(RECORDS[:3] + [_flip(rec, len(rec) - 10)] + RECORDS[4:])
 
 
-def _high_s_record3():
-    rec = RECORDS[2]
+def _high_s_record4():
+    rec = RECORDS[3]
     s = int.from_bytes(rec[-32:], "big")
-    return _with_records(RECORDS[:2] + [rec[:-32] + (p256.N - s).to_bytes(32, "big")] + RECORDS[3:])
+    return _with_records(RECORDS[:3] + [rec[:-32] + (p256.N - s).to_bytes(32, "big")] + RECORDS[4:])
 
 
 def _other_key_file(tmp_path):
@@ -199,17 +205,17 @@ def _other_key_file(tmp_path):
     return keyfile
 
 
-ALTERED3 = ("record 3 was altered or does not chain to record 2 (its signature does not verify over the "
+ALTERED4 = ("record 4 was altered or does not chain to record 3 (its signature does not verify over the "
             "previous record's hash)")
 TAMPERED = {
-    "body byte": (_body_flip_record3, 3, ALTERED3, "VERIFY_SIGNATURE"),
-    "signature byte": (_sig_flip_record3, 3, ALTERED3, "VERIFY_SIGNATURE"),
-    "high s": (_high_s_record3, 3, "record 3 has a high-s signature: not the device's canonical signature",
+    "body byte": (_body_flip_record4, 4, ALTERED4, "VERIFY_SIGNATURE"),
+    "signature byte": (_sig_flip_record4, 4, ALTERED4, "VERIFY_SIGNATURE"),
+    "high s": (_high_s_record4, 4, "record 4 has a high-s signature: not the device's canonical signature",
                "VERIFY_SIGNATURE"),
     "removed in the middle": (lambda: _with_records(RECORDS[:4] + RECORDS[5:]), 5,
                               "record 5 is missing (the file goes on with record 6)", "VERIFY_COUNTER"),
-    "removed at the end": (lambda: _with_records(RECORDS[:-1]), 9,
-                           "the records end at record 9, the device-signed head is at record 10 "
+    "removed at the end": (lambda: _with_records(RECORDS[:-1]), 10,
+                           "the records end at record 10, the device-signed head is at record 11 "
                            "(records cut off the end)", "VERIFY_HEAD"),
     "swapped": (lambda: _with_records(RECORDS[:3] + [RECORDS[4], RECORDS[3]] + RECORDS[5:]), 4,
                 "records out of order at 4: position 4 holds record 5, record 4 is at position 5", "VERIFY_COUNTER"),
@@ -217,19 +223,19 @@ TAMPERED = {
                    "records out of order at 5: record 4 appears again (duplicated)", "VERIFY_COUNTER"),
     "removed first": (lambda: _with_records(RECORDS[1:], from_seq=2), 1,
                       "the export starts at record 2, which is neither record 1 nor a checkpoint", "VERIFY_CHAIN"),
-    "spliced from another copy": (lambda: _with_records(RECORDS[:3] + FORK[3:]), 4,
-                                  "record 4 was altered or does not chain to record 3 (its signature does not "
+    "spliced from another copy": (lambda: _with_records(RECORDS[:4] + FORK[4:]), 5,
+                                  "record 5 was altered or does not chain to record 4 (its signature does not "
                                   "verify over the previous record's hash)", "VERIFY_SIGNATURE"),
-    "a second record 4": (lambda: _with_records(RECORDS[:4] + [FORK[3]] + RECORDS[4:]), 5,
-                          "record 5 was altered or comes from another copy of the journal (it reads as record 4 "
+    "a second record 5": (lambda: _with_records(RECORDS[:5] + [FORK[4]] + RECORDS[5:]), 6,
+                          "record 6 was altered or comes from another copy of the journal (it reads as record 5 "
                           "and its signature does not verify over this file's chain)", "VERIFY_COUNTER"),
-    "a second record 3": (lambda: _with_records(RECORDS[:3] + [FORK[2]] + RECORDS[3:]), 4,
-                          "records out of order at 4: position 4 holds a second, different record 3 "
+    "a second record 4": (lambda: _with_records(RECORDS[:4] + [FORK[3]] + RECORDS[4:]), 5,
+                          "records out of order at 5: position 5 holds a second, different record 4 "
                           "(from another copy of the journal)", "VERIFY_COUNTER"),
-    "not hex": (lambda: dict(DOC, records=DOC["records"][:2] + ["zz" + DOC["records"][2]] + DOC["records"][3:]), 3,
-                "records[2] (record 3) is not hex text", "VERIFY_EXPORT"),
-    "truncated record": (lambda: _with_records(RECORDS[:2] + [RECORDS[2][:40]] + RECORDS[3:]), 3,
-                         "record 3 is damaged: it is too short", "VERIFY_RECORD"),
+    "not hex": (lambda: dict(DOC, records=DOC["records"][:3] + ["zz" + DOC["records"][3]] + DOC["records"][4:]), 4,
+                "records[3] (record 4) is not hex text", "VERIFY_EXPORT"),
+    "truncated record": (lambda: _with_records(RECORDS[:3] + [RECORDS[3][:40]] + RECORDS[4:]), 4,
+                         "record 4 is damaged: it is too short", "VERIFY_RECORD"),
 }
 
 
@@ -280,10 +286,10 @@ OLD_HEAD = export.build_export(RECORDS[:-1], INFO, _journal(last=False).ok("HEAD
     (lambda: _with_records(RECORDS[:-1], head=OLD_HEAD),
      None),
     (lambda: dict(DOC, head=FORK_DOC["head"]),
-     "record 10 is not the record the device-signed head names (hash or fiscal counter differ)"),
+     "record 11 is not the record the device-signed head names (hash or fiscal counter differ)"),
     (lambda: dict(DOC, device_id="TST-00000000"), "the records are from device %s, the file says TST-00000000"
      % INFO["device_id"]),
-    (lambda: _with_records([], from_seq=1), "the records end at record 0, the device-signed head is at record 10"),
+    (lambda: _with_records([], from_seq=1), "the records end at record 0, the device-signed head is at record 11"),
     (lambda: dict(DOC, checkpoints=[3]), "checkpoints lists [3], the records hold checkpoints []"),
     (lambda: dict(DOC, from_seq=2), "from_seq is 2, the first record is 1"),
 ])
@@ -300,7 +306,7 @@ FORK_DOC = export.build_export(FORK, FORK_BENCH.ok("INFO"), FORK_BENCH.ok("HEAD"
 
 def test_an_older_head_over_all_records_is_refused(tmp_path):
     path = _write(tmp_path, dict(DOC, head=OLD_HEAD))
-    assert _error_of(_run(path)) == ("the records end at record 10, the device-signed head is at record 9 "
+    assert _error_of(_run(path)) == ("the records end at record 11, the device-signed head is at record 10 "
                                      "(an older head)")
 
 
@@ -400,7 +406,7 @@ def large_export(tmp_path_factory):
     bench = Bench(flash_size=1024 * 1024)
     bench.ok("SET_TIME", time=T0)
     canonical = encode_invoice(make_invoice())
-    for _ in range(1198):
+    for _ in range(1197):     # with the power-up, profile and clock records: 1200
         bench.ok("COMMIT", nonce=bench.prepare(canonical)[1]["nonce"])
     records = bench.records()
     assert len(records) == 1200
@@ -415,7 +421,7 @@ def test_large_export_shows_progress_on_a_terminal(large_export, monkeypatch):
     monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)   # let click draw into the runner
     result = _run(large_export)
     assert result.exit_code == 0, result.output
-    assert "export verified: 1200 records, 1198 invoices, fiscal counter 1198" in result.stdout
+    assert "export verified: 1200 records, 1197 invoices, fiscal counter 1197" in result.stdout
     assert "verifying" in result.stderr and "1200/1200" in result.stderr and "#" * 36 in result.stderr
 
 

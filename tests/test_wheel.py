@@ -61,7 +61,8 @@ def test_the_wheel_carries_the_data_folders(installed):
     for name in ("fiscal_data/samples/invoice-002-services.json", "fiscal_data/board/manifest.json",
                  "fiscal_data/board/main.py", "fiscal_data/udev/70-fiscal.rules", "fiscal_data/udev/install",
                  "fiscal_data/systemd/fiscal.service", "fiscal_data/systemd/fiscal.socket",
-                 "fiscal_data/systemd/fiscal.sysusers", "protocol/PROTOCOL.md", "hostd/boards/shipped.py",
+                 "fiscal_data/systemd/fiscal.sysusers", "protocol/PROTOCOL.md", "protocol/profiles/seed-tg.json",
+                 "protocol/profiles/drc-dgi.json", "hostd/boards/shipped.py",
                  "hostd/sdk/py.typed", "hostd/sdk/browser/fiscal.mjs"):
         assert name in names, name
     assert not any(n.startswith("tests/") for n in names)

@@ -33,13 +33,14 @@ function sink(stream) {  // MicroPython hands over one byte per call; write whol
   return s;
 }
 
-function copyPy(FS, src, dst) {  // every .py under host dir src to dst in the Emscripten FS
+function copyPy(FS, src, dst) {  // every .py (and .json data, e.g. protocol/profiles) under host dir src to dst
   if (!fs.existsSync(src)) return;
   if (!FS.analyzePath(dst).exists) FS.mkdirTree(dst);
   for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
     const from = path.join(src, ent.name);
     if (ent.isDirectory() && ent.name !== "__pycache__") copyPy(FS, from, `${dst}/${ent.name}`);
-    else if (ent.isFile() && ent.name.endsWith(".py")) FS.writeFile(`${dst}/${ent.name}`, fs.readFileSync(from));
+    else if (ent.isFile() && (ent.name.endsWith(".py") || ent.name.endsWith(".json")))
+      FS.writeFile(`${dst}/${ent.name}`, fs.readFileSync(from));
   }
 }
 

@@ -8,7 +8,11 @@ is another shape (hostd/intake/shapes.py), checked and canonicalised
 (hostd/intake/canonical.py); the owner stores its request row, and checks that a retry carries the
 same body (hostd/owner/sealing.py). What the row keeps as the invoice JSON is the canonical JSON document that was sealed:
 the POS's own bytes for a canonical invoice (strict UTF-8, so decoding is lossless), the mapped
-document for another shape. The body hash is always over the bytes the client sent.
+document for another shape, and the completed document (hostd/intake/strictjson.py ``dumps``)
+for an invoice that left its ``timestamp`` out: that one is the time of acceptance, to the
+second, taken once per request (per batch; hostd/intake/shapes.py ``accepted_at``). The body hash is
+always over the bytes the client sent, so a retry of the same bytes under the same key replays
+the stored answer, whose canonical invoice carries the first attempt's time.
 """
 
 import hashlib
@@ -20,6 +24,7 @@ from decimal import Decimal
 
 from hostd.errors import InvalidRequest
 from hostd.intake.canonical import parse_invoice
+from hostd.intake.shapes import accepted_at
 from hostd.store.store import COLUMNS
 from protocol import record
 
@@ -55,17 +60,19 @@ def _refuse(value):
     raise TypeError("not JSON: %r" % (value,))
 
 
-def accept(api, request, key, raw, document=None, reference=None):
+def accept(api, request, key, raw, document=None, reference=None, now=None):
     """Check one request and return it as a ``pending`` dict (the request row's columns), not
     stored yet: the owner stores it in the transaction that files its seal, or before the first
     device step when it cannot seal at once (hostd/owner/sealing.py). ``document``: the canonical
-    JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself). The
-    invoice's outlet must be one this daemon and the request's token may act for (403)."""
+    JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself); ``now``
+    the timestamp of an invoice without one (default: ``accepted_at()``). The invoice's outlet
+    must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
-    parsed = parse_invoice(sealed_text, api.merchant)
+    parsed = parse_invoice(sealed_text, api.merchant, now if now is not None else accepted_at())
     api.check_outlet(request, parsed.doc["outlet_id"])
+    invoice_json = parsed.text() if parsed.stamped else sealed_text.decode("utf-8")
     pending = {"key": key, "body_hash": hashlib.sha256(raw).digest(), "canonical": parsed.canonical,
-               "invoice_json": sealed_text.decode("utf-8"), "created": time.time(),
+               "invoice_json": invoice_json, "created": time.time(),
                "request_id": record.request_id_for(key), "state": "new"}
     for name in COLUMNS:
         pending[name] = parsed.columns.get(name)

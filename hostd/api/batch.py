@@ -9,6 +9,7 @@ order in one job on the device owner thread, so the good items get consecutive f
 
 Each item's invoice is serialised again from the parsed batch (UTF-8, no whitespace, Decimals
 as their exact text) to be hashed and stored: a retry of the same item gives the same bytes.
+Items without a ``timestamp`` all get the time the batch is accepted.
 """
 
 import json
@@ -20,7 +21,7 @@ from hostd.api.limits import MAX_BATCH_BODY
 from hostd.api.replies import Resource, json_response
 from hostd.books import envelope
 from hostd.errors import HostdError, InvalidPayload
-from hostd.intake import strictjson
+from hostd.intake import shapes, strictjson
 from hostd.owner.owner import SEAL_BUDGET
 
 MAX_ITEMS = 500
@@ -37,9 +38,10 @@ class Batch(Resource):
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             raise InvalidPayload("body must be {\"invoices\": [...]} with 1 to %d items" % MAX_ITEMS, "invoices")
         results, keys = [None] * len(items), []
+        now = shapes.accepted_at()
         for i, item in enumerate(items):
             try:
-                keys.append((i, self._accept(request, i, item)))
+                keys.append((i, self._accept(request, i, item, now)))
             except HostdError as exc:
                 results[i] = _error(i, exc)
         if keys:
@@ -48,12 +50,12 @@ class Batch(Resource):
                 results[i] = {"index": i, "http_status": status, "response": json.loads(body)}
         return json_response(200, {"status": "ok", "code": "BATCH_PROCESSED", "payload": {"results": results}})
 
-    def _accept(self, request, i, item):
+    def _accept(self, request, i, item, now):
         where = "invoices[%d]" % i
         if not isinstance(item, dict) or not isinstance(item.get("invoice"), dict):
             raise InvalidPayload("%s must be {\"idempotency_key\": K, \"invoice\": {...}}" % where, where)
         key = "1p:" + check_key(item.get("idempotency_key"), where + ".idempotency_key")
-        return accept(self.api, request, key, document_bytes(item["invoice"]))
+        return accept(self.api, request, key, document_bytes(item["invoice"]), now=now)
 
 
 def _error(i, exc):

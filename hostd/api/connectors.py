@@ -9,7 +9,6 @@ byte-identical.
 """
 
 import json
-import time
 
 from aiohttp import web
 
@@ -18,11 +17,6 @@ from hostd.api.replies import Resource
 from hostd.books import envelope
 from hostd.intake import shapes, strictjson
 from hostd.owner.owner import SEAL_BUDGET
-from protocol import timefmt
-
-
-def _now():
-    return timefmt.format_time(int(time.time()))
 
 
 class Connectors(Resource):
@@ -33,22 +27,23 @@ class Connectors(Resource):
         self.api.authorise(request)
         raw = await self.api.body(request)
         doc = strictjson.loads(raw)
-        document, reference = mapper(doc)
+        now = shapes.accepted_at()   # the timestamp of an order or ERP invoice that sends none
+        document, reference = mapper(doc, now)
         key = idempotency_key(request, "1p:", natural(doc))
-        pending = accept(self.api, request, key, raw, document_bytes(document), reference)
+        pending = accept(self.api, request, key, raw, document_bytes(document), reference, now)
         return await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET), reference
 
     async def order(self, request):
         (status, body), _ = await self._seal(
             request, lambda doc: "order:" + check_key(doc.get("order_id"), "order_id") if isinstance(doc, dict) else None,
-            lambda doc: (shapes.order_invoice(doc, self.api.merchant, _now()), None))
+            lambda doc, now: (shapes.order_invoice(doc, self.api.merchant, now), None))
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def erp(self, request):
         (status, body), reference = await self._seal(
             request, lambda doc: "erp:" + check_key(doc.get("connector_reference"), "connector_reference")
             if isinstance(doc, dict) else None,
-            lambda doc: shapes.erp_invoice(doc, self.api.merchant, _now()))
+            lambda doc, now: shapes.erp_invoice(doc, self.api.merchant, now))
         if status == 200:
             doc = json.loads(body)
             doc["payload"]["connector_reference"] = reference

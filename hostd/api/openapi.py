@@ -124,7 +124,14 @@ SCHEMAS = {
     "Invoice": _obj({
         "merchant_nif": _STR, "outlet_id": _STR, "pos_terminal_id": _STR, "cashier_id": _STR,
         "invoice_type": {"enum": ["sale", "advance", "credit_note", "export", "export_credit"]},
-        "timestamp": {"type": "string", "format": "date-time"},
+        "timestamp": {"type": "string", "format": "date-time",
+                      "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+                      "description": "when the invoice was authored, UTC to the second (YYYY-MM-DDTHH:MM:SSZ); optional: "
+                      "left out, it is the time the daemon accepts the invoice, filled in before canonicalisation so "
+                      "the canonical invoice and its hash carry it. A timestamp that is sent is sealed as sent, and "
+                      "the device refuses one outside its tax profile's window around its clock (-48 h / +5 min for "
+                      "the shipped profiles: 422 FISCALIZATION_FAILED, device_code INVOICE_TIME_WINDOW). The seal's "
+                      "own time stamp is the device's (SealedPayload.timestamp)"},
         "client": _obj({"name": _STR, "nif": _STR, "classification": {"enum": [
             "Individual", "Company", "CommercialIndividual", "Professional", "Embassy"]}}),
         "items": {"type": "array", "maxItems": 500, "items": _obj(
@@ -137,7 +144,9 @@ SCHEMAS = {
         "payments": {"type": "array", "maxItems": 500, "items": _obj(
             {"method": _STR, "amount": _MONEY, "instrument_id": _STR, "currency": _STR},
             required=["method", "amount"])},
-    }, description="The canonical invoice: these 11 fields in this order (README 'Invoices')"),
+    }, required=["merchant_nif", "outlet_id", "pos_terminal_id", "cashier_id", "invoice_type", "client", "items",
+                 "tax_groups", "totals", "payments"],
+        description="The canonical invoice: these 11 fields in this order, the timestamp optional (README 'Invoices')"),
     "Nonce": _obj({"nonce": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}}),
     "SealedPayload": _obj({"fiscal_number": _STR, "auth_code": _STR, "timestamp": _STR, "qr_payload": _STR,
                            "fiscal_authority_id": _STR, "dgi_status": _STR, "ledger_hash": _STR, "counter": _INT,
@@ -165,7 +174,9 @@ SCHEMAS = {
         {"idempotency_key": _STR, "invoice": {"$ref": "#/components/schemas/Invoice"}})}}),
     "Batch": _ok("BATCH_PROCESSED", _obj({"results": {"type": "array", "items": _obj(
         {"index": _INT, "http_status": _INT, "response": {"type": "object"}})}})),
-    "Order": _obj({"order_id": _STR, "customer": _STR, "created_at": _STR,
+    "Order": _obj({"order_id": _STR, "customer": _STR, "created_at": {
+                       "type": "string", "format": "date-time",
+                       "description": "the invoice timestamp (optional: else the time the daemon accepts the order)"},
                    "line_items": {"type": "array", "items": _obj({"sku": _STR, "description": _STR, "quantity": _MONEY,
                                                                   "unit_price": _MONEY, "tax_group": _STR})},
                    "shipping": _obj({"method": _STR, "amount": _MONEY}, required=["amount"]),
@@ -174,7 +185,10 @@ SCHEMAS = {
     "ErpInvoice": _obj({"connector_reference": _STR, "invoice_lines": {"type": "array", "items": _obj(
         {"product_code": _STR, "description": _STR, "quantity": _MONEY, "unit_price": _MONEY, "tax_group": _STR})},
         "client": {"type": "object"}, "totals": {"type": "object"}, "fiscal_metadata": {"type": "object"},
-        "payments": {"type": "array"}}, required=["connector_reference", "invoice_lines"],
+        "payments": {"type": "array"}, "timestamp": {
+            "type": "string", "format": "date-time",
+            "description": "the invoice timestamp (optional: else the time the daemon accepts the invoice)"}},
+        required=["connector_reference", "invoice_lines"],
         description="seed 000 section 6; net prices"),
     "Receipt": {"type": "string", "description": "text/html, text/plain, image/svg+xml or image/png by format="},
     "Csv": {"type": "string", "description": "RFC 4180 CSV: invoice_number, issue_date, client_name, tax_group, "

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from hostd.api.replies import Resource, json_response
 from hostd.api.sync import summary as sync_summary
-from protocol import taxgroups
+from protocol import profile_host, taxgroups
 
 DEVICE = "local"   # /outlets/local/status: the device itself, for any token (fiscal status)
 
@@ -21,7 +21,7 @@ class Outlets(Resource):
     async def tax_groups(self, request):
         self.api.authorise(request)
         groups = [{"code": c, "name": n, "rate": "%d.%06d" % divmod(r, taxgroups.PPM), "rate_ppm": r,
-                   "effective_from": e} for c, n, r, e in taxgroups.MANIFEST]
+                   "effective_from": e} for c, n, r, e in profile_host.default()["groups"]]
         return json_response(200, {"status": "ok", "code": "TAX_GROUPS", "payload": groups})
 
     async def status(self, request):

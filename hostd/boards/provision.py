@@ -1,8 +1,10 @@
 """``fiscal board provision``: give a factory-fresh device its key and its certificate.
 
-Steps (PROTOCOL.md sections 4.12-4.14): PROVISION makes the key *inside* the device and answers
+Steps (PROTOCOL.md sections 4.12-4.14, 4.18): PROVISION makes the key *inside* the device and answers
 the public key; the development authority (hostd/boards/authority.py) issues a certificate for that key
-and device id; CERTIFY stores it on the device; INFO confirms it. The public key and the
+and device id; CERTIFY stores it on the device; INFO confirms it; PROFILE installs the country tax
+profile (``tax_profile``, default seed-tg when the device has none; a device already holding one keeps
+it unless another is named, and refuses another once it sealed an invoice). The public key and the
 certificate are also written to ``<authority dir>/devices/`` as the issuing register.
 
 Every step can be run again: PROVISION answers the existing key, and a device that already holds
@@ -19,7 +21,7 @@ from hostd.boards import authority
 from hostd.books.keys import verify_certificate
 from hostd.link.client import DeviceClient
 from hostd.errors import DeviceUnavailable, VerificationFailed
-from protocol import cert
+from protocol import cert, profile_host
 from protocol.errors import VerifyError
 
 DEVICE_ID = re.compile(r"\A([A-Z]{2,8})-[0-9A-F]{8}\Z")
@@ -45,9 +47,11 @@ def _register(directory, device_id, name, content):
         fh.write(content)
 
 
-def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient):
-    """Provision and certify the device on ``port``; return a JSON-ready summary."""
+def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient, tax_profile=None):
+    """Provision and certify the device on ``port`` and install its tax profile; return a JSON-ready
+    summary."""
     auth_key = authority.public_key(authority_dir)
+    profile_data = profile_host.load_bytes(tax_profile or profile_host.DEFAULT)
     with client_factory(port, timeout=timeout) as client:
         client.handshake()
         made = client.call("PROVISION")
@@ -68,8 +72,14 @@ def provision(port, authority_dir, timeout=TIMEOUT, client_factory=DeviceClient)
             _register(authority_dir, device_id, ".cert", data)
             stored = client.call("CERTIFY", certificate=data)["stored"]
             fields = cert.decode(data)
-        if client.call("INFO")["certificate"] != data:
+        info = client.call("INFO")
+        if info["certificate"] != data:
             raise VerificationFailed("the device did not keep the certificate it accepted")
+        installed, profile_id = False, info["profile_id"]
+        if tax_profile is not None or not profile_id:
+            answer = client.install_profile(profile_data)
+            installed, profile_id = answer["installed"], answer["profile_id"]
     _register(authority_dir, device_id, ".cert", data)
     return {"device_id": device_id, "public_key": public_key.hex(), "key_created": made["created"],
-            "certificate_stored": stored, "authority": fields[cert.C_AUTHORITY], "port": port}
+            "certificate_stored": stored, "authority": fields[cert.C_AUTHORITY], "port": port,
+            "tax_profile": profile_id, "tax_profile_installed": installed}

@@ -109,14 +109,24 @@ def authority_serve(db_path, listen, trusted, tls_cert, tls_key, allow_remote, l
               help="The fiscal port: auto, serial:<SERIAL>, or a path (an emulator pty).")
 @click.option("--authority", "authority_dir", required=True, type=AuthorityDir(need_key=True),
               help="Authority folder (fiscal authority init): authority.key signs the certificate.")
+@click.option("--tax-profile", default=None, metavar="FILE",
+              help="Country tax profile to install (a JSON file, or a shipped name: seed-tg, drc-dgi) "
+                   "[default: seed-tg when the device has none].")
 @click.option("--json", "as_json", is_flag=True)
-def provision(device_spec, authority_dir, as_json):
-    """Make the device key inside the device, certify it, store the certificate on the device."""
+def provision(device_spec, authority_dir, tax_profile, as_json):
+    """Make the device key inside the device, certify it, store the certificate and the tax profile."""
     from hostd.link.discovery import resolve
     from hostd.boards.provision import provision as run
+    from protocol import profile_host
+    from protocol.errors import FiscalError
 
+    if tax_profile is not None:
+        try:
+            profile_host.load_bytes(tax_profile)
+        except (OSError, ValueError, FiscalError) as exc:
+            raise click.BadParameter("not a tax profile: %s" % exc, param_hint="--tax-profile")
     try:
-        summary = run(resolve(device_spec), authority_dir)
+        summary = run(resolve(device_spec), authority_dir, tax_profile=tax_profile)
     except HostdError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -127,3 +137,5 @@ def provision(device_spec, authority_dir, as_json):
     click.echo("public key:  %s" % summary["public_key"])
     click.echo("certificate: %s by %s" % ("stored now" if summary["certificate_stored"] else "already held",
                                         summary["authority"]))
+    click.echo("tax profile: %s (%s)" % (summary["tax_profile"], "installed now" if summary["tax_profile_installed"]
+                                         else "already there"))

@@ -1,7 +1,8 @@
 """``fiscal demo``, the README's main job: the emulator plus the daemon, sealing the sample invoices over HTTP.
 
 It runs ``fiscal up`` (emulator + daemon) as a child process on a profile, waits for its socket,
-POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would, reads the outlet status,
+POSTs each invoice to ``/api/v1/invoices`` exactly as a POS would (the samples carry no
+timestamp, so the daemon dates them as it accepts them), reads the outlet status,
 downloads the audit export and verifies it offline with the device's public key, then stops
 ``fiscal up`` (unless ``keep`` is set).
 """

@@ -31,11 +31,16 @@ LEVELS = ("debug", "info", "warning", "error")   # hostd/daemon/logs.py LEVELS (
 @click.option("--journal-kib", type=click.IntRange(min=32), default=None,
               help="Journal (flash) size of a new profile in KiB, a multiple of 4 [default: 2048]; an existing "
                    "profile keeps its size.")
+@click.option("--tax-profile", default=None, metavar="FILE",
+              help="Country tax profile to install (a JSON file, or a shipped name: seed-tg, drc-dgi) "
+                   "[default: seed-tg for a new profile]; refused once an invoice is sealed under another.")
 def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl, exit_with_parent,
-             factory_fresh, authority_dir, as_json, journal_kib):
+             factory_fresh, authority_dir, as_json, journal_kib, tax_profile):
     """Run the fiscal core on a pty; print the pty path as the first stdout line."""
     from device.emu_flash import ProfileError
-    from device.emulator import ProfileMismatch, journal_size, pin_authority, serve
+    from device.emulator import ProfileMismatch, TaxProfileRefused, journal_size, pin_authority, serve
+    from protocol import profile_host
+    from protocol.errors import FiscalError
 
     if journal_kib is not None and journal_kib % 4:
         raise click.BadParameter("must be a multiple of 4", param_hint="--journal-kib")
@@ -45,6 +50,11 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
         click.echo("error: %s" % exc, err=True)
         sys.exit(2)
 
+    if tax_profile is not None:
+        try:
+            profile_host.load_bytes(tax_profile)
+        except (OSError, ValueError, FiscalError) as exc:
+            raise click.BadParameter("not a tax profile: %s" % exc, param_hint="--tax-profile")
     if authority_dir is not None:
         try:
             pin_authority(profile, authority_public_key(authority_dir))
@@ -53,7 +63,11 @@ def emulator(profile, seed, cut_after, cut_bytes, fail_program, max_pending, non
     try:
         serve(profile, seed, cut_after, cut_bytes, fail_program, max_pending, nonce_ttl,
               out=_JsonFirstLine(profile) if as_json else sys.stdout,
-              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh, journal_kib=journal_kib)
+              exit_with_parent=exit_with_parent, factory_fresh=factory_fresh, journal_kib=journal_kib,
+              tax_profile=tax_profile)
+    except TaxProfileRefused as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(2)
     except ProfileError as exc:
         if as_json:
             click.echo(json.dumps({"status": "error", "code": "PROFILE_BUSY" if "in use" in str(exc) else

@@ -10,7 +10,10 @@ unit, a rate exact in parts per million, a quantity exact in thousandths, and an
 refused naming the field, never rounded.
 
 Before the strict order check, ``hostd.intake.shapes.complete`` applies the documented
-compatibility rules (KutaPay's example payload, merchant fields from the daemon's settings).
+compatibility rules (KutaPay's example payload, merchant fields from the daemon's settings) and
+gives an invoice without a ``timestamp`` the time it is accepted (UTC, to the second), so the
+canonical bytes and their hash carry that time; ``Parsed.stamped`` says so, and ``Parsed.text()``
+is then the document as sealed, its timestamp included.
 
 The result is checked with the very function the device runs (``protocol.invoice.check``), so the
 host refuses early what the device would refuse, and the device still checks again.
@@ -63,21 +66,30 @@ def _map(obj, table, path, money_scale):
 
 class Parsed:
     """One accepted invoice: its canonical bytes, the device-side summary, the JSON document as
-    the POS sent it (read once), and the columns the store files it under."""
+    the POS sent it (read once; completed by the compatibility rule, and dated when it had no
+    timestamp), and the columns the store files it under."""
 
-    def __init__(self, canonical, summary, doc):
+    def __init__(self, canonical, summary, doc, stamped=False):
         self.canonical = canonical
         self.summary = summary
         self.doc = doc
+        self.stamped = stamped   # the timestamp was left out and filled in at acceptance
         client = doc["client"]
         self.columns = {"merchant_nif": doc["merchant_nif"], "outlet_id": doc["outlet_id"],
                         "terminal": "%s/%s" % (doc["outlet_id"], doc["pos_terminal_id"]), "client_nif": client.get("nif"),
                         "invoice_type": doc["invoice_type"], "timestamp": doc["timestamp"]}
 
+    def text(self):
+        """The JSON text of the document as sealed (completed, its timestamp included)."""
+        return strictjson.dumps(self.doc)
 
-def parse(raw, merchant=None):
-    """JSON bytes (or text) -> (canonical map, document); checks the top-level field order (seed 002)."""
-    doc = complete(strictjson.loads(raw), merchant)
+
+def parse(raw, merchant=None, now=None):
+    """JSON bytes (or text) -> (canonical map, document, stamped); checks the top-level field order
+    (seed 002). ``now``: the timestamp an invoice without one gets (default: the current time);
+    ``stamped`` says it got it."""
+    sent = strictjson.loads(raw)
+    doc = complete(sent, merchant, now)
     if not isinstance(doc, dict):
         raise InvalidPayload("invoice must be a JSON object")
     names = list(doc)
@@ -93,27 +105,37 @@ def parse(raw, merchant=None):
     if not isinstance(currency, str) or currency not in taxgroups.CURRENCIES:
         raise InvalidPayload("totals.currency %r is not one of %s" % (currency, ", ".join(sorted(taxgroups.CURRENCIES))),
                              "totals.currency")
-    return _map(doc, invoice.INVOICE, "", 10 ** taxgroups.CURRENCIES[currency]), doc
+    stamped = "timestamp" not in sent
+    return _map(doc, invoice.INVOICE, "", 10 ** taxgroups.CURRENCIES[currency]), doc, stamped
 
 
-def parse_invoice(raw, merchant=None):
+def parse_invoice(raw, merchant=None, now=None):
     """JSON invoice -> Parsed. Refuses with InvalidPayload naming the field. ``merchant``
-    (hostd/intake/merchant.py) fills the merchant fields a payload leaves out."""
-    mapping, doc = parse(raw, merchant)
+    (hostd/intake/merchant.py) fills the merchant fields a payload leaves out, ``now`` (default:
+    the current UTC time) the timestamp."""
+    mapping, doc, stamped = parse(raw, merchant, now)
     try:
         summary = invoice.check(mapping)
     except InvoiceError as exc:
         raise InvalidPayload("%s: %s" % (exc.name, exc.detail), _field_of(exc.detail))
-    return Parsed(cbor.encode(mapping), summary, doc)
+    return Parsed(cbor.encode(mapping), summary, doc, stamped)
 
 
-def to_canonical(raw):
-    """JSON invoice -> (canonical bytes, summary). Refuses with InvalidPayload naming the field."""
-    parsed = parse_invoice(raw)
+def to_canonical(raw, now=None):
+    """JSON invoice -> (canonical bytes, summary). Refuses with InvalidPayload naming the field;
+    an invoice without a timestamp gets ``now`` (default: the current UTC time)."""
+    parsed = parse_invoice(raw, now=now)
     return parsed.canonical, parsed.summary
 
 
+FIELDS = ORDER + [entry[1] for entry in invoice.OPTIONAL]
+
+
 def _field_of(detail):
-    """The dotted field path at the start of a device-side detail, for the API's ``field``."""
-    match = re.search(r"([a-z_]+(\[\d+\])?(\.[a-z_]+)*)", detail)
-    return match.group(1) if match else None
+    """The first invoice field path a device-side detail names, for the API's ``field`` (the
+    detail "a credit_note invoice needs key 12 (credit)" names ``credit``, not ``a``); None when it
+    names none."""
+    for match in re.finditer(r"[a-z_]+(\[\d+\])?(\.[a-z_]+)*", detail):
+        if re.match(r"[a-z_]+", match.group(0)).group(0) in FIELDS:
+            return match.group(0)
+    return None

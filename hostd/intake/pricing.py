@@ -115,8 +115,9 @@ def _tax_lines(items, rates):
     return lines, subtotal, vat
 
 
-def rates_at(timestamp, manifest=taxgroups.MANIFEST):
-    """{code: rate ppm} of every group in force at ``timestamp``."""
+def rates_at(timestamp, manifest=None):
+    """{code: rate ppm} of every group in force at ``timestamp`` (default: the shipped profile's)."""
+    manifest = invoice.default_profile()["groups"] if manifest is None else manifest
     out = {}
     for code in taxgroups.codes(manifest):
         try:

@@ -11,7 +11,11 @@ number, a seal time stamp or an auth code; those only ever come from the device.
   ``client``; a payment without ``currency`` takes ``totals.currency``; merchant fields left out
   (``merchant_nif``, ``outlet_id``, ``pos_terminal_id``, ``cashier_id``) come from the daemon's
   merchant settings (hostd/intake/merchant.py). The fields that are present must still come in
-  the canonical order.
+  the canonical order. A ``timestamp`` left out is the time the daemon accepts the invoice
+  (``accepted_at``: UTC, to the second), filled in before canonicalisation, so the canonical
+  invoice and its hash carry it; a ``timestamp`` that is sent is sealed as sent (the device
+  refuses one outside its tax profile's window around its clock: INVOICE_TIME_WINDOW). Either
+  way the seal's own time stamp is the device's.
 - **E-commerce order** (seed 000 section 5, ``POST /api/v1/orders``): ``line_items`` become items
   (``sku`` is the code); ``shipping`` becomes one more item ``SHIPPING`` in the merchant's
   shipping tax group; prices include tax unless the settings say otherwise, and are turned into
@@ -23,16 +27,25 @@ number, a seal time stamp or an auth code; those only ever come from the device.
   items (``product_code`` is the code), prices are net; the sent ``totals`` must equal what the
   lines give; an invoice without payments is sealed as paid ``on_account`` (the settings'
   method) with the connector reference as instrument; ``connector_reference`` is kept with the
-  request and returned in the answer; ``fiscal_metadata.merchant_nif`` is the merchant.
+  request and returned in the answer; ``fiscal_metadata.merchant_nif`` is the merchant;
+  ``timestamp`` (optional) is the invoice's own, else the time the daemon accepts it.
 """
 
-from protocol import invoice
+import time
+
+from protocol import invoice, timefmt
 from hostd.errors import InvalidPayload
 from hostd.intake import pricing
 from hostd.intake.amounts import money_text, quantity_text, rate_text, scaled
 
 ORDER = [entry[1] for entry in invoice.INVOICE]
 MERCHANT_FIELDS = ("merchant_nif", "outlet_id", "pos_terminal_id", "cashier_id")
+
+
+def accepted_at(clock=time.time):
+    """The current UTC time to the second, ``YYYY-MM-DDTHH:MM:SSZ``: the timestamp of an invoice,
+    order or ERP invoice that leaves its own out, taken when the daemon accepts it."""
+    return timefmt.format_time(int(clock()))
 
 
 def _classification(value):
@@ -43,8 +56,9 @@ def _classification(value):
     return value   # the strict check names it
 
 
-def complete(doc, merchant=None):
-    """The compatibility rule above, on a POS document (a dict in the order sent)."""
+def complete(doc, merchant=None, now=None):
+    """The compatibility rule above, on a POS document (a dict in the order sent); ``now`` is the
+    timestamp a document without one gets (default: ``accepted_at()``)."""
     if not isinstance(doc, dict):
         return doc
     present = [name for name in doc if name in ORDER]
@@ -58,6 +72,8 @@ def complete(doc, merchant=None):
             out[name] = doc[name]
         elif name in missing and name in defaults:
             out[name] = defaults[name]
+        elif name == "timestamp":
+            out[name] = now if now is not None else accepted_at()
     client = out.get("client")
     if isinstance(client, dict):
         out["client"] = _client(client)

@@ -17,7 +17,8 @@ by the body size (the API caps that at 256 KiB):
 
 Numbers come back as ``int`` (integer literals) or ``decimal.Decimal`` (anything with a fraction
 or exponent), never ``float``. Objects come back as dicts in the order of the text (duplicates
-are refused, so that order is exactly what the POS sent).
+are refused, so that order is exactly what the POS sent). ``dumps`` writes such values back as
+JSON text, numbers as the numbers they were (a Decimal as its exact text, never a float).
 """
 
 import json
@@ -112,3 +113,19 @@ def _check_text(text, where):
     except UnicodeEncodeError:
         raise InvalidPayload("%s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"
                              % where, where)
+
+
+def dumps(value):
+    """JSON text of what ``loads`` gives (dicts, lists, text, int, Decimal, bool, None), compact,
+    in the dicts' order; a Decimal is written as the exact number it is, not as a string."""
+    if isinstance(value, dict):
+        return "{" + ",".join("%s:%s" % (json.dumps(k, ensure_ascii=False), dumps(v)) for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("not a JSON number: %s" % value)
+        return str(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError("not JSON: %r" % (value,))

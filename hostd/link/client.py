@@ -10,6 +10,9 @@ Rules from DESIGN-NOTES sections 4-6 and reference ecosystem-and-reliability.md 
   executes twice;
 - if the link dies mid-COMMIT or mid-SEAL, the caller asks STATUS (by request id: the device
   answers it from the journal, also after its own power cut) instead of sealing blindly again.
+
+Protocol 3 adds the country profile (PROFILE, PROFILE_READ), credit evidence (EVIDENCE), closures
+(CLOSE, with the Z or M records of an M or Y packed into frames) and X (PROTOCOL.md 4.18-4.23).
 """
 
 import errno
@@ -181,3 +184,43 @@ class DeviceClient:
             if answer["next"] > answer["last"] or not answer["records"] or (limit is not None and len(out) >= limit):
                 return out
             first = answer["next"]
+
+    # -- protocol 3: profile, credits, closures ---------------------------------------------------
+    def install_profile(self, data):
+        """PROFILE: install the country profile (canonical CBOR, protocol/profile_host.py) while no
+        invoice is sealed; the same bytes again answer ``installed`` false."""
+        return self.call("PROFILE", data=data)
+
+    def read_profile(self):
+        """PROFILE_READ: the installed profile's bytes (empty when none), id and hash."""
+        return self.call("PROFILE_READ")
+
+    def evidence(self, record_bytes, prev, credited, proof):
+        """EVIDENCE: arm a credit of the original ``record_bytes`` (body || signature, previous
+        record hash ``prev``) with what was credited so far and its credit-tree proof."""
+        return self.call("EVIDENCE", record=record_bytes, prev=prev, credited=credited, proof=proof)
+
+    def close_period(self, kind, period, records=()):
+        """CLOSE: a Z (no records), or an M (Y) from the Z (M) records given, packed into as few
+        frames as fit; the answer of the last frame carries the CLOSURE record, hash and seq."""
+        records = [bytes(r) for r in records]
+        if kind == "Z" or not records:
+            return self.call("CLOSE", kind=kind, period=period, offset=0, records=records, last=True)
+        budget = CHUNK - 32 - len(period.encode())
+        offset, answer = 0, None
+        while offset < len(records):
+            chunk, size = [], 0
+            while offset + len(chunk) < len(records):
+                rec = records[offset + len(chunk)]
+                if chunk and size + len(rec) + 3 > budget:
+                    break
+                chunk.append(rec)
+                size += len(rec) + 3
+            last = offset + len(chunk) == len(records)
+            answer = self.call("CLOSE", kind=kind, period=period, offset=offset, records=chunk, last=last)
+            offset += len(chunk)
+        return answer
+
+    def x(self):
+        """X: the open period's figures (a Z body that is not written, key 22 = "X")."""
+        return self.call("X")["figures"]

@@ -4,7 +4,8 @@ The daemon keeps the device's journal from filling: after every ``CHECK_EVERY`` 
 once when the device answered JOURNAL_FULL, it reads INFO; at or above ``archive_at`` (fill in
 parts per million of the space invoices may use, default 50 %) it archives:
 
-1. reconcile, so the mirror holds every record up to the device's head;
+1. reconcile, so the mirror holds every record up to the device's head; archive only up to the
+   newest Z closure, closing the period first when all of it is still open (hostd/owner/closing.py);
 2. write the records not archived yet (up to the head) to a durable segment file
    (hostd/store/archive.py), and check the segment before telling the device anything: seq
    continuity, the hash chain from the previous segment, and every signature with the device key;
@@ -32,6 +33,7 @@ from protocol import cbor, record, timefmt
 from hostd.books.export import build_export, dump_export
 from hostd.books.keys import fast_verifier
 from hostd.errors import DeviceRefused, DeviceUnavailable, InvalidPayload
+from hostd.owner.closing import last_z
 from hostd.store.archive import ArchiveError
 
 log = logging.getLogger("fiscal.owner")
@@ -64,6 +66,13 @@ class Archiving:
         self.reconcile()
         start = self.archive.last_seq() + 1
         rows = self.store.journal_from(start)
+        closed = last_z(rows)
+        if rows and closed is None:   # all of it is the open period: close it, the journal needs the space
+            self.close_z(deadline)
+            rows = self.store.journal_from(start)
+            closed = last_z(rows)
+        if closed is not None:        # the device never erases the open period (PROTOCOL.md 4.17)
+            rows = [r for r in rows if r["seq"] <= closed[0]]
         if self.erase_limit is not None:   # syncing: only what the authority acknowledged
             held = self.erase_limit()
             rows = [r for r in rows if r["seq"] <= held]

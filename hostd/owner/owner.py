@@ -21,6 +21,7 @@ from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
 from hostd.owner.archiving import DEFAULT_ARCHIVE_AT, Archiving
+from hostd.owner.closing import Closing
 from hostd.owner.reconcile import Reconciler
 from hostd.owner.sealing import TWO_PHASE, Sealing
 from hostd.owner.slots import Slots
@@ -33,7 +34,7 @@ log = logging.getLogger("fiscal.owner")
 __all__ = ("Owner", "SEAL_BUDGET", "TWO_PHASE")
 
 
-class Owner(Sealing, Archiving, Reconciler):
+class Owner(Sealing, Archiving, Closing, Reconciler):
     def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient, prepare_share=None,
                  archive=None, archive_at=DEFAULT_ARCHIVE_AT):
         """``archive`` (hostd/store/archive.py) enables archive-and-reclaim at ``archive_at`` ppm."""

@@ -80,7 +80,10 @@ class Store:
         until the next durable commit, which is the seal's own, a moment later. The sync of that
         commit covers this row too, since the WAL is one append-only file. A power cut in between
         loses the row, never a seal: the device dedupes request ids, the record is filed from the
-        journal at the next start, and the POS's retry completes it with its content."""
+        journal at the next start, and the POS's retry completes it with its content. (An invoice
+        that left its timestamp out is dated again by that retry, so it is not the invoice sealed:
+        the device refuses the request id, REQUEST_ID_REUSED naming the seal; README "If the store
+        is lost".)"""
         conn = self.db
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
