@@ -113,6 +113,12 @@ def _names(table, want, what, known):
         _rule(table[name], known, "%s.%s" % (what, name))
 
 
+def _in_order(table):
+    """A decoded map's keys in one order on every port (MicroPython dicts keep none), so an
+    invalid profile gets the same detail on a board as in CPython: integers first, then text."""
+    return sorted(table, key=lambda k: (isinstance(k, str), k))
+
+
 def check_profile(doc, types, classes):
     """Validate a decoded profile (PROTOCOL.md 6.4) for the protocol's invoice ``types`` and client
     ``classes``; raise PROFILE_INVALID naming the first problem."""
@@ -120,7 +126,7 @@ def check_profile(doc, types, classes):
 
     if not isinstance(doc, dict):
         _bad("a profile is a map")
-    for key in doc:
+    for key in _in_order(doc):
         if key not in KEYS and key not in OPTIONAL:
             _bad("unknown profile key %r" % (key,))
     for key in KEYS:
@@ -131,7 +137,7 @@ def check_profile(doc, types, classes):
     cur = doc["currencies"]
     if not isinstance(cur, dict) or not cur or len(cur) > MAX_CURRENCIES:
         _bad("currencies must map 1 to %d currency codes to their digits" % MAX_CURRENCIES)
-    for code in cur:
+    for code in _in_order(cur):
         if not isinstance(code, str) or len(code) != 3 or code.upper() != code or not code.isalpha():
             _bad("currency %r is not an ISO 4217 code" % (code,))
         _nat(cur[code], "currencies.%s" % code, 4)

