@@ -39,6 +39,7 @@ package("protocol", base_path="..", files=(
     "merkle.py",
     "messages.py",
     "p256.py",
+    "profile_check.py",
     "record.py",
     "smt.py",
     "taxgroups.py",

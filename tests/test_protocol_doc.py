@@ -27,7 +27,7 @@ import re
 import pytest
 
 from device import core
-from protocol import error_table as errors, invoice, messages, profile_host, record, schema, taxgroups
+from protocol import error_table as errors, invoice, messages, profile_check, profile_host, record, schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_PATH = os.environ.get("PROTOCOL_DOC") or os.path.join(ROOT, "protocol", "PROTOCOL.md")
@@ -259,7 +259,7 @@ def check_taxgroups(text):
 
 
 def check_profile_fields(text):
-    """The Profile fields table lists exactly the keys protocol/taxgroups.py accepts."""
+    """The Profile fields table lists exactly the keys protocol/profile_check.py accepts."""
     problems = []
     body = one_section(text, "Profile fields", 4, problems)
     if body is None:
@@ -271,7 +271,7 @@ def check_profile_fields(text):
     if len(doc) != len(set(doc)):
         problems.append("profile field listed twice")
     return problems + _compare("profile field", dict.fromkeys(doc, True),
-                               dict.fromkeys(taxgroups.KEYS + taxgroups.OPTIONAL, True))
+                               dict.fromkeys(profile_check.KEYS + profile_check.OPTIONAL, True))
 
 
 def check_profile_hashes(text):
