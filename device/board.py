@@ -115,7 +115,8 @@ class Firmware:
 
     def start_core(self):
         """(Re)build the core from flash, exactly as at power-up (a POWER_UP record follows)."""
-        self.core = Core(self.flash, self.clock, self.entropy, self.keystore, firmware=FIRMWARE, table=self.table)
+        self.core = Core(self.flash, self.clock, self.entropy, self.keystore, firmware=FIRMWARE, table=self.table,
+                         unload=True)
         self.link = Link(self.core)
 
     def run(self, running=None):

@@ -11,7 +11,19 @@ device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTI
 device/profile.py (PROFILE, PROFILE_READ); EVIDENCE, CLOSE and X are imported only when used
 (device/credits.py, device/closing.py), to spare a board's heap. PROTOCOL.md (version 3) is the
 spec.
+
+Unloading (``unload=True``, what device/board.py passes): a board pays for the modules a request
+imports on first use (EVIDENCE and credits: device/credits.py, protocol/smt.py; CLOSE and X:
+device/closing.py, device/books.py, protocol/closure.py, protocol/merkle.py; ARCHIVED:
+device/books.py) only while it runs. Every module imported since the core was built is dropped
+from ``sys.modules`` and from its package after each request (and after the power-up itself), then
+garbage is collected, so the next such request imports it again from flash. An M or Y closure
+received in chunks keeps its modules until its last chunk (``closing`` holds their objects).
+Nothing a handler imports may hold state that must outlive its request.
 """
+
+import gc
+import sys
 
 from protocol import invoice, messages, record, timefmt
 from protocol.errors import ClockError, FiscalError, JournalError, MessageError
@@ -38,8 +50,10 @@ FULL_OK = ("INFO", "PING", "READ_JOURNAL", "HEAD", "STATUS", "ARCHIVED", "PROVIS
 
 class Core(Identity, Sealing, Archive, Profile):
     def __init__(self, flash, clock, entropy, keystore, max_pending=10, nonce_ttl=120,
-                 journal_start=0, journal_size=None, firmware=FIRMWARE, table=None):
-        """``table``: the signer's fixed-base table (device/table_file.py on a board)."""
+                 journal_start=0, journal_size=None, firmware=FIRMWARE, table=None, unload=False):
+        """``table``: the signer's fixed-base table (device/table_file.py on a board); ``unload``:
+        drop the modules a request imported once it is answered (see the module docstring)."""
+        self.resident = tuple(sys.modules) if unload else None
         self.entropy = entropy
         self.clock = DeviceClock(clock)
         self.keystore = keystore
@@ -66,6 +80,21 @@ class Core(Identity, Sealing, Archive, Profile):
             if not self.fault:
                 self._recovered(torn, erased)
                 self._heal_profile()
+        self._unload()
+
+    def _unload(self):
+        """Forget the modules imported since the core was built (``unload`` only), unless an M or
+        Y closure is half received."""
+        resident, modules = self.resident, sys.modules
+        if resident is None or len(modules) == len(resident) or self.closing is not None:
+            return
+        for name in [m for m in modules if m not in resident]:
+            del modules[name]
+            dot = name.rfind(".")
+            package = modules.get(name[:dot]) if dot > 0 else None
+            if package is not None and name[dot + 1:] in dir(package):
+                delattr(package, name[dot + 1:])
+        gc.collect()
 
     @property
     def seq(self):
@@ -143,6 +172,8 @@ class Core(Identity, Sealing, Archive, Profile):
             return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
         except FiscalError as exc:
             return messages.encode_error(mid, exc)
+        finally:
+            self._unload()
 
     def _now(self):
         now = self.clock.now()

@@ -26,7 +26,7 @@ A keystore that cannot be read (an I/O error, not a missing file) is fault KEYST
 
 import hashlib
 
-from protocol import cert, p256, record
+from protocol import p256, record
 from protocol.errors import IdentityError, VerifyError
 from device.ports import device_id_for
 from device.signer import Signer, derive_secret
@@ -112,7 +112,7 @@ class Identity:
         return {"device_id": self.device_id, "public_key": self.signer.public_key(), "created": created}
 
     @staticmethod
-    def _check_issuer(parsed, pinned):
+    def _check_issuer(cert, parsed, pinned):
         """The pinned authority signed it (one pure-Python ECDSA verification: seconds on a board,
         once in the device's life). Without a pin, a bogus certificate stored first would block
         the real one for good, since a stored certificate is never replaced."""
@@ -123,6 +123,8 @@ class Identity:
             raise VerifyError("VERIFY_KEY", "certificate signature does not verify under the pinned authority")
 
     def _on_certify(self, fields):
+        from protocol import cert   # once in a device's life: not kept in a board's RAM (device/core.py)
+
         data = fields["certificate"]
         try:
             pinned = self.keystore.authority()
@@ -132,7 +134,7 @@ class Identity:
             parsed = cert.decode(data)
             cert.check_subject(parsed, self.device_id, self.signer.public_key())
             if pinned is not None:
-                self._check_issuer(parsed, pinned)
+                self._check_issuer(cert, parsed, pinned)
         except VerifyError as exc:
             raise IdentityError("CERT_REFUSED", exc.detail)
         if self.certificate:

@@ -7,7 +7,7 @@ always gets one signature, and the emulator, the board and OpenSSL's determinist
 `cryptography` exposes as ``ec.ECDSA(hashes.SHA256(), deterministic_signing=True)``) agree byte for
 byte once OpenSSL's s is normalised the same way: s is always the low one of s and n - s
 (s <= n/2), because (r, n - s) verifies too and would give one record two signatures, hence two
-ledger hashes and auth codes. Verifiers of protocol version 2 refuse high s (PROTOCOL.md 7.2).
+ledger hashes and auth codes. Verifiers (protocol version 2 on) refuse high s (PROTOCOL.md 7.2).
 
 Why a table: k * G dominates the cost of a signature (SEC 1 4.1.3, FIPS 186-4 6.4.1).
 device/p256_table.py ships i * 16^w * G for w = 0..63 and i = 1..15 as affine X || Y, so k * G

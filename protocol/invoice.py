@@ -20,7 +20,7 @@ each invoice type and client class may use.
 """
 
 from protocol import cbor, taxgroups, timefmt
-from protocol.errors import CborError, InvoiceError, ProfileError
+from protocol.errors import CborError, InvoiceError
 
 TYPES = ("sale", "advance", "credit_note", "export", "export_credit")
 CREDIT_TYPES = ("credit_note", "export_credit")
@@ -109,14 +109,10 @@ def default_profile():
 
 
 def load_profile(data):
-    """Canonical CBOR bytes of a profile -> the checked profile map (PROFILE_INVALID otherwise)."""
-    if len(data) > taxgroups.MAX_PROFILE:
-        raise ProfileError("PROFILE_INVALID", "profile of %d bytes; limit %d" % (len(data), taxgroups.MAX_PROFILE))
-    try:
-        doc = cbor.decode(data)
-    except CborError as exc:
-        raise ProfileError("PROFILE_INVALID", "not canonical CBOR: %s" % exc.detail)
-    return taxgroups.check_profile(doc, TYPES, CLASSIFICATIONS)
+    """Canonical CBOR bytes of a profile -> the checked profile map (PROFILE_INVALID otherwise).
+    The check is protocol/profile_check.py, imported here only: a seal never needs it."""
+    from protocol import profile_check
+    return profile_check.load(data, TYPES, CLASSIFICATIONS)
 
 
 def compute_groups(items, timestamp, profile=None):

@@ -109,10 +109,16 @@ def _pack(mid, spec, fields, extra):
     return cbor.encode(out)
 
 
+def _in_order(keys):
+    """Map keys in one order on every port (MicroPython dicts keep none), so a request with several
+    faults gets the same error on a board as in CPython: integers first, then text."""
+    return sorted(keys, key=lambda k: (isinstance(k, str), k))
+
+
 def _unpack(mapping, spec, required, optional=()):
     spec = fields_of(spec)
     fields = {}
-    for key in mapping:
+    for key in _in_order(mapping):
         if key in (K_MSG, K_STATUS, K_DETAIL):
             continue
         if key not in spec:
@@ -122,7 +128,7 @@ def _unpack(mapping, spec, required, optional=()):
             raise MessageError("MESSAGE_FIELD", "field %s must be %s" % (name, kind))
         fields[name] = mapping[key]
     if required:
-        for key in spec:
+        for key in sorted(spec):
             if spec[key][0] not in fields and key not in optional:
                 raise MessageError("MESSAGE_FIELD", "missing field %s" % spec[key][0])
     return fields

@@ -151,6 +151,7 @@ class Books:
             self.figures, self.stream, self.open_known = closure.Figures(closure.grand_of(fields)), merkle.Stream(), True
             self.inner["Z"].append((fields, h))
         else:
+            self.stream.add(h)   # an M or Y is a record of the open period: the next Z's root covers it
             inner = closure.INNER[kind]
             hashes = [x[1] for x in self.inner[inner]]
             if end in hashes:

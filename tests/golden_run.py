@@ -1,12 +1,14 @@
-"""The golden exchange (protocol version 2), runnable unchanged by CPython and by real MicroPython.
+"""The golden exchange (protocol version 3), runnable unchanged by CPython and by real MicroPython.
 
 Fixed key, fixed entropy, manual clock, in-memory flash: every byte the device emits is then a
 function of the code alone. It prints one line per item (``kind hex``): each request frame and
-the response frames, the journal records and a hash of the whole flash image. It covers PROFILE
-(installed, the same again, another refused), PREPARE -> COMMIT (chunked, replayed, unknown
-nonce), SEAL (replayed, a reused request id), STATUS by nonce and by request id, HEAD, EVIDENCE
-and a credit note, CLOSE Z, CLOSE M from that Z, X, ARCHIVED with a checkpoint and an erase on a
-16 KiB flash, then READ_JOURNAL of the live records.
+the response frames, the journal records and a hash of the whole flash image. It covers PROFILE_READ
+(empty, then the installed profile), PROFILE (installed, the same again, another refused),
+PREPARE -> COMMIT (chunked, replayed, unknown nonce), SEAL (replayed, a reused request id), STATUS
+by nonce and by request id, HEAD, EVIDENCE and a credit note, the same evidence again (stale), a
+credit beyond the balance, ARCHIVED of the open period (refused), CLOSE Z, a Z of an earlier day
+(refused), CLOSE M from that Z, CLOSE Y from that M, X, ARCHIVED with a checkpoint and an erase on
+a 16 KiB flash, then READ_JOURNAL of the live records.
 tools/gen_vectors.py stores the CPython output as protocol/vectors/golden.json; the test suite
 checks that CPython and MicroPython both reproduce it byte for byte.
 
@@ -97,8 +99,10 @@ def main():
     core = Core(flash, clock, SeededEntropy("golden"), keystore)
     host = Host(Link(core))
     host.send("INFO")
+    host.send("PROFILE_READ")                           # none installed yet: empty
     seed = profile_bytes("seed-tg")
     host.send("PROFILE", data=seed)
+    host.send("PROFILE_READ")
     host.send("SET_TIME", time=T0)
     small = cbor.encode(make_invoice(3))
     print("invoice %s" % hexs(small))
@@ -128,6 +132,13 @@ def main():
     credit = cbor.encode(make_invoice(1, "cashier-14", "credit_note", sealed[record.S_FISCAL_NUMBER]))
     host.send("SEAL", request_id=record.request_id_for("1p:golden-credit"), total=len(credit), offset=0,
               data=credit)
+    # the same evidence again: the credit moved the root on, so it is stale (CREDIT_EVIDENCE_STALE)
+    host.send("EVIDENCE", record=sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
+              prev=sealed[record.S_PREVIOUS_HASH], credited=[], proof=b"\x00" * 4)
+    # the whole original: the evidence stays armed for the new root, but TG02 has nothing left (CREDIT_EXCEEDS)
+    full = cbor.encode(make_invoice(3, "cashier-14", "credit_note", sealed[record.S_FISCAL_NUMBER]))
+    host.send("SEAL", request_id=record.request_id_for("1p:golden-credit-2"), total=len(full), offset=0,
+              data=full)
     for i in range(16):                       # fill the first sector, so ARCHIVED has one to erase
         clock.advance(1)
         filler = cbor.encode(make_invoice(1, "filler-%02d" % i))
@@ -137,7 +148,9 @@ def main():
     head = core.journal.chain(info["seq"])[1]
     host.send("ARCHIVED", seq=info["seq"], hash=head)   # ARCHIVE_OPEN_PERIOD: no Z yet
     z = host.send("CLOSE", kind="Z", period="2026-02-17", offset=0, records=[], last=True)
-    host.send("CLOSE", kind="M", period="2026-02", offset=0, records=[z["record"]], last=True)
+    host.send("CLOSE", kind="Z", period="2026-02-16", offset=0, records=[], last=True)   # CLOSE_PERIOD
+    m = host.send("CLOSE", kind="M", period="2026-02", offset=0, records=[z["record"]], last=True)
+    host.send("CLOSE", kind="Y", period="2026", offset=0, records=[m["record"]], last=True)
     host.send("X")
     info = host.send("INFO")
     for seq, payload in core.journal.records(1):

@@ -1,10 +1,11 @@
 """The golden vectors: CPython and real MicroPython must reproduce protocol/vectors/golden.json
 byte for byte (frames, journal records, flash image), and the vectors must verify on their own."""
 
+import hashlib
 import json
 import os
 
-from protocol import frames, messages, verify
+from protocol import frames, merkle, messages, profile_host, record, verify
 from tests.upy import run_upy
 from tools.gen_vectors import OUT, ROOT, run_cpython
 
@@ -38,7 +39,7 @@ def test_golden_frames_decode_and_journal_verifies():
     records = [bytes.fromhex(r) for r in vectors["journal_records"]]
     summary = verify.verify_records(records, public_key)
     assert summary["invoices"] == 20 and summary["first_seq"] == 1 and summary["unchecked"] == []
-    assert len(summary["closures"]) == 2 and summary["profile_id"] == "seed-tg" and summary["credit_root"]
+    assert len(summary["closures"]) == 3 and summary["profile_id"] == "seed-tg" and summary["credit_root"]
     live = [bytes.fromhex(r) for r in vectors["live_records"]]
     segment = verify.verify_records(live, public_key)          # the M closure anchors the live journal
     assert segment["checkpoints"] == [summary["last_seq"] + 1] and segment["archived_seq"] == summary["closures"][0]
@@ -57,7 +58,20 @@ def test_golden_frames_decode_and_journal_verifies():
     assert archived[2][3]["erased_sectors"] == 1 and archived[3][3]["erased_sectors"] == 0
     profiles = answers["PROFILE"]
     assert profiles[0][3]["installed"] and not profiles[1][3]["installed"] and profiles[2][1] == 0x82
-    assert answers["EVIDENCE"][0][3]["original"] == 1 and answers["SEAL"][3][3]["replayed"] is False
-    z, m = answers["CLOSE"][0][3], answers["CLOSE"][1][3]
-    assert m["seq"] == z["seq"] + 1 and answers["X"][0][3]["figures"][24] == [m["seq"], m["seq"]]
+    seed = profile_host.load_bytes("seed-tg")
+    empty, read = answers["PROFILE_READ"][0][3], answers["PROFILE_READ"][1][3]
+    assert empty == {"data": b"", "profile_id": "", "profile_hash": b""}
+    assert read == {"data": seed, "profile_id": "seed-tg", "profile_hash": hashlib.sha256(seed).digest()}
+    assert read["profile_hash"] == summary["profile_hash"] == profiles[0][3]["profile_hash"]
+    evidence = answers["EVIDENCE"]
+    assert evidence[0][3]["original"] == 1 and seals[3][3]["replayed"] is False
+    assert evidence[1][1] == 0x93 and seals[4][1] == 0x97    # CREDIT_EVIDENCE_STALE, then CREDIT_EXCEEDS
+    closes = answers["CLOSE"]
+    z, m, y = closes[0][3], closes[2][3], closes[3][3]
+    assert closes[1][1] == 0xA0                              # CLOSE_PERIOD: a Z of an earlier day
+    assert m["seq"] == z["seq"] + 1 and y["seq"] == m["seq"] + 1
+    ybody = record.decode(y["record"])[0]
+    assert (ybody[record.K_KIND], ybody[record.K_PERIOD], ybody[record.K_END]) == ("Y", "2026", m["hash"])
+    assert ybody[record.K_RANGE] == [m["seq"], m["seq"]] and ybody[record.K_MERKLE] == merkle.root([m["hash"]])
+    assert answers["X"][0][3]["figures"][24] == [z["seq"] + 1, y["seq"]]
     assert answers["READ_JOURNAL"][0][1] == 0x52 and answers["READ_JOURNAL"][1][3]["records"] == live

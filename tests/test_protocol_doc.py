@@ -1,8 +1,8 @@
 """protocol/PROTOCOL.md agrees with the tables in the code it documents.
 
 PROTOCOL.md is what third parties implement from, so its tables must not drift from
-protocol/errors.py, protocol/messages.py, protocol/record.py, protocol/invoice.py and
-protocol/taxgroups.py. Each ``check_*`` function parses the Markdown and returns a list of
+protocol/errors.py, protocol/messages.py, protocol/record.py, protocol/invoice.py,
+protocol/taxgroups.py and the shipped profiles (protocol/profiles/). Each ``check_*`` function parses the Markdown and returns a list of
 problems (empty when the document agrees); the ``test_doc_*`` tests run them on the real document,
 and the ``test_mutation_*`` tests prove every check can fail by running it on a mutated copy of
 the text. ``PROTOCOL_DOC=/path/to/copy.md`` points the tests at another file (e.g. a scratch
@@ -13,15 +13,21 @@ Table conventions the checks rely on (see the document):
 - message table: header starting ``Id | Message``; one heading ``### <n> NAME (id N)`` per message;
 - field tables: ``Key | Field | Type | Meaning`` under ``#### NAME request`` / ``#### NAME response``;
 - ``GENESIS = <64 hex digits>`` once at least;
-- tax groups: header starting ``Code | Name | Rate (ppm)``, with ``Rate`` and ``Effective from``.
+- tax groups: one table per shipped profile, header starting ``Code | Name | Rate (ppm)`` (seed-tg)
+  or ``Letter | Name | Rate (ppm)`` (drc-dgi), with ``Rate`` and ``Effective from``;
+- profile fields: header ``Field | JSON type | Rule`` under ``#### Profile fields``;
+- each shipped profile's hash (64 hex digits) in backticks under ``#### The <name> profile``;
+- the protocol version in the versioning table row ``protocol version`` and in the title.
 """
 
+import hashlib
 import os
 import re
 
 import pytest
 
-from protocol import error_table as errors, invoice, messages, record, schema, taxgroups
+from device import core
+from protocol import error_table as errors, invoice, messages, profile_check, profile_host, record, schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_PATH = os.environ.get("PROTOCOL_DOC") or os.path.join(ROOT, "protocol", "PROTOCOL.md")
@@ -216,14 +222,15 @@ def check_genesis(text):
     return ["GENESIS in the document is %s, code gives %s" % (value, want) for value in found if value != want]
 
 
-def check_taxgroups(text):
+def _taxgroup_table(text, first, profile):
+    """The tax group table whose header starts ``first | Name | Rate (ppm)`` against ``profile``."""
     problems = []
-    found = one_table(text.splitlines(), ["Code", "Name", "Rate (ppm)"], "tax group", problems)
+    found = one_table(text.splitlines(), [first, "Name", "Rate (ppm)"], "%s tax group" % profile, problems)
     if found is None:
         return problems
     header, rows = found
     if "Effective from" not in header:
-        return problems + ["tax group table has no 'Effective from' column"]
+        return problems + ["%s tax group table has no 'Effective from' column" % profile]
     eff = header.index("Effective from")
     pct = header.index("Rate") if "Rate" in header else None
     doc = []
@@ -237,13 +244,60 @@ def check_taxgroups(text):
             if not match or rate is None or round(float(match.group(1)) * 10000) != rate:
                 problems.append("tax group %s: percentage %r does not match %r ppm" % (row[0], row[pct], rate))
         doc.append((row[0], row[1], rate, row[eff]))
-    code = [tuple(entry) for entry in taxgroups.MANIFEST]
+    code = [tuple(entry) for entry in profile_host.load(profile)["groups"]]
     for entry in sorted(set(code) - set(doc)):
-        problems.append("tax group entry %r missing from the document" % (entry,))
+        problems.append("%s tax group entry %r missing from the document" % (profile, entry))
     for entry in sorted(set(doc) - set(code), key=repr):
-        problems.append("tax group row %r is not in the manifest" % (entry,))
+        problems.append("tax group row %r is not in profile %s" % (entry, profile))
     if len(doc) != len(set(doc)):
-        problems.append("tax group table has duplicate rows")
+        problems.append("%s tax group table has duplicate rows" % profile)
+    return problems
+
+
+def check_taxgroups(text):
+    return _taxgroup_table(text, "Code", "seed-tg") + _taxgroup_table(text, "Letter", "drc-dgi")
+
+
+def check_profile_fields(text):
+    """The Profile fields table lists exactly the keys protocol/profile_check.py accepts."""
+    problems = []
+    body = one_section(text, "Profile fields", 4, problems)
+    if body is None:
+        return problems
+    found = one_table(body, ["Field", "JSON type", "Rule"], "profile field", problems)
+    if found is None:
+        return problems
+    doc = [row[0] for row in found[1]]
+    if len(doc) != len(set(doc)):
+        problems.append("profile field listed twice")
+    return problems + _compare("profile field", dict.fromkeys(doc, True),
+                               dict.fromkeys(profile_check.KEYS + profile_check.OPTIONAL, True))
+
+
+def check_profile_hashes(text):
+    """Each shipped profile's section gives the SHA-256 of its device form."""
+    problems = []
+    for name in profile_host.shipped():
+        body = one_section(text, "The %s profile" % name, 4, problems)
+        if body is None:
+            continue
+        want = hashlib.sha256(profile_host.load_bytes(name)).hexdigest()
+        found = re.findall(r"`([0-9a-f]{64})`", "\n".join(body))
+        if found != [want]:
+            problems.append("profile %s: the document gives hash %r, its device form hashes to %s" % (name, found, want))
+    return problems
+
+
+def check_versions(text):
+    problems = []
+    title = re.match(r"# .*, version (\d+)\n", text)
+    if not title or int(title.group(1)) != core.PROTOCOL_VERSION:
+        problems.append("the title does not name protocol version %d" % core.PROTOCOL_VERSION)
+    rows = [r for h, rows in tables(text.splitlines()) if h[:2] == ["Item", "Value"] for r in rows
+            if r[0] == "protocol version"]
+    if [r[1] for r in rows] != [str(core.PROTOCOL_VERSION)]:
+        problems.append("versioning table: protocol version %r, the device answers %d"
+                        % ([r[1] for r in rows], core.PROTOCOL_VERSION))
     return problems
 
 
@@ -269,14 +323,15 @@ def check_record_keys(text):
     problems = []
     doc = {}
     for title in ("Common body keys", "INVOICE body keys", "TIME body keys", "POWER_UP body keys",
-                  "CHECKPOINT body keys", "EVENT body keys"):
+                  "CHECKPOINT body keys", "EVENT body keys", "CLOSURE body keys"):
         body = one_section(text, title, 4, problems)
         if body is None:
             continue
         rows = key_rows(body, FIELD_HEADER, title, problems)
         for key in rows:
-            if key in doc:
-                problems.append("body key %d documented in two record tables" % key)
+            # a key may serve several record types, with one name (protocol/record.py)
+            if key in doc and doc[key] != rows[key][1]:
+                problems.append("body key %d is %r in one record table, %r in another" % (key, doc[key], rows[key][1]))
             doc[key] = rows[key][1]
         if title == "Common body keys" and sorted(rows) != sorted(schema.COMMON):
             problems.append("common body keys are %r, the verifier requires %r" % (sorted(rows), sorted(schema.COMMON)))
@@ -287,7 +342,7 @@ def check_record_schema(text):
     """Each record type's table lists exactly the keys protocol/schema.py checks for that type."""
     problems = []
     for rtype, title in ((record.INVOICE, "INVOICE"), (record.TIME, "TIME"), (record.POWER_UP, "POWER_UP"),
-                         (record.CHECKPOINT, "CHECKPOINT"), (record.EVENT, "EVENT")):
+                         (record.CHECKPOINT, "CHECKPOINT"), (record.EVENT, "EVENT"), (record.CLOSURE, "CLOSURE")):
         body = one_section(text, title + " body keys", 4, problems)
         if body is None:
             continue
@@ -310,8 +365,9 @@ def check_nonce_states(text):
     return problems + _compare("nonce state", doc, dict(messages.STATE_NAMES))
 
 
-INVOICE_TABLES = (("Invoice (top level)", invoice.INVOICE), ("Client", invoice.CLIENT), ("Item", invoice.ITEM),
-                  ("Tax line", invoice.TAX_LINE), ("Totals", invoice.TOTALS), ("Payment", invoice.PAYMENT))
+INVOICE_TABLES = (("Invoice (top level)", invoice.INVOICE + invoice.OPTIONAL), ("Client", invoice.CLIENT),
+                  ("Item", invoice.ITEM), ("Tax line", invoice.TAX_LINE), ("Totals", invoice.TOTALS),
+                  ("Payment", invoice.PAYMENT), ("Credit", invoice.CREDIT))
 
 
 def _invoice_kind(kind, empty_ok):
@@ -348,6 +404,9 @@ CHECKS = {
     "schema": check_record_schema,
     "nonce_states": check_nonce_states,
     "invoice": check_invoice_tables,
+    "profile_fields": check_profile_fields,
+    "profile_hashes": check_profile_hashes,
+    "versions": check_versions,
 }
 
 
@@ -412,7 +471,8 @@ MUTATIONS = [
     ("errors", replace_once("| 0x31 | NONCE_EXPIRED |", "| 0x31 | NONCE_EXPIRE |")),
     ("errors", replace_once("| 0x31 | NONCE_EXPIRED |", "| 0x39 | NONCE_EXPIRED |")),
     ("errors", drop_line("| 0x2A | CURRENCY_INVALID |")),
-    ("errors", add_after("| 0x65 | VERIFY_KEY |", "| 0x6E | VERIFY_EXTRA | verify | invented |")),
+    ("errors", add_after("| 0x65 | VERIFY_KEY |", "| 0x7E | VERIFY_EXTRA | verify | invented |")),
+    ("errors", drop_line("| 0x97 | CREDIT_EXCEEDS |")),
     ("errors", drop_line("| 0x35 | REQUEST_ID_REUSED |")),
     ("errors", replace_once("| 0x53 | JOURNAL_CORRUPT | journal |", "| 0x53 | JOURNAL_CORRUPT | nonce |")),
     ("errors", replace_once("| 0x02 | FRAME_OVERSIZE | frame | frame payload is longer",
@@ -445,6 +505,25 @@ MUTATIONS = [
     ("nonce_states", replace_once("| 4 | expired |", "| 4 | expiring |")),
     ("invoice", replace_once("| 2 | nif | str | yes |", "| 2 | nif | str | no |")),
     ("invoice", replace_once("| 3 | quantity | int |", "| 3 | qty | int |")),
+    ("invoice", drop_line("| 12 | credit | map |")),
+    ("invoice", replace_once("| 2 | reason | str | yes |", "| 2 | reason | str | no |")),
+    ("messages", drop_line("| 17 | CLOSE |")),
+    ("messages", replace_once("### 4.21 EVIDENCE (id 16)", "### 4.21 EVIDENCE (id 19)")),
+    ("fields", replace_once("| 5 | credited | list |", "| 5 | credited | map |")),
+    ("fields", drop_line("| 27 | profile_hash | bytes |")),
+    ("fields", replace_once("| 7 | last | bool |", "| 7 | final | bool |")),
+    ("record", replace_once("| 28 | merkle | bytes |", "| 28 | root | bytes |")),
+    ("record", replace_once("| 18 | credit_root | bytes | optional: the device's", "| 18 | root | bytes | optional: the device's")),
+    ("schema", drop_line("| 30 | end | bytes |")),
+    ("schema", add_after("| 32 | profile | bytes |", "| 33 | extra | bytes | invented |")),
+    ("taxgroups", replace_once("| E | Export | 0 | 0 % |", "| E | Export | 160000 | 16 % |")),
+    ("taxgroups", drop_line("| P | Reserved |")),
+    ("profile_fields", drop_line("| window | array |")),
+    ("profile_fields", add_after("| notes | string |", "| colour | string | invented |")),
+    ("profile_hashes", lambda text: text.replace(hashlib.sha256(profile_host.load_bytes("drc-dgi")).hexdigest(),
+                                                 "0" * 64)),
+    ("versions", replace_once("| protocol version | 3 |", "| protocol version | 2 |")),
+    ("versions", replace_once("# Fiscal memory device protocol, version 3", "# Fiscal memory device protocol, version 2")),
 ]
 
 

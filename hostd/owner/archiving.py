@@ -11,7 +11,7 @@ parts per million of the space invoices may use, default 50 %) it archives:
    continuity, the hash chain from the previous segment, and every signature with the device key;
 3. ARCHIVED(last seq, its hash): the device accepts only a hash that matches its own record, writes
    a signed CHECKPOINT and erases the sectors holding only archived records
-   (PROTOCOL.md 4.16); the segment is then marked acknowledged.
+   (PROTOCOL.md 4.17); the segment is then marked acknowledged.
 
 With sync to an authority configured (``erase_limit``), the segment ends at the last record the
 authority acknowledged (hostd/store/sync.py): the device never erases a record whose only other

@@ -1,6 +1,6 @@
 """The host's archive of journal segments (issue 10): what the device may erase, kept first here.
 
-Before the device may erase anything (ARCHIVED, PROTOCOL.md 4.16), the daemon writes the records
+Before the device may erase anything (ARCHIVED, PROTOCOL.md 4.17), the daemon writes the records
 up to that point into an append-only segment file in its state directory (``archive/`` beside
 the store), makes it durable (``fsync`` of the file, then of the directory: a rename or a new
 file is only durable once its directory is, fsync(2)), and records the file's SHA-256, its seq
