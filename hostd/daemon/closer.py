@@ -7,7 +7,8 @@ was down then closes at its next start, the Z labelled with the device's day, an
 records no Z of its own closes is named in the log (warning) and in ``/status``
 (``closures.missing_z``), once per check, for the last ``LOOKBACK`` days.
 
-One Z per day is enough: a day already closed with nothing after its Z is not closed again.
+A day opens with its first invoice: with no invoice since the last Z nothing is closed (a day
+already closed is not closed again; a power-up or clock record opens no day).
 """
 
 import asyncio
@@ -72,9 +73,7 @@ class Closer:
         open), then note the days without a Z."""
         deadline = time.monotonic() + SEAL_BUDGET
         owner = self.owner
-        owner.device(deadline)
-        owner.reconcile()
-        owner.note()
+        owner.catch_up_all(deadline)
         today = timefmt.format_time(int(self.clock()))[:10]
         newest = owner.closures.newest("Z")
         open_since = self._open_since(newest)
@@ -84,12 +83,18 @@ class Closer:
         self.check_missing(today)
 
     def _open_since(self, newest):
-        """The UTC day of the first record after the newest Z (None: nothing is open)."""
+        """The UTC day of the first invoice after the newest Z (None: no invoice is open). Other
+        records (a power-up before the clock was set is dated 1970) open no day."""
         after = newest["seq"] if newest is not None else 0
-        rows = self.owner.closures.mirror_after(after + 1, 1)
-        if not rows:
-            return None
-        return timefmt.format_time(record.decode(bytes(rows[0]["record"]))[0][record.K_TIME])[:10]
+        while True:
+            rows = self.owner.closures.mirror_after(after + 1, 512)
+            for row in rows:
+                rec = bytes(row["record"])
+                if record.type_of(rec) == record.INVOICE:
+                    return timefmt.format_time(record.decode(rec)[0][record.K_TIME])[:10]
+            if len(rows) < 512:
+                return None
+            after = rows[-1]["seq"]
 
     def check_missing(self, today):
         first = timefmt.format_time(int(self.clock()) - LOOKBACK * 86400)[:10]

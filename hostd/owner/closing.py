@@ -71,8 +71,7 @@ class Closing:
     def close_outer(self, deadline, kind, period):
         """CLOSE M (``YYYY-MM``) or Y (``YYYY``) from the closures below it the store holds."""
         inner = INNER[kind]
-        self.reconcile()
-        self.note()
+        self.catch_up_all(deadline)
         previous = self.closures.newest(kind)
         after = 0
         if previous is not None:
@@ -95,10 +94,14 @@ class Closing:
         except DeviceRefused as exc:
             raise ReportRefused("the device refused the %s closure of %s: %s" % (kind, period, exc.device_detail),
                                 device_code=exc.name)
+        self.catch_up_all(deadline)
+        return answer
+
+    def catch_up_all(self, deadline):
+        """Mirror, file and note everything the device holds (INFO first: reconcile goes by it)."""
         self.info = self.call(deadline, "INFO")
         self.reconcile()
         self.note()
-        return answer
 
     def _filed(self, seq):
         row = self.closures.report_of_closure(seq)
