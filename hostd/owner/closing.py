@@ -119,9 +119,11 @@ class Closing:
     # -- filing closures and the technical log ----------------------------------------------
     def note(self):
         """File the closures and technical records mirrored since ``noted_seq``, then the report
-        and bundle of every new closure."""
+        and bundle of every new closure. Invoice records passed over are remembered in memory
+        (``scanned``) and the mark moves every MARK_EVERY of them, so a seal costs no write here."""
         while True:
-            start = self.closures.noted_seq() + 1
+            noted = self.closures.noted_seq()
+            start = max(noted, self.scanned) + 1
             rows = self.closures.mirror_after(start, NOTE_SLICE)
             if not rows:
                 return
@@ -136,9 +138,10 @@ class Closing:
                     first, last = fields[record.K_RANGE]
                     closures.append((seq, fields[record.K_KIND], fields[record.K_PERIOD], bytes(rec), bytes(digest),
                                      first, last, fields[record.K_TIME]))
-            if not technical and len(rows) < MARK_EVERY:
+            self.scanned = rows[-1]["seq"]
+            if not technical and self.scanned - noted < MARK_EVERY:
                 return   # only invoices so far: no write per seal (issue 15), the mark moves later
-            self.closures.note(closures, technical, rows[-1]["seq"])
+            self.closures.note(closures, technical, self.scanned)
             for c in closures:
                 self._report_closure(c[0])
 

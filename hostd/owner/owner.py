@@ -46,6 +46,7 @@ class Owner(Sealing, Archiving, Closing, Reconciler):
         self.archive_at = archive_at
         self.closures = Closures(store)
         self.bundles_dir = bundles_dir
+        self.scanned = 0   # journal records note() has passed over (hostd/owner/closing.py)
         self.sealed_since_check = 0
         self.journal_full = False
         self.slots = Slots(store, prepare_share)
