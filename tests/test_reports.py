@@ -264,3 +264,17 @@ def test_audit_report_and_the_technical_log(stack, tmp_path):
 def _today(stack):
     status, st = stack.pos.get("/api/v1/outlets/local/status")
     return st["payload"]["closures"]["last_z"]["period"]
+
+
+def test_the_sdk_generates_lists_and_gets_reports(stack):
+    from hostd.sdk import errors
+    from hostd.sdk.client import Client
+
+    client = Client(socket=stack.socket)
+    made = client.reports.generate("X", idempotency_key="sdk-x")
+    assert client.reports.generate("X", idempotency_key="sdk-x")["report_id"] == made["report_id"]
+    assert client.reports.get(made["report_id"])["ledger_hash"] == made["ledger_hash"]
+    assert made["report_id"] in [r["report_id"] for r in client.reports.list("X")]
+    with pytest.raises(errors.ReportRefused) as info:
+        client.reports.generate("Z", period="2099-01-01")
+    assert info.value.device_code == "CLOSE_PERIOD"
