@@ -117,6 +117,18 @@ class DeviceRefused(HostdError):
         self.device_detail = detail
 
 
+class ReportRefused(HostdError):
+    """A closure or report the device (``device_code`` CLOSE_*) or the host refused: a period not
+    begun or before the last closure, months not closed in order (HTTP 409 REPORT_REFUSED)."""
+
+    code = "REPORT_REFUSED"
+    exit_code = 5
+
+    def __init__(self, detail, field="period", device_code=None):
+        HostdError.__init__(self, detail, field)
+        self.device_code = device_code
+
+
 class VerificationFailed(HostdError):
     """A journal or export failed offline verification."""
 

@@ -103,9 +103,12 @@ class Stack:
         env.pop("FISCAL_TEST_CRASH_AT", None)
         if crash_at:
             env["FISCAL_TEST_CRASH_AT"] = crash_at
+        extra = list(extra)
+        if "--close-at" not in extra:   # no day's close in the middle of a test run near 23:55 UTC
+            extra += ["--close-at", "off"]
         self.daemon = subprocess.Popen([sys.executable, "-m", "hostd", "daemon", "--device",
                                         os.path.join(self.profile, "tty"), "--socket", self.socket,
-                                        "--db", self.db] + list(extra), env=env, stderr=stderr,
+                                        "--db", self.db] + extra, env=env, stderr=stderr,
                                        preexec_fn=preexec_fn)
         wait_for_socket(self.socket, self.daemon)
 

@@ -27,6 +27,7 @@ from hostd.api.outlets import Outlets
 from hostd.api.pages import Pages
 from hostd.api.receipts import Receipts
 from hostd.api.replies import Refusal, error_response
+from hostd.api.reports import Reports
 from hostd.api.sync import Sync
 from hostd.api.scripts import Scripts
 from hostd.api.webhooks import Webhooks
@@ -36,7 +37,7 @@ from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnava
 # Every resource module, in the order their routes are added (Batch before Invoices: the batch
 # path must not be taken for a fiscal number); hostd/api/openapi.py describes each route they
 # serve (tests/test_openapi.py fails when a route is missing there).
-RESOURCES = (Batch, Invoices, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages,
+RESOURCES = (Batch, Invoices, Reports, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages,
              Scripts)
 SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
 log = logging.getLogger("fiscal.api")
@@ -93,6 +94,7 @@ class Api:
         self.merchant = merchant
         self.accounts = accounts
         self.sync = sync
+        self.closer = None   # the day's close (hostd/daemon/closer.py), set by the daemon
         self.queued = 0
 
     def app(self, extra_middlewares=()):

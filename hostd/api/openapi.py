@@ -94,6 +94,22 @@ OPERATIONS = (
        "SyncState", errors=READ + ("NOT_FOUND",)),
     op("POST", "/api/v1/sync/retry", "Start a sync stopped at a refused record again (a token for every outlet)",
        "SyncRestarted", body="Empty", errors=READ + ("NOT_FOUND",)),
+    op("POST", "/api/v1/reports", "A report: Z, M or Y (a device-signed closure), X (the open period's figures, "
+       "unsigned) or A (the audit export of a period); a retry with the same Idempotency-Key answers the same "
+       "report", "Report", body="ReportRequest", errors=BODY + ("REPORT_REFUSED",), headers=("Idempotency-Key",),
+       status=201),
+    op("GET", "/api/v1/reports", "Reports, newest first", "Reports", errors=READ + ("INVALID_CANONICAL_PAYLOAD",),
+       query=(("type", "string"), ("limit", "integer"))),
+    op("GET", "/api/v1/reports/{report_id}", "One report with its summary", "ReportFound", errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/reports/{report_id}/download", "A report's bundle file (JSON), or its invoice CSV "
+       "(?format=csv)", "Bundle", errors=READ + ("NOT_FOUND", "INVALID_CANONICAL_PAYLOAD"),
+       query=(("format", "string"), ("token", "string"))),
+    op("GET", "/api/v1/invoices/{fiscal_number}/proof", "The Merkle path from an invoice record to its Z "
+       "closure's root (fiscal verify --receipt --proof --closure)", "Proof", errors=READ + ("NOT_FOUND",)),
+    op("GET", "/api/v1/events", "The technical log: power-ups, clock changes, faults, fill warnings, checkpoints, "
+       "archives, closures, provisioning (device-signed records)", "TechnicalEvents",
+       errors=DEVICE + ("INVALID_CANONICAL_PAYLOAD",),
+       query=(("from", "string"), ("to", "string"), ("limit", "integer"))),
     op("GET", "/", "The status page (HTML, read-only; ?token= for a bookmark)", "Page", errors=DEVICE,
        query=(("token", "string"),), content="text/html"),
     op("GET", "/health", "Device reachable, journal fill, store writable (503 when not fit to seal)", "Health",
@@ -208,6 +224,23 @@ SCHEMAS = {
     "WebhookDeleted": _ok("WEBHOOK_DELETED", _obj({"id": _STR})),
     "WebhookDeliveries": _ok("WEBHOOK_DELIVERIES", {"type": "array", "items": {"type": "object"}}),
     "Page": {"type": "string", "description": "an HTML page"},
+    "ReportRequest": _obj({"type": {"enum": ["X", "Z", "M", "Y", "A"]}, "outlet_id": _STR,
+                           "period": {"type": "string", "description": "Z: YYYY-MM-DD (default today, device "
+                                      "clock, UTC); M: YYYY-MM; Y: YYYY; A: any of these; X: none"}},
+                          required=["type"]),
+    "ReportView": _obj({"report_id": _STR, "type": _STR, "period": {"type": ["string", "null"]},
+                        "outlet_id": {"type": ["string", "null"]}, "created": _STR, "ledger_hash": _STR,
+                        "closure_seq": {"type": ["integer", "null"]}, "bundle_sha256": _STR, "download_url": _STR,
+                        "summary": {"type": "object"}}),
+    "Report": _ok("REPORT_GENERATED", {"$ref": "#/components/schemas/ReportView"}),
+    "ReportFound": _ok("REPORT", {"$ref": "#/components/schemas/ReportView"}),
+    "Reports": _ok("REPORTS", {"type": "array", "items": {"$ref": "#/components/schemas/ReportView"}}),
+    "Bundle": {"type": "object", "description": "the closure bundle (hostd/books/closures.py) or the export"},
+    "Proof": _ok("INCLUSION_PROOF", _obj({"format": _STR, "fiscal_number": _STR, "seq": _INT, "record": _STR,
+                                          "prev": _STR, "leaf_index": _INT, "tree_size": _INT,
+                                          "path": {"type": "array", "items": _STR}, "closure": {"type": "object"}})),
+    "TechnicalEvents": _ok("TECHNICAL_EVENTS", {"type": "array", "items": _obj(
+        {"seq": _INT, "type": _STR, "event": {"type": ["string", "null"]}, "time": _STR, "detail": {"type": "object"}})}),
     "Empty": {"type": "object", "maxProperties": 0, "description": "no body, or {}"},
     "SyncState": _ok("SYNC_STATE", {"$ref": "#/components/schemas/SyncSummary"}),
     "SyncRestarted": _ok("SYNC_RESTARTED", {"$ref": "#/components/schemas/SyncSummary"}),

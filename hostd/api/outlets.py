@@ -35,4 +35,9 @@ class Outlets(Resource):
             {"seq": r["seq"], "fiscal_number": r["fiscal_number"], "reason": r["reason"]} for r in rows]}
         if self.api.sync is not None:
             info["sync"] = await asyncio.to_thread(sync_summary, self.api.sync)
+        newest = self.owner.closures.newest("Z")
+        closer = self.api.closer
+        info["closures"] = {"last_z": None if newest is None else {"period": newest["period"], "seq": newest["seq"]},
+                            "close_at": None if closer is None else "%02d:%02d" % divmod(closer.at, 60),
+                            "missing_z": [] if closer is None else list(closer.missing)}
         return json_response(200, {"status": "ok", "code": "OUTLET_STATUS", "payload": info})

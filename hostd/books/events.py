@@ -71,3 +71,18 @@ def invoice_sync_failed(row, error, attempts):
 
 def _sealed_of(row):
     return json.loads(row["sealed_json"]).get("payload", {})
+
+
+def report_generated(report, summary):
+    """``report.generated`` (seed 002): a report (X, Z, M, Y or A) was made; ``report`` is its
+    store row as a dict, ``summary`` the closure summary (hostd/books/closures.py) or None."""
+    out = {"event": REPORT_GENERATED, "report_id": report["report_id"], "type": report["type"],
+           "period": report["period"], "outlet_id": report["outlet_id"], "ledger_hash": report["ledger_hash"],
+           "bundle_sha256": report["sha256"], "download_url": "/api/v1/reports/%s/download" % report["report_id"]}
+    if summary is not None:
+        out["first_fiscal_number"] = summary.get("first_fiscal_number")
+        out["last_fiscal_number"] = summary.get("last_fiscal_number")
+        out["totals"] = [{"currency": c["currency"], "revenue_incl_tax": c["revenue_incl_tax"],
+                          "revenue_excl_tax": c["revenue_excl_tax"], "perpetual_total": c["perpetual_total"]}
+                         for c in summary.get("currencies", ())]
+    return out

@@ -158,6 +158,8 @@ def daemon_options(fn):
                      help="PEM CA (or self-signed certificate) the authority's HTTPS certificate must chain to."),
         click.option("--sync-retries", type=click.IntRange(1, 100), default=5, show_default=True,
                      help="Refusals of one record before its invoice is 'failed' and sync stops."),
+        click.option("--close-at", default="23:55", show_default=True, metavar="HH:MM|off",
+                     help="Close the day (a device-signed Z) at this time, UTC; off: only on POST /api/v1/reports."),
         log_level_option,
     ]):
         fn = option(fn)
@@ -165,7 +167,7 @@ def daemon_options(fn):
 
 
 def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tls_key, cors_origins, merchant_file,
-                     accounts_file, webhook_retry, archive_at, sync_url, sync_ca, sync_retries):
+                     accounts_file, webhook_retry, archive_at, sync_url, sync_ca, sync_retries, close_at):
     from hostd.books import accounting
     from hostd.intake import merchant as merchant_settings, strictjson
 
@@ -189,7 +191,7 @@ def _daemon_settings(token_file, tokens_file, listen, allow_remote, tls_cert, tl
     return {"token": token, "tokens_file": tokens_file, "listen": listen, "allow_remote": allow_remote,
             "tls_cert": tls_cert, "tls_key": tls_key, "cors_origins": cors_origins, "merchant": merchant,
             "accounts": accounts, "webhook_retry": webhook_retry, "archive_at": archive_at, "sync_url": sync_url,
-            "sync_ca": sync_ca, "sync_retries": sync_retries}
+            "sync_ca": sync_ca, "sync_retries": sync_retries, "close_at": close_at}
 
 
 @click.command()

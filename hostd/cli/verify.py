@@ -61,7 +61,13 @@ def _fail(exc, as_json):
 
 
 @click.command("verify")
-@click.argument("export_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("export_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--receipt", type=click.Path(exists=True, dir_okay=False),
+              help="Verify one receipt instead of an export: the sealed answer (JSON) or its record (hex).")
+@click.option("--proof", type=click.Path(exists=True, dir_okay=False),
+              help="With --receipt: its inclusion proof (GET /api/v1/invoices/{fiscal_number}/proof).")
+@click.option("--closure", type=click.Path(exists=True, dir_okay=False),
+              help="With --receipt: the Z closure (its bundle from GET /api/v1/reports/{id}/download, or the record).")
 @click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
               help="Device public key to trust instead of the export's (raw, hex or PEM).")
 @click.option("--authority", type=AuthorityDir(),
@@ -69,9 +75,17 @@ def _fail(exc, as_json):
 @click.option("--challenge", default=None, metavar="HEX",
               help="The challenge (hex, up to 64 bytes) the export's signed head must carry.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def verify(export_file, pubkey, authority, challenge, as_json):
-    """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end."""
+def verify(export_file, receipt, proof, closure, pubkey, authority, challenge, as_json):
+    """Verify an audit export offline: signatures, hash chain, counters, and nothing cut off the end.
+    With --receipt, --proof and --closure: one receipt against a signed daily closure, no journal."""
     key = auth = None
+    given = [n for n, v in (("--receipt", receipt), ("--proof", proof), ("--closure", closure)) if v]
+    if given and len(given) != 3:
+        raise click.UsageError("--receipt, --proof and --closure go together")
+    if given and (export_file or challenge):
+        raise click.UsageError("give an export file or --receipt/--proof/--closure, not both")
+    if not given and not export_file:
+        raise click.UsageError("give an export file, or --receipt, --proof and --closure")
     authority = None if authority is None else os.path.join(authority, "authority.pub")
     if challenge is not None:
         try:
@@ -87,6 +101,9 @@ def verify(export_file, pubkey, authority, challenge, as_json):
             except VerificationFailed as exc:
                 raise click.BadParameter(exc.detail, param_hint=hint)
             key, auth = (loaded, auth) if hint == "--pubkey" else (key, loaded)
+    if given:
+        _verify_receipt(receipt, proof, closure, key, auth, as_json)
+        return
     try:
         with open(export_file, "rb") as fh:
             doc = load_export(fh.read())
@@ -108,3 +125,48 @@ def verify(export_file, pubkey, authority, challenge, as_json):
         click.echo(json.dumps(out, indent=2, sort_keys=True))
     else:
         _print_summary(summary)
+
+
+def _read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _verify_receipt(receipt, proof, closure, key, auth, as_json):
+    """One receipt against a Z closure (hostd/books/proofs.py). The key: --pubkey, else the
+    bundle's certificate checked with --authority, else the bundle's key (said so)."""
+    from hostd.books import proofs
+    from hostd.books.keys import verify_certificate
+    from protocol import cert
+
+    try:
+        closure_rec, device = proofs.read_closure(_read(closure))
+        source = "file"
+        if key is None and auth is not None:
+            if not device or not device.get("certificate"):
+                raise VerificationFailed("--authority needs a closure bundle that carries the device certificate")
+            fields = verify_certificate(bytes.fromhex(device["certificate"]), auth)
+            key, source = bytes(fields[cert.C_PUBLIC_KEY]), "certificate"
+        elif key is not None:
+            source = "pubkey"
+        elif device and device.get("public_key"):
+            key = bytes.fromhex(device["public_key"])
+        else:
+            raise VerificationFailed("no device key: give --pubkey (the closure file is a bare record)")
+        summary = proofs.verify_receipt(proofs.read_receipt(_read(receipt)), proofs.read_proof(_read(proof)),
+                                        closure_rec, key)
+    except VerificationFailed as exc:
+        _fail(exc, as_json)
+    summary["key_source"] = source
+    if as_json:
+        out = {"status": "ok"}
+        out.update(summary)
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    click.echo("receipt verified: %s (record %d) is in the Z closure of %s (record %d)"
+               % (summary["fiscal_number"], summary["seq"], summary["closure_period"], summary["closure_seq"]))
+    click.echo("merkle root:  %s" % summary["merkle_root"])
+    click.echo("closure hash: %s" % summary["closure_hash"])
+    click.echo("key:          %s" % {"pubkey": "given with --pubkey", "certificate": "the bundle's certificate, "
+                                     "checked with --authority", "file": "the key in the closure bundle (pass "
+                                     "--pubkey or --authority to check against your own)"}[source])

@@ -32,6 +32,7 @@ from hostd.api.auth import Tokens
 from hostd.daemon.connections import (HEADER_TIMEOUT, MAX_FIELD, MAX_HEADERS, MAX_LINE, Connections, GuardedSite,
                                       QuietAcceptErrors, connection_cap)
 from hostd.daemon.listeners import UnixListener, check_remote, describe, parse_address, tcp_listener, tls_context
+from hostd.daemon.closer import DEFAULT_AT, Closer, parse_at
 from hostd.daemon.lock import StoreLock, state_dir
 from hostd.daemon.logs import AccessLog
 from hostd.daemon.systemd import Notifier, listen_fds
@@ -52,7 +53,7 @@ class Settings:
     def __init__(self, device, socket_path, db_path=None, mode=0o660, group=None, token=None, outlet=None,
                  prepare_share=None, tokens_file=None, listen=None, tls_cert=None, tls_key=None,
                  allow_remote=False, cors_origins=(), merchant=None, accounts=None, webhook_retry=2.0,
-                 archive_at=50, sync_url=None, sync_ca=None, sync_retries=5):
+                 archive_at=50, sync_url=None, sync_ca=None, sync_retries=5, close_at=DEFAULT_AT):
         self.device, self.socket_path, self.mode, self.group = device, socket_path, mode, group
         # The store's permanent home (issue 10): never the socket's runtime folder, cleared at logout.
         self.db_path = db_path or os.path.join(state_dir(), "fiscal.sqlite")
@@ -65,6 +66,7 @@ class Settings:
         if sync_ca and not sync_url:
             raise ConfigError("--sync-ca without --sync-url", field="--sync-ca")
         self.sync_retries = sync_retries
+        self.close_at = parse_at(close_at)   # minutes after midnight UTC of the day's Z, or None
         if tokens_file is not None and token is not None:
             raise ConfigError("give --tokens-file or --token-file, not both", field="--tokens-file")
         self.tokens = Tokens.load(tokens_file) if tokens_file else (Tokens.single(token, outlet) if token else None)
@@ -121,7 +123,8 @@ async def _serve(settings, sockets, ready, activated):
         archive = Archive(store, os.path.join(os.path.dirname(os.path.abspath(settings.db_path)), "archive"))
     syncer = None
     owner = Owner(settings.device, store, prepare_share=settings.prepare_share, archive=archive,
-                  archive_at=settings.archive_at * 10000)
+                  archive_at=settings.archive_at * 10000,
+                  bundles_dir=os.path.join(os.path.dirname(os.path.abspath(settings.db_path)), "closures"))
     dispatcher = Dispatcher(store, base=settings.webhook_retry, owner=owner)
     if settings.sync is not None:
         syncer = Syncer(store, settings.sync[0], settings.sync[1], settings.sync_retries, base=settings.webhook_retry,
@@ -149,6 +152,9 @@ async def _serve(settings, sockets, ready, activated):
     if ready is not None:
         ready()
     tasks = [asyncio.ensure_future(_watch_device(owner, notifier, names)), asyncio.ensure_future(dispatcher.run())]
+    if settings.close_at is not None:
+        api.closer = Closer(owner, settings.close_at)
+        tasks.append(asyncio.ensure_future(api.closer.run()))
     if syncer is not None:
         tasks.append(asyncio.ensure_future(syncer.run()))
     for task in tasks[1:]:

@@ -22,6 +22,7 @@ from hostd.link import discovery
 from hostd.link.client import DeviceClient
 from hostd.owner.archiving import DEFAULT_ARCHIVE_AT, Archiving
 from hostd.owner.closing import Closing
+from hostd.store.closures import Closures
 from hostd.owner.reconcile import Reconciler
 from hostd.owner.sealing import TWO_PHASE, Sealing
 from hostd.owner.slots import Slots
@@ -36,12 +37,16 @@ __all__ = ("Owner", "SEAL_BUDGET", "TWO_PHASE")
 
 class Owner(Sealing, Archiving, Closing, Reconciler):
     def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient, prepare_share=None,
-                 archive=None, archive_at=DEFAULT_ARCHIVE_AT):
-        """``archive`` (hostd/store/archive.py) enables archive-and-reclaim at ``archive_at`` ppm."""
+                 archive=None, archive_at=DEFAULT_ARCHIVE_AT, bundles_dir=None):
+        """``archive`` (hostd/store/archive.py) enables archive-and-reclaim at ``archive_at`` ppm;
+        closure bundles go to ``bundles_dir`` (hostd/owner/closing.py)."""
         self.path = device_path
         self.store = store
         self.archive = archive
         self.archive_at = archive_at
+        self.closures = Closures(store)
+        self.bundles_dir = bundles_dir
+        self.scanned = 0   # journal records note() has passed over (hostd/owner/closing.py)
         self.sealed_since_check = 0
         self.journal_full = False
         self.slots = Slots(store, prepare_share)
@@ -74,12 +79,18 @@ class Owner(Sealing, Archiving, Closing, Reconciler):
             self._after_job()
 
     def _after_job(self):
-        """Archive when due; its failures are logged and retried later, never the job's answer."""
+        """Archive when due and file new closures and technical records; their failures are
+        logged and retried later, never the job's answer."""
         try:
             self.maybe_archive(time.monotonic() + 30.0)
         except (HostdError, OSError) as exc:
             log.error("archiving failed, retried after the next seals: %s", getattr(exc, "detail", exc))
             self.sealed_since_check = 0
+        try:
+            self.note()
+        except (HostdError, OSError) as exc:
+            log.error("filing closures and the technical log failed, retried after the next job: %s",
+                      getattr(exc, "detail", exc))
 
     def close(self):
         self.executor.shutdown(wait=True)

@@ -177,11 +177,23 @@ class Reports:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def generate(self, type: str, outlet_id: str, period: Optional[str] = None) -> Dict[str, Any]:
-        doc = {"type": type, "outlet_id": outlet_id}
+    def generate(self, type: str, outlet_id: Optional[str] = None, period: Optional[str] = None,
+                 idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """X, Z, M, Y or A (README "Reports and closures"); a retry with the same key answers the
+        report made the first time. Reports need the device: they are never queued offline."""
+        doc: Dict[str, Any] = {"type": type}
+        if outlet_id is not None:
+            doc["outlet_id"] = outlet_id
         if period is not None:
             doc["period"] = period
-        return self.client.call("POST", "/api/v1/reports", doc)["payload"]
+        return self.client.call("POST", "/api/v1/reports", doc, key=idempotency_key)["payload"]
+
+    def get(self, report_id: str) -> Dict[str, Any]:
+        return self.client.call("GET", "/api/v1/reports/%s" % report_id)["payload"]
+
+    def list(self, type: Optional[str] = None, limit: int = 100) -> List[Dict[str, Any]]:
+        query = "?limit=%d" % limit + ("&type=%s" % type if type else "")
+        return self.client.call("GET", "/api/v1/reports" + query)["payload"]
 
 
 class TaxGroups:

@@ -54,6 +54,15 @@ class FiscalizationFailed(SdkError):
         return self.envelope.get("device_code")
 
 
+class ReportRefused(SdkError):
+    """409: a closure the device or the daemon refused; ``device_code`` (CLOSE_*) says why."""
+    code = "REPORT_REFUSED"
+
+    @property
+    def device_code(self) -> Optional[str]:
+        return self.envelope.get("device_code")
+
+
 class RateLimited(SdkError):
     """429: wait ``retry_after`` seconds, then retry with the same Idempotency-Key."""
     code = "RATE_LIMIT_EXCEEDED"
@@ -92,7 +101,8 @@ class InvalidSignature(SdkError):
 
 
 BY_CODE = {cls.code: cls for cls in (InvalidPayload, InvalidRequest, Unauthorized, Forbidden, NotFound,
-                                     IdempotencyKeyReused, FiscalizationFailed, RateLimited, DeviceUnavailable)}
+                                     IdempotencyKeyReused, FiscalizationFailed, ReportRefused, RateLimited,
+                                     DeviceUnavailable)}
 RETRYABLE_CODES = ("DEVICE_UNAVAILABLE", "DEVICE_TIMEOUT", "STORE_UNAVAILABLE", "RATE_LIMIT_EXCEEDED",
                    "REQUEST_TIMEOUT")
 

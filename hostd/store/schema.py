@@ -93,6 +93,27 @@ MIGRATIONS = (
         failures INTEGER NOT NULL, failed_seq INTEGER, last_error TEXT, last_attempt REAL, last_success REAL);
     INSERT INTO sync (id, acked_seq, failures) VALUES (1, 0, 0);
     """,
+    # Step 9 is kept for the credit books (issue 11, hostd/owner/credits.py).
+    """
+    SELECT 1;
+    """,
+    # Step 10 (issue 11): closures as the device signed them, the reports made of them (X, Z, M,
+    # Y, A) with their bundles, and the technical log: every non-invoice record of the journal by
+    # time (hostd/store/closures.py).
+    """
+    CREATE TABLE closures (
+        seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, period TEXT NOT NULL, record BLOB NOT NULL,
+        hash BLOB NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, time INTEGER NOT NULL);
+    CREATE INDEX closures_kind ON closures(kind, period);
+    CREATE TABLE reports (
+        report_id TEXT PRIMARY KEY, type TEXT NOT NULL, period TEXT, outlet_id TEXT, created REAL NOT NULL,
+        ledger_hash TEXT NOT NULL, closure_seq INTEGER, file TEXT, sha256 TEXT, idempotency_key TEXT UNIQUE,
+        summary TEXT NOT NULL);
+    CREATE INDEX reports_created ON reports(created);
+    CREATE TABLE technical (
+        seq INTEGER PRIMARY KEY, type TEXT NOT NULL, time INTEGER NOT NULL, name TEXT, detail TEXT);
+    CREATE INDEX technical_time ON technical(time);
+    """,
 )
 
 

@@ -144,6 +144,11 @@ class Store:
         """(seq, record, hash) of the mirrored journal from ``seq`` on."""
         return self.db.execute("SELECT seq, record, hash FROM journal WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
 
+    def journal_between(self, first, last):
+        """(seq, record, hash) of the mirrored records ``first..last``."""
+        return self.db.execute("SELECT seq, record, hash FROM journal WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                               (first, last)).fetchall()
+
     def first_seq_at(self, stamp):
         """The seq of the first mirrored record with a time at or after ``stamp`` (epoch seconds):
         record bodies are decoded here, so this serves the occasional dated export, not a hot path."""
@@ -213,6 +218,11 @@ class Store:
             sql += " AND currency = ?"
             args.append(currency)
         return self.conn().execute(sql + " ORDER BY counter", args).fetchall()
+
+    def invoices_in_seqs(self, first, last):
+        """Filed invoices whose records are ``first..last``, in journal order (a closure's period)."""
+        return self.conn().execute("SELECT * FROM invoices WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                                   (first, last)).fetchall()
 
     def daily_totals(self, first_day):
         """[(day, net total in minor units)] from ``first_day`` on (credit notes count negative)."""
