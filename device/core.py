@@ -6,34 +6,30 @@ head, the request-id index, the marks of device/journal.py) or computed from it 
 (running totals, closure figures), or is allowed to vanish with power (pending nonces, armed
 credit evidence, the upload buffer, the clock). One sealed invoice is one journal record. Every
 refusal is a typed FiscalError answered on the wire, raised before any state changes. The
-handlers live in mixins: device/sealing.py (PREPARE, SEAL, COMMIT, ABORT, STATUS),
-device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTIFY),
-device/profile.py (PROFILE, PROFILE_READ); EVIDENCE, CLOSE and X are imported only when used
-(device/credits.py, device/closing.py), to spare a board's heap. PROTOCOL.md (version 3) is the
-spec.
+messages a seal needs are here and in the mixin device/sealing.py (PREPARE, SEAL, COMMIT, ABORT,
+STATUS); the others are imported only when used, to spare a board's heap: device/identity.py
+(power-up, PROVISION, CERTIFY), device/profile.py (power-up, PROFILE, PROFILE_READ),
+device/archive.py (ARCHIVED), device/credits.py (EVIDENCE, credit notes), device/closing.py
+(CLOSE, X). PROTOCOL.md (version 3) is the spec.
 
-Unloading (``unload=True``, what device/board.py passes): a board pays for the modules a request
-imports on first use (EVIDENCE and credits: device/credits.py, protocol/smt.py; CLOSE and X:
-device/closing.py, device/books.py, protocol/closure.py, protocol/merkle.py; ARCHIVED:
-device/books.py) only while it runs. Every module imported since the core was built is dropped
-from ``sys.modules`` and from its package after each request (and after the power-up itself), then
-garbage is collected, so the next such request imports it again from flash. An M or Y closure
-received in chunks keeps its modules until its last chunk (``closing`` holds their objects).
-Nothing a handler imports may hold state that must outlive its request.
+Unloading (``unload=True``, what device/board.py passes): a board pays for the modules imported on
+first use only while they run. Every module imported since the core was built is dropped from
+``sys.modules`` and from its package after the power-up and after each request, then garbage is
+collected, so the next request that needs one imports it again from flash (its bytecode; the
+names it interns stay). An M or Y closure received in chunks keeps its modules until its last
+chunk (``closing`` holds their objects). Nothing such a module holds may outlive its request
+except through the core's own attributes, which hold plain data.
 """
 
 import gc
 import sys
 
 from protocol import invoice, messages, record, timefmt
-from protocol.errors import ClockError, FiscalError, JournalError, MessageError
+from protocol.errors import ClockError, FiscalError, IdentityError, JournalError, MessageError
 from protocol.frames import MAX_PAYLOAD
-from device.archive import Archive
-from device.identity import Identity
 from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
-from device.profile import Profile
 from device.sealing import Sealing
 
 FIRMWARE = "fiscal-core 0.3.0"
@@ -46,9 +42,14 @@ RESERVE = (0, 2, 1, 1, 0, 1, 0)
 # What a device whose POWER_UP did not fit (fault JOURNAL_FULL) still serves.
 FULL_OK = ("INFO", "PING", "READ_JOURNAL", "HEAD", "STATUS", "ARCHIVED", "PROVISION", "CERTIFY",
            "PROFILE_READ", "CLOSE", "X")
+# Before PROVISION, only what signs nothing (device/identity.py); with an identity fault, only reads.
+UNSIGNED = ("INFO", "PING", "PROVISION", "READ_JOURNAL")
+READ_ONLY = ("INFO", "PING", "READ_JOURNAL")
+IDENTITY_FAULTS = ("KEY_MISSING", "JOURNAL_MISMATCH", "KEYSTORE_FAILURE")
+FILL_LEVELS = (800000, 900000, 950000)
 
 
-class Core(Identity, Sealing, Archive, Profile):
+class Core(Sealing):
     def __init__(self, flash, clock, entropy, keystore, max_pending=10, nonce_ttl=120,
                  journal_start=0, journal_size=None, firmware=FIRMWARE, table=None, unload=False):
         """``table``: the signer's fixed-base table (device/table_file.py on a board); ``unload``:
@@ -71,15 +72,17 @@ class Core(Identity, Sealing, Archive, Profile):
             self.counter, self.last_time = fields[record.K_COUNTER], fields[record.K_TIME]
         self.fault = ""
         self.fault_detail = ""
-        self._load_identity()
-        self._load_profile()
+        from device import identity, profile
+        identity.load(self)
+        profile.load(self)
         if self.signer is not None and not self.fault:
             torn, erased = self.journal.torn, self.journal.resume()
             self._power_up()
-            self._anchor()
+            identity.anchor(self)
             if not self.fault:
                 self._recovered(torn, erased)
-                self._heal_profile()
+                profile.heal(self)
+        del identity, profile
         self._unload()
 
     def _unload(self):
@@ -156,7 +159,35 @@ class Core(Identity, Sealing, Archive, Profile):
             self._fill_events(before, t)
         return fields, body, sig, prev
 
+    def _count(self, fields):
+        """Add one invoice record to the running totals, once device/archive.py computed them."""
+        if self.totals is not None:
+            self.totals = record.add_totals(self.totals, record.signed_groups(
+                fields[record.K_GROUPS], fields[record.K_INVOICE_TYPE], invoice.CREDIT_TYPES))
+
+    def _fill(self):
+        """Fill level in ppm of the space invoices may use (PROTOCOL.md 4.3 ``fill_ppm``)."""
+        j = self.journal
+        usable = j.capacity() - 2 * j.ring.sector
+        return min(1000000, (usable - j.room(2)) * 1000000 // usable)
+
+    def _fill_events(self, before, t):
+        """An EVENT record each time the fill level crosses 80, 90 or 95 % upward, when it fits
+        beside the invoices of the pending nonces (it never takes the room they were promised)."""
+        after = self._fill()
+        for level in FILL_LEVELS:
+            sizes = [self.nonces.pending[n]["size"] for n in sorted(self.nonces.pending)]
+            if before < level <= after and self.journal.fits(sizes + [256], 2):
+                self._append(record.EVENT, {record.K_EVENT: "fill_%d" % (level // 10000),
+                                            record.K_DETAIL: {1: after}}, t)
+
     # -- dispatch ----------------------------------------------------------------------------
+    def _require_key(self, name):
+        if self.fault in IDENTITY_FAULTS and name not in READ_ONLY:
+            raise IdentityError(self.fault, self.fault_detail)
+        if self.signer is None and name not in UNSIGNED:
+            raise IdentityError("NOT_PROVISIONED", "%s needs the device key: send PROVISION first" % name)
+
     def handle(self, payload):
         """One request payload (canonical CBOR) -> one response payload. Never raises FiscalError."""
         mid = 0
@@ -248,6 +279,26 @@ class Core(Identity, Sealing, Archive, Profile):
         return {"statement": statement, "signature": self.signer.sign(record.HEAD_DOMAIN + statement)}
 
     # -- imported when used (a board's heap) ----------------------------------------------------
+    def _on_provision(self, fields):
+        from device import identity
+        return identity.on_provision(self, fields)
+
+    def _on_certify(self, fields):
+        from device import identity
+        return identity.on_certify(self, fields)
+
+    def _on_profile(self, fields):
+        from device import profile
+        return profile.on_profile(self, fields)
+
+    def _on_profile_read(self, fields):
+        from device import profile
+        return profile.on_profile_read(self, fields)
+
+    def _on_archived(self, fields):
+        from device import archive
+        return archive.on_archived(self, fields)
+
     def _on_evidence(self, fields):
         from device import credits
         return credits.on_evidence(self, fields)

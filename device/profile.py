@@ -11,82 +11,69 @@ device refuses to seal (PROFILE_MISSING); at power-up a fresh device journals a 
 that lacks its EVENT.
 
 RAM: only the id and the 32-byte hash stay; each seal reads the stored bytes, checks their hash and
-decodes them, and drops the map afterwards (a decoded profile is a few KB on a board).
+decodes them, and drops the map afterwards (a decoded profile is a few KB on a board): that is
+device/sealing.py ``_the_profile``. This module is imported only when used, like
+device/credits.py: at power-up (``load``, ``heal``) and by PROFILE and PROFILE_READ (device/core.py),
+and with it the profile check (protocol/profile_check.py).
 """
 
 import hashlib
 
-from protocol import cbor, invoice, record
+from protocol import invoice, record
 from protocol.errors import IdentityError, JournalError, ProfileError
 
 
-class Profile:
-    """Mixed into device.core.Core: expects ``keystore``, ``journal``, ``counter``, ``_append``."""
+def load(core):
+    """The stored profile's id and hash at power-up, when it is a valid profile; else why not."""
+    core.profile_id, core.profile_hash, core.profile_detail = "", None, ""
+    try:
+        data = core.keystore.profile()
+        if data is not None:
+            doc = invoice.load_profile(data)
+            core.profile_id, core.profile_hash = doc["id"], hashlib.sha256(data).digest()
+    except OSError as exc:
+        core.profile_detail = "the stored profile cannot be read: %s" % exc
+    except ProfileError as exc:
+        core.profile_detail = "the stored profile is not valid: %s" % exc.detail
 
-    def _load_profile(self):
-        self.profile_id, self.profile_hash, self.profile_detail = "", None, ""
-        try:
-            data = self.keystore.profile()
-            if data is not None:
-                doc = invoice.load_profile(data)
-                self.profile_id, self.profile_hash = doc["id"], hashlib.sha256(data).digest()
-        except OSError as exc:
-            self.profile_detail = "the stored profile cannot be read: %s" % exc
-        except ProfileError as exc:
-            self.profile_detail = "the stored profile is not valid: %s" % exc.detail
 
-    def _heal_profile(self):
-        """Power-up of a device without invoices: journal a stored profile whose EVENT a power cut
-        lost, so it binds the first invoice (a full journal leaves it for PROFILE to retry)."""
-        if self.profile_hash is not None and self.counter == 0 and self.journal.profile_hash != self.profile_hash \
-                and self.journal.fits([256], 1):
-            self._profile_event(self.profile_id, self.profile_hash)
+def heal(core):
+    """Power-up of a device without invoices: journal a stored profile whose EVENT a power cut
+    lost, so it binds the first invoice (a full journal leaves it for PROFILE to retry)."""
+    if core.profile_hash is not None and core.counter == 0 and core.journal.profile_hash != core.profile_hash \
+            and core.journal.fits([256], 1):
+        _event(core, core.profile_id, core.profile_hash)
 
-    def _profile_event(self, pid, digest):
-        self._append(record.EVENT, {record.K_EVENT: "profile", record.K_DETAIL: {1: digest, 2: pid}},
-                     self._time_or_last())
 
-    def _the_profile(self):
-        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING."""
-        if self.profile_hash is None:
-            raise ProfileError("PROFILE_MISSING", self.profile_detail or "no tax profile installed; send PROFILE")
-        if self.journal.profile_hash != self.profile_hash:
-            raise ProfileError("PROFILE_MISSING", "the stored profile is not the journaled one; send PROFILE again")
-        try:
-            data = self.keystore.profile()
-        except OSError as exc:
-            raise IdentityError("KEYSTORE_FAILURE", "cannot read the profile: %s" % exc)
-        if data is None or hashlib.sha256(data).digest() != self.profile_hash:
-            raise ProfileError("PROFILE_MISSING", "the stored profile changed since power-up; send PROFILE again")
-        return cbor.decode(data)
+def _event(core, pid, digest):
+    core._append(record.EVENT, {record.K_EVENT: "profile", record.K_DETAIL: {1: digest, 2: pid}},
+                 core._time_or_last())
 
-    def _on_profile(self, fields):
-        data = bytes(fields["data"])
-        doc = invoice.load_profile(data)
-        digest = hashlib.sha256(data).digest()
-        journaled = self.journal.profile_hash == digest
-        if not journaled and self.counter > 0:
-            raise ProfileError("PROFILE_LOCKED", "invoices are sealed under profile %s; it is never replaced"
-                               % self.profile_id)
-        if not journaled:
-            self._check_event_room()
-        try:
-            if self.keystore.profile() != data:
-                self.keystore.store_profile(data)
-        except OSError as exc:
-            raise IdentityError("KEYSTORE_FAILURE", "cannot store the profile: %s" % exc)
-        self.profile_id, self.profile_hash, self.profile_detail = doc["id"], digest, ""
-        if not journaled:
-            self._profile_event(doc["id"], digest)
-        return {"installed": not journaled, "profile_id": doc["id"], "profile_hash": digest}
 
-    def _check_event_room(self):
-        if not self.journal.fits([256], 1):
-            raise JournalError("JOURNAL_FULL", "no room for the profile event; archive the journal first")
+def on_profile(core, fields):
+    data = bytes(fields["data"])
+    doc = invoice.load_profile(data)
+    digest = hashlib.sha256(data).digest()
+    journaled = core.journal.profile_hash == digest
+    if not journaled and core.counter > 0:
+        raise ProfileError("PROFILE_LOCKED", "invoices are sealed under profile %s; it is never replaced"
+                           % core.profile_id)
+    if not journaled and not core.journal.fits([256], 1):
+        raise JournalError("JOURNAL_FULL", "no room for the profile event; archive the journal first")
+    try:
+        if core.keystore.profile() != data:
+            core.keystore.store_profile(data)
+    except OSError as exc:
+        raise IdentityError("KEYSTORE_FAILURE", "cannot store the profile: %s" % exc)
+    core.profile_id, core.profile_hash, core.profile_detail = doc["id"], digest, ""
+    if not journaled:
+        _event(core, doc["id"], digest)
+    return {"installed": not journaled, "profile_id": doc["id"], "profile_hash": digest}
 
-    def _on_profile_read(self, fields):
-        try:
-            data = self.keystore.profile()
-        except OSError as exc:
-            raise IdentityError("KEYSTORE_FAILURE", "cannot read the profile: %s" % exc)
-        return {"data": data or b"", "profile_id": self.profile_id, "profile_hash": self.profile_hash or b""}
+
+def on_profile_read(core, fields):
+    try:
+        data = core.keystore.profile()
+    except OSError as exc:
+        raise IdentityError("KEYSTORE_FAILURE", "cannot read the profile: %s" % exc)
+    return {"data": data or b"", "profile_id": core.profile_id, "profile_hash": core.profile_hash or b""}

@@ -9,16 +9,17 @@ of device/journal.py, recent committed nonces through the RAM ring of device/non
 Before a nonce is issued or an invoice sealed, the record must fit in the journal next to the
 records of the nonces already pending, outside the sectors reserved for the device's own
 records (JOURNAL_FULL): a full device refuses early instead of handing out a nonce it cannot seal.
-The installed country profile decides the groups, rates and use rules (device/profile.py) and the
-window around the device clock the invoice timestamp must fall in. A credit is checked against the
+The installed country profile decides the groups, rates and use rules (device/profile.py installs
+it; ``_the_profile`` reads it for each seal) and the window around the device clock the invoice
+timestamp must fall in. A credit is checked against the
 evidence the host armed for its original (device/credits.py, imported only for credits) at
 PREPARE and again when it is sealed, and its record carries the original and the new credit root.
 """
 
 import hashlib
 
-from protocol import invoice, messages, record, taxgroups, timefmt
-from protocol.errors import InvoiceError, JournalError, MessageError, NonceError
+from protocol import cbor, invoice, messages, record, taxgroups, timefmt
+from protocol.errors import IdentityError, InvoiceError, JournalError, MessageError, NonceError, ProfileError
 from device.ring import stored_size
 
 NONCE_LEN = 16
@@ -32,6 +33,20 @@ def _sized(value, name, length):
 
 
 class Sealing:
+    def _the_profile(self):
+        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING."""
+        if self.profile_hash is None:
+            raise ProfileError("PROFILE_MISSING", self.profile_detail or "no tax profile installed; send PROFILE")
+        if self.journal.profile_hash != self.profile_hash:
+            raise ProfileError("PROFILE_MISSING", "the stored profile is not the journaled one; send PROFILE again")
+        try:
+            data = self.keystore.profile()
+        except OSError as exc:
+            raise IdentityError("KEYSTORE_FAILURE", "cannot read the profile: %s" % exc)
+        if data is None or hashlib.sha256(data).digest() != self.profile_hash:
+            raise ProfileError("PROFILE_MISSING", "the stored profile changed since power-up; send PROFILE again")
+        return cbor.decode(data)
+
     # -- what became of a request id or nonce -----------------------------------------------------
     def _sealed_seq(self, seq):
         """The sealed result of live invoice record ``seq``."""

@@ -10,7 +10,7 @@ from device.ports import ManualClock, SeededEntropy
 from device.usb_link import WRITE_DEADLINE_MS, write_all
 from protocol import messages
 from protocol.errors import JournalError
-from tests.devkit import T0, encode_invoice, keystore, make_invoice
+from tests.devkit import SEED_TG, T0, encode_invoice, keystore, make_invoice
 
 PERIOD = 1 << 30            # rp2 ticks_ms wraps here; ticks_diff is right within +-2**29
 
@@ -52,13 +52,15 @@ def test_core_on_file_blocks_seals_and_reboots(tmp_path):
     flash = BlockFlash(FileBlockDevice(str(tmp_path / "j"), 16 * 4096))
     core = Core(flash, ManualClock(), SeededEntropy("f"), keys)
     _call(core, "SET_TIME", time=T0)
+    assert _call(core, "PROFILE", data=SEED_TG)[3]["installed"] is True    # protocol 3: no seal without
     canonical = encode_invoice(make_invoice())
     nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical, request_id=b"\x01" * 16)[3]["nonce"]
     sealed = _call(core, "COMMIT", nonce=nonce)[3]["sealed"]
     again = Core(BlockFlash(FileBlockDevice(str(tmp_path / "j"), 16 * 4096)), ManualClock(),
                  SeededEntropy("g"), keys)
     info = _call(again, "INFO")[3]
-    assert (info["counter"], info["seq"], info["fault"]) == (1, 4, "")
+    # POWER_UP, TIME, profile EVENT, INVOICE, then the second POWER_UP
+    assert (info["counter"], info["seq"], info["fault"], info["profile_id"]) == (1, 5, "", "seed-tg")
     assert _call(again, "STATUS", nonce=nonce)[3] == {"state": 0}   # the committed-nonce ring is RAM
     assert _call(again, "STATUS", request_id=b"\x01" * 16)[3]["sealed"] == sealed
 

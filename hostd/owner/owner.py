@@ -16,7 +16,7 @@ import os
 import signal
 import time
 
-from device.identity import IDENTITY_FAULTS
+from device.core import IDENTITY_FAULTS
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
