@@ -278,3 +278,13 @@ def test_the_sdk_generates_lists_and_gets_reports(stack):
     with pytest.raises(errors.ReportRefused) as info:
         client.reports.generate("Z", period="2099-01-01")
     assert info.value.device_code == "CLOSE_PERIOD"
+
+
+def test_the_status_page_lists_the_last_closures(stack):
+    zs = _reports(stack, "Z")
+    assert zs
+    status, _, page = request(stack.socket, "GET", "/")
+    assert status == 200
+    text = page.decode()
+    assert 'id="closures"' in text and 'data-report="%s"' % zs[0]["report_id"] in text
+    assert zs[0]["download_url"] in text and 'id="sync">Sync: off' in text

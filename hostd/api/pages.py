@@ -5,12 +5,16 @@ Read-only, and behind the token when the daemon has one: a browser sends it as
 refreshing fetches.
 """
 
+import asyncio
 import time
 
 from aiohttp import web
 
 from hostd.api.replies import Resource
+from hostd.api.reports import view
+from hostd.api.sync import summary as sync_summary
 from hostd.books import statuspage
+from hostd.store.closures import Closures
 from hostd.store.outbox import Outbox
 from protocol import cbor, invoice, timefmt
 
@@ -41,6 +45,10 @@ class Pages(Resource):
         known = dict(self.store.daily_totals(first + "T00:00:00Z"))
         days = [(timefmt.format_time(now - (DAYS - 1 - i) * 86400)[:10], 0) for i in range(DAYS)]
         days = [(day, known.get(day, 0)) for day, _ in days]
+        closures = [view(r) for r in Closures(self.store).reports(limit=20) if r["type"] in ("Z", "M", "Y")][:5]
+        status["closures"] = {"missing_z": list(self.api.closer.missing) if self.api.closer else []}
+        if self.api.sync is not None:
+            status["sync"] = await asyncio.to_thread(sync_summary, self.api.sync)
         page = statuspage.render(status, invoices, [(c, b, t) for c, (b, t) in sorted(groups.items())], days,
-                                 Outbox(self.store).health(), token)
+                                 Outbox(self.store).health(), token, closures)
         return web.Response(body=page.encode("utf-8"), content_type="text/html", charset="utf-8")

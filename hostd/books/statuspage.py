@@ -31,9 +31,15 @@ def chart(days, width=600, height=120):
                                                                            "".join(bars)))
 
 
-def render(status, invoices, today_groups, days, webhooks, token=None):
+def _revenue(summary):
+    return ", ".join("%s %s" % (c["revenue_incl_tax"], c["currency"]) for c in summary.get("currencies", ())
+                     if c.get("groups")) or "0"
+
+
+def render(status, invoices, today_groups, days, webhooks, token=None, closures=()):
     """The page. ``status``: the outlet status payload; ``invoices``: invoice views, newest first;
-    ``today_groups``: [(code, base, tax)]; ``days``: [(day, total)]; ``webhooks``: {state: count}."""
+    ``today_groups``: [(code, base, tax)]; ``days``: [(day, total)]; ``webhooks``: {state: count};
+    ``closures``: report views (hostd/api/reports.py) of the last closures, newest first."""
     e = html.escape
     fill = status.get("journal_fill") or 0.0
     clock = status.get("clock")
@@ -50,6 +56,16 @@ def render(status, invoices, today_groups, days, webhooks, token=None):
     groups = "".join('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td></tr>'
                      % (e(code), e(money_text(base)), e(money_text(tax))) for code, base, tax in today_groups)
     hooks = ", ".join("%s %d" % (e(k), v) for k, v in sorted(webhooks.items())) or "no webhook deliveries"
+    suffix = e("?token=" + quote(token, safe="")) if token else ""
+    closed = "".join('<tr data-report="%s"><td><a href="%s%s">%s %s</a></td><td>%s</td><td class="n">%s</td>'
+                     '<td><code>%s…</code></td></tr>'
+                     % (e(c["report_id"]), e(c["download_url"]), suffix, e(c["type"]), e(c["period"] or ""),
+                        e(c["created"]), e(_revenue(c["summary"])), e(c["ledger_hash"][:16])) for c in closures)
+    missing = (status.get("closures") or {}).get("missing_z") or []
+    closed_note = ('<p class="fault" id="missing-z">No Z closes: %s</p>' % e(", ".join(missing))) if missing else ""
+    sync = status.get("sync")
+    sync_line = ("Sync: %s pending, last error %s" % (e(str(sync.get("pending_records"))), e(str(sync.get("last_error")))
+                                                     if sync.get("last_error") else "none")) if sync else "Sync: off"
     return """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fiscal device %(device)s</title>
 <meta name="fiscal-token" content="%(token)s">
@@ -79,7 +95,9 @@ meter { width: 240px; } .fault { color: #c62828; font-weight: bold; } .bar { fil
 <section id="today"><h2>Today per tax group</h2>
 <table><tr><th>Group</th><th>Base</th><th>Tax</th></tr>%(groups)s</table></section>
 <section id="history"><h2>Last %(ndays)d days</h2>%(chart)s</section>
-<section id="health"><h2>Webhooks</h2><p id="webhooks">%(hooks)s</p></section>
+<section id="closures"><h2>Last closures</h2>%(closed_note)s
+<table><tr><th>Closure</th><th>Made</th><th>Revenue</th><th>Ledger hash</th></tr>%(closed)s</table></section>
+<section id="health"><h2>Webhooks and sync</h2><p id="webhooks">%(hooks)s</p><p id="sync">%(sync_line)s</p></section>
 <script>
 (function () {
   var token = document.querySelector('meta[name="fiscal-token"]').content;
@@ -105,4 +123,5 @@ meter { width: 240px; } .fault { color: #c62828; font-weight: bold; } .bar { fil
        "counter": e(str(status.get("counter"))), "clock": e(timefmt.format_time(clock) if clock else "not set"),
        "cert": e(status.get("certificate") or "none"), "fill": 100 * fill,
        "faults": '<tr><th>Fault</th><td class="fault" id="fault">%s</td></tr>' % e(faults) if faults else "",
-       "rows": "".join(rows), "groups": groups, "ndays": len(days), "chart": chart(days), "hooks": hooks}
+       "rows": "".join(rows), "groups": groups, "ndays": len(days), "chart": chart(days), "hooks": hooks,
+       "closed": closed, "closed_note": closed_note, "sync_line": sync_line}
