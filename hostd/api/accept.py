@@ -64,10 +64,18 @@ def accept(api, request, key, raw, document=None, reference=None):
     sealed_text = document if document is not None else raw
     parsed = parse_invoice(sealed_text, api.merchant)
     api.check_outlet(request, parsed.doc["outlet_id"])
-    pending = {"key": key, "body_hash": hashlib.sha256(raw).digest(), "canonical": parsed.canonical,
+    return pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
+
+
+def pending_of(key, body_hash, parsed, sealed_text, reference=None):
+    """The ``pending`` dict of a checked invoice (hostd.intake.canonical.Parsed) whose JSON is
+    ``sealed_text``; ``body_hash`` is over what the client sent (for a void or refund: the
+    request, not the credit note the daemon made of it)."""
+    pending = {"key": key, "body_hash": body_hash, "canonical": parsed.canonical,
                "invoice_json": sealed_text.decode("utf-8"), "created": time.time(),
                "request_id": record.request_id_for(key), "state": "new"}
     for name in COLUMNS:
         pending[name] = parsed.columns.get(name)
     pending["reference"] = reference
+    pending["original"] = parsed.original   # a credit type's original: sealed by its own branch (owner/credits.py)
     return pending

@@ -32,6 +32,7 @@ from hostd.intake import pricing
 from hostd.intake.amounts import money_text, quantity_text, rate_text, scaled
 
 ORDER = [entry[1] for entry in invoice.INVOICE]
+TRAILING = [entry[1] for entry in invoice.OPTIONAL]   # ``credit``, last, on the credit types only
 MERCHANT_FIELDS = ("merchant_nif", "outlet_id", "pos_terminal_id", "cashier_id")
 
 
@@ -47,8 +48,9 @@ def complete(doc, merchant=None):
     """The compatibility rule above, on a POS document (a dict in the order sent)."""
     if not isinstance(doc, dict):
         return doc
-    present = [name for name in doc if name in ORDER]
-    if present != sorted(present, key=ORDER.index) or len(present) != len(doc):
+    known = ORDER + TRAILING
+    present = [name for name in doc if name in known]
+    if present != sorted(present, key=known.index) or len(present) != len(doc):
         return doc   # the strict check reports the misplaced or unknown field
     missing = [name for name in MERCHANT_FIELDS if name not in doc]
     defaults = merchant.fields(doc.get("outlet_id")) if merchant is not None else {}
@@ -58,6 +60,9 @@ def complete(doc, merchant=None):
             out[name] = doc[name]
         elif name in missing and name in defaults:
             out[name] = defaults[name]
+    for name in TRAILING:
+        if name in doc:
+            out[name] = doc[name]
     client = out.get("client")
     if isinstance(client, dict):
         out["client"] = _client(client)

@@ -93,6 +93,13 @@ MIGRATIONS = (
         failures INTEGER NOT NULL, failed_seq INTEGER, last_error TEXT, last_attempt REAL, last_success REAL);
     INSERT INTO sync (id, acked_seq, failures) VALUES (1, 0, 0);
     """,
+    # Step 9 (issue 11): what each filed credit note credits against its original, per tax group
+    # (hostd/store/credits.py): the leaves of the device's credit tree, and an original's balance.
+    """
+    CREATE TABLE credits (
+        counter INTEGER NOT NULL UNIQUE, original INTEGER NOT NULL, seq INTEGER NOT NULL, groups TEXT NOT NULL);
+    CREATE INDEX credits_original ON credits(original);
+    """,
 )
 
 
