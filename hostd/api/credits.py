@@ -111,8 +111,8 @@ class Credits(Resource):
             if gone:
                 raise InvalidPayload("tax group %s of the original is no longer in force: refund it with a credit "
                                      "note of your own" % gone[0], "amount")
-            return credit_notes.refund_document(doc, row["fiscal_number"], reason, refunds.split(amount, left, rates, taxgroups.CURRENCIES[currency]),
-                                                reference, now)
+            groups = refunds.split(amount, left, rates, taxgroups.CURRENCIES[currency])
+            return credit_notes.refund_document(doc, row["fiscal_number"], reason, groups, reference, now)
         fields = {"original": "fiscal_number", "currency": "currency", "kind": "invoice_type", "amounts": "amount"}
         return await self._seal(self._order(key, "refund", raw, original, fields, make))
 

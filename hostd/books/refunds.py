@@ -13,19 +13,21 @@ base, so the credit note's total is ``sum(base + tax(base))``, and ``b + tax(b)`
    CREDIT_EXCEEDS_BALANCE.
 2. Shares by largest remainder: ``share(g) = floor(A x room(g) / sum room)``, then one more minor
    unit to the groups with the largest remainders (ties: lower code first) until they sum to A.
-3. Each group's base is the largest ``b`` within its cap whose gross ``b + tax(b)`` is at most its
-   share (one minor unit short at most, at rates up to 100 %).
-4. What is left goes to the groups in code order, one base unit at a time, to a group whose next
-   unit adds no more than is left, until nothing is left. A last minor unit that only a unit adding
-   two could take moves one base unit: the first group (by code) whose next unit adds 2, and for
-   which another group's last unit added 1, takes it; the first such other group gives one back.
-5. If a minor unit is still left, no credit note totals A by this rule (always so for one group:
-   ``b + tax(b)`` skips A): REFUND_AMOUNT_UNREACHABLE, naming A - 1 and A + 1.
+3. Bases: ``near(g)`` is the largest base within the cap whose gross is at most ``share(g)``; each
+   group's base is taken within WINDOW (3) units of ``near(g)``, so that the grosses
+   ``b + tax(b)`` sum to exactly A and stray least from the shares: the smallest sum of
+   ``|gross(g) - share(g)|``, then the lowest code nearest its share, then the next, and so on.
+4. If no such choice exists, no credit note totals A by this rule (for one group: ``b + tax(b)``
+   skips A): REFUND_AMOUNT_UNREACHABLE, naming the nearest amounts below and above that the rule
+   reaches.
 """
 
 from protocol import invoice, taxgroups
 from hostd.errors import CreditExceedsBalance, RefundUnreachable
 from hostd.intake.amounts import money_text
+
+NEAREST = 8   # how far from an unreachable amount the refusal looks for reachable ones
+WINDOW = 3    # base units around each group's share that step 3 considers
 
 
 def tax_of(base, rate):
@@ -71,44 +73,43 @@ def split(amount, remaining, rates, digits=2):
     """[[code, base, tax], ...] (codes in order, bases > 0) of a refund of ``amount`` minor units
     against ``remaining`` [[code, base, tax]] (what is left of each group of the original), with
     ``rates`` {code: ppm} in force now; the rule of the module docstring. ``digits``: the
-    currency's, for the refusals' text."""
+    currency's, for the refusals' text. An amount the rule cannot reach is refused naming the
+    nearest amounts it can (step 4)."""
     codes = [g[0] for g in remaining]
     rate = [rates[c] for c in codes]
     limit = [cap(g[1], g[2], r) for g, r in zip(remaining, rate)]
-    room = [gross(b, r) for b, r in zip(limit, rate)]
-    if amount > sum(room):
+    most = sum(gross(b, r) for b, r in zip(limit, rate))
+    if amount > most:
         raise CreditExceedsBalance("a refund of %s exceeds what remains refundable of the original: %s"
-                                   % (money_text(amount, digits), money_text(sum(room), digits)), "amount")
-    shares = largest_remainder(amount, room)
-    base = [base_for(s, r, lim) for s, r, lim in zip(shares, rate, limit)]
-    left = amount - sum(gross(b, r) for b, r in zip(base, rate))
-    moved = True
-    while left and moved:
-        moved = False
-        for i in range(len(codes)):
-            step = gross(base[i] + 1, rate[i]) - gross(base[i], rate[i])
-            if left and base[i] < limit[i] and step <= left:
-                base[i] += 1
-                left -= step
-                moved = True
-    if left == 1:
-        _swap(base, rate, limit)
-        left = amount - sum(gross(b, r) for b, r in zip(base, rate))
-    if left:
-        raise RefundUnreachable("no credit note totals exactly %s: each group's tax is computed from its base, "
-                                "so its total skips some amounts; the nearest are %s and %s" % (
-                                    money_text(amount, digits), money_text(amount - 1, digits),
-                                    money_text(amount + 1, digits)), "amount")
+                                   % (money_text(amount, digits), money_text(most, digits)), "amount")
+    base = _bases(amount, rate, limit)
+    if base is None:
+        below = [a for a in range(amount - 1, max(0, amount - NEAREST), -1) if _bases(a, rate, limit)]
+        above = [a for a in range(amount + 1, min(most, amount + NEAREST) + 1) if _bases(a, rate, limit)]
+        nearest = " or ".join(money_text(a[0], digits) for a in (below, above) if a) or "none near it"
+        raise RefundUnreachable("no credit note totals exactly %s: each group's tax is computed from its base, so "
+                                "its total skips some amounts; the nearest that can be refunded: %s"
+                                % (money_text(amount, digits), nearest), "amount")
     return [[c, b, tax_of(b, r)] for c, b, r in zip(codes, base, rate) if b]
 
 
-def _swap(base, rate, limit):
-    """Step 4's last move: the first group (by code) whose next unit adds 2 and for which another
-    group's last unit added 1 takes one unit; that other group (the first such) gives one back."""
-    for i in range(len(base)):
-        if base[i] < limit[i] and gross(base[i] + 1, rate[i]) - gross(base[i], rate[i]) == 2:
-            for j in range(len(base)):
-                if j != i and base[j] > 0 and gross(base[j], rate[j]) - gross(base[j] - 1, rate[j]) == 1:
-                    base[i] += 1
-                    base[j] -= 1
-                    return
+def _bases(amount, rate, limit):
+    """Steps 2-3 for an ``amount`` within reach: each group's base, or None when no choice within
+    WINDOW units of the shares sums exactly (a walk over the groups in code order, keeping for each
+    running total the best choice so far: it stays small, the totals differ by a few units)."""
+    shares = largest_remainder(amount, [gross(b, r) for b, r in zip(limit, rate)])
+    best = {0: ((0, ()), ())}   # running gross total -> ((sum of |gross - share|, each one), bases)
+    for share, r, lim in zip(shares, rate, limit):
+        near = base_for(share, r, lim)
+        step = {}
+        for total, (cost, bases) in best.items():
+            for b in range(max(0, near - WINDOW), min(lim, near + WINDOW) + 1):
+                g = gross(b, r)
+                if total + g > amount:
+                    break
+                off = abs(g - share)
+                candidate = ((cost[0] + off, cost[1] + (off,)), bases + (b,))
+                if total + g not in step or candidate[0] < step[total + g][0]:
+                    step[total + g] = candidate
+        best = step
+    return list(best[amount][1]) if amount in best else None

@@ -163,6 +163,7 @@ class Crediting:
         pending = order.build(original, left)
         check(invoice.decode(pending["canonical"])[1], original, left, order.fields)
         self.store.add_pending(pending, durable=False)
+        self._crash_point("after_credit_armed")   # tests/test_credit_daemon.py: EVIDENCE armed, no SEAL yet
         return None
 
     def _step(self, row, order, deadline, armed):
