@@ -167,12 +167,15 @@ def test_void_refund_and_the_original_balance(stack):
     assert cents(view["balance"]["credited"]) == credited
     assert cents(view["balance"]["total"]) == cents(original["balance"]["total"]) - credited
 
-    # the rest, exactly: refund what remains, then nothing is left
-    left = remaining_of(view)
-    status, doc, _ = till.refund(number, "r-all", view["balance"]["total"])
+    # the rest, exactly: refund all a refund can still take (a cent of tax may stay, README)
+    left, rest = remaining_of(view), view["balance"]["refundable"]
+    status, doc, _ = till.refund(number, "r-over", "%.2f" % ((cents(rest) + 1) / 100))
+    assert (status, doc["code"]) == (422, "CREDIT_EXCEEDS_BALANCE")
+    status, doc, _ = till.refund(number, "r-all", rest)
     assert status == 200, doc
-    check_refund(till.get(doc["payload"]["fiscal_number"]), cents(view["balance"]["total"]), left)
-    assert till.get(number)["balance"]["total"] == "0.00"
+    check_refund(till.get(doc["payload"]["fiscal_number"]), cents(rest), left)
+    after = till.get(number)["balance"]
+    assert after["refundable"] == "0.00" and cents(after["total"]) == cents(view["balance"]["total"]) - cents(rest)
 
     # the credit note's receipt names its original
     status, _, text = request(stack.socket, "GET", "/api/v1/invoices/%s/receipt?format=txt&columns=32"
@@ -226,7 +229,7 @@ def test_every_refusal_has_its_own_code_and_writes_nothing(tmp_path, archived):
             archive_past(stack, till, seq_of(void_b["payload"]))   # originals and their credits erased
         before = till.written()
         unknown = "%s-%08d" % (a["fiscal_authority_id"], 99999999)
-        over = "%.2f" % ((cents(till.get(a["fiscal_number"])["balance"]["total"]) + 1) / 100)
+        over = "%.2f" % ((cents(till.get(a["fiscal_number"])["balance"]["refundable"]) + 1) / 100)
         cases = [
             (lambda: till.void(void_b["payload"]["fiscal_number"], "x-1"), "ORIGINAL_IS_CREDIT", 422, "fiscal_number"),
             (lambda: till.void(b["fiscal_number"], "x-2"), "ORIGINAL_SETTLED", 409, "fiscal_number"),
@@ -256,11 +259,11 @@ def test_every_refusal_has_its_own_code_and_writes_nothing(tmp_path, archived):
         assert {c[1] for c in cases} == {"ORIGINAL_IS_CREDIT", "ORIGINAL_SETTLED", "CREDIT_EXCEEDS_BALANCE",
                                          "CREDIT_CURRENCY_MISMATCH", "ORIGINAL_NOT_FOUND", "CREDIT_KIND_MISMATCH"}
         # a refused key is not used up: the same key with a valid body seals; what is left still credits
-        left = till.get(a["fiscal_number"])["balance"]["total"]
-        assert cents(left) == cents(a_total) - 10000
-        status, doc, _ = till.refund(a["fiscal_number"], "x-4", left)
+        balance = till.get(a["fiscal_number"])["balance"]
+        assert cents(balance["total"]) == cents(a_total) - 10000
+        status, doc, _ = till.refund(a["fiscal_number"], "x-4", balance["refundable"])
         assert status == 200, doc
-        assert till.get(a["fiscal_number"])["balance"]["total"] == "0.00"
+        assert till.get(a["fiscal_number"])["balance"]["refundable"] == "0.00"
         status, doc, _ = till.void(export["fiscal_number"], "v-export")
         assert status == 200 and till.get(doc["payload"]["fiscal_number"])["invoice"]["invoice_type"] == "export_credit"
         assert export_summary(stack)["counter"] == doc["payload"]["counter"]
@@ -277,14 +280,15 @@ def test_retries_replay_byte_for_byte_and_another_body_is_key_reuse(stack):
     assert till.refund(number, "r-same", "10.00")[2] == first[2]          # byte-identical
     status, doc, _ = till.refund(number, "r-same", "11.00")
     assert (status, doc["code"], doc["field"]) == (422, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key")
-    full = till.void(number, "v-same", adjustments=[{"code": "CONS-001", "quantity": "2"}])
-    assert full[0] == 200
+    full = till.void(number, "v-same", adjustments=[{"code": "CONS-001", "quantity": "1"}])
+    assert full[0] == 200, full[1]
     status, doc, _ = till.void(number, "v-same")                          # same key, another body
     assert (status, doc["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
     # once the original is settled, a retry of a sealed credit still replays (no EVIDENCE, no refusal)
-    rest = till.get(number)["balance"]["total"]
-    assert till.refund(number, "r-rest", rest)[0] == 200
-    assert till.void(number, "v-same", adjustments=[{"code": "CONS-001", "quantity": "2"}])[2] == full[2]
+    rest = till.get(number)["balance"]["refundable"]
+    status, doc, _ = till.refund(number, "r-rest", rest)
+    assert status == 200, doc
+    assert till.void(number, "v-same", adjustments=[{"code": "CONS-001", "quantity": "1"}])[2] == full[2]
     assert till.refund(number, "r-same", "10.00")[2] == first[2]
     # the same key and body against another original is another request
     other = till.sale("replay-2")
@@ -344,10 +348,13 @@ def test_a_restarted_daemon_and_a_lost_store_credit_correctly(stack):
     assert cents(view["balance"]["credited"]) == 15000 and len(view["credits"]) == 2
     status, doc, _ = till.refund(number, "r-l3", "10.00")
     assert status == 200, doc
-    status, doc, _ = till.refund(number, "r-l4", view["balance"]["total"])
+    status, doc, _ = till.refund(number, "r-l4", view["balance"]["refundable"])
     assert (status, doc["code"]) == (422, "CREDIT_EXCEEDS_BALANCE")     # 10.00 went since
-    assert till.refund(number, "r-l4", "%.2f" % ((cents(view["balance"]["total"]) - 1000) / 100))[0] == 200
-    assert till.get(number)["balance"]["total"] == "0.00"
+    rest = till.get(number)["balance"]["refundable"]
+    assert cents(rest) in range(cents(view["balance"]["refundable"]) - 1002, cents(view["balance"]["refundable"]) - 997)
+    status, doc, _ = till.refund(number, "r-l4", rest)
+    assert status == 200, doc
+    assert till.get(number)["balance"]["refundable"] == "0.00"
     assert export_summary(stack)["invoices"] == 5
 
 
@@ -404,7 +411,9 @@ def test_the_sdk_voids_and_refunds_with_typed_errors(stack):
         client.invoices.void("NOPE-00000001", "no")
     with pytest.raises(ValueError):
         client.invoices.refund(number, 1.5, "CDF", "X")        # a float is never an amount
-    client.invoices.refund(number, got["balance"]["total"], "CDF", "X", idempotency_key="sdk-rest")
+    client.invoices.refund(number, got["balance"]["refundable"], "CDF", "X", idempotency_key="sdk-rest")
+    assert Fraction(client.invoices.get(number)["balance"]["refundable"]) == 0
+    whole = client.invoices.create(invoice_doc("sdk-3"))["fiscal_number"]
+    client.invoices.void(whole, "all of it")
     with pytest.raises(sdk_errors.OriginalSettled):
-        client.invoices.void(number, "again")
-    assert Fraction(client.invoices.get(number)["balance"]["total"]) == 0
+        client.invoices.void(whole, "again")

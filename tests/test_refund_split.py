@@ -133,3 +133,34 @@ def test_the_documented_examples():
     assert refunds.split(10000, [["TG03", 100000, 16000]], {"TG03": 160000}) == [["TG03", 8621, 1379]]
     # the whole remaining balance is refundable exactly
     assert refunds.split(116000, [["TG03", 100000, 16000]], {"TG03": 160000}) == [["TG03", 100000, 16000]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10 ** 6), st.sampled_from(RATES[:4])), min_size=1, max_size=4),
+       st.lists(st.integers(1, 10 ** 4), min_size=1, max_size=6))
+def test_refunds_in_pieces_then_the_refundable_rest(drawn, cuts):
+    """Refunds of a fresh original one after another, then one of ``refundable``: it is always
+    reachable, and it leaves nothing when every group's remaining tax was still the tax of its
+    remaining base (the device recomputes each credit's tax from its own base, so a piece can
+    leave a cent of tax that no credit note takes; the rule avoids that where a choice exists)."""
+    codes = ["TG%02d" % (i + 1) for i in range(len(drawn))]
+    rates = dict((c, r) for c, (_, r) in zip(codes, drawn))
+    left = [[c, b, tax(b, rates[c])] for c, (b, _) in zip(codes, drawn)]
+    for cut in cuts:
+        amount = sum(b + t for _, b, t in left) * cut // 10 ** 4 // 2
+        if not amount:
+            break
+        try:
+            got = dict((c, (b, t)) for c, b, t in refunds.split(amount, left, rates))
+        except RefundUnreachable:
+            continue
+        left = [[c, b - got.get(c, (0, 0))[0], t - got.get(c, (0, 0))[1]] for c, b, t in left]
+        assert all(b >= 0 and t >= 0 for _, b, t in left)
+    whole = all(t == tax(b, rates[c]) for c, b, t in left)
+    most = refunds.refundable(left, rates)
+    got = dict((c, (b, t)) for c, b, t in refunds.split(most, left, rates)) if most else {}
+    rest = [(b - got.get(c, (0, 0))[0], t - got.get(c, (0, 0))[1]) for c, b, t in left]
+    assert all(b >= 0 and t >= 0 for b, t in rest) and sum(b + t for b, t in rest) == sum(
+        b + t for _, b, t in left) - most
+    if whole:
+        assert all(r == (0, 0) for r in rest)

@@ -1,14 +1,14 @@
 """Void and refund (seed 002; issue 11): ``POST /api/v1/invoices/{fiscal_number}/void`` and
 ``/refund``, each a credit note naming its original, sealed like ``POST /api/v1/invoices``.
 
-The handler reads and checks the request body, finds the original (404) and checks the token may
-act for its outlet (403); everything else happens on the owner thread (hostd/owner/credits.py):
-the key's row, STATUS, EVIDENCE, then the credit note built from the original and what the device
-proved remains (hostd/books/credit_notes.py, hostd/books/refunds.py), the device's rules, the
+The handler reads and checks the request body; everything else happens on the owner thread
+(hostd/owner/credits.py), once it has connected and reconciled: the key's row, STATUS, the original
+(404) and the token's right to its outlet (403), EVIDENCE, then the credit note built from the
+original and what the device proved remains (hostd/books/credit_notes.py, hostd/books/refunds.py), the device's rules, the
 SEAL. The answer is the sealed envelope, exactly as for POST /api/v1/invoices; the same
 Idempotency-Key with the same body (and the same original) gets the byte-identical answer, with
-another body IDEMPOTENCY_KEY_REUSED. The body hash covers the endpoint and the original's fiscal
-number as well as the body, so the same key can never stand for two different credits.
+another body IDEMPOTENCY_KEY_REUSED. The body hash covers the endpoint and the original as the path
+names it as well as the body, so the same key can never stand for two different credits.
 
 - void: ``{"reason": str, "adjustments"?: [{"code"?: str, "line"?: int, "quantity": number}]}``
 - refund: ``{"amount": number, "currency": str, "payment_reference": str, "reason"?: str}``
@@ -22,7 +22,7 @@ from aiohttp import web
 from hostd.api.accept import document_bytes, idempotency_key, pending_of
 from hostd.api.replies import Resource
 from hostd.books import credit_notes, refunds
-from hostd.errors import CreditCurrencyMismatch, InvalidPayload, OriginalContentMissing, OriginalNotFound, OriginalSettled
+from hostd.errors import CreditCurrencyMismatch, InvalidPayload, OriginalContentMissing, OriginalSettled
 from hostd.intake import pricing, strictjson
 from hostd.intake.amounts import scaled
 from hostd.intake.canonical import parse_invoice
@@ -43,23 +43,18 @@ class Credits(Resource):
         ]
 
     async def _request(self, request, fields):
-        """(key, raw body, body object, original row) of a void or refund request."""
+        """(key, raw body, body object) of a void or refund request."""
         self.api.authorise(request)
         key = idempotency_key(request, "1p:")
         raw = await self.api.body(request)
-        body = _object(strictjson.loads(raw), fields, "body")
-        original = self.store.invoice(request.match_info["fiscal_number"])
-        if original is None:
-            raise OriginalNotFound("no sealed invoice %s to credit" % request.match_info["fiscal_number"],
-                                   "fiscal_number")
-        if original["outlet_id"] is not None:
-            self.api.check_outlet(request, original["outlet_id"])
-        return key, raw, body, original
+        return key, raw, _object(strictjson.loads(raw), fields, "body")
 
-    def _order(self, key, kind, raw, original, fields, make):
+    def _order(self, request, key, kind, raw, fields, make):
         """The CreditOrder handed to the owner; ``make(canonical map, row, remaining, now)`` gives
-        the credit note's JSON document."""
-        body_hash = hashlib.sha256(("%s\n%s\n" % (kind, original["fiscal_number"])).encode() + raw).digest()
+        the credit note's JSON document. The original is looked up on the owner thread, after it
+        connected and reconciled (a daemon just started may not have filed it yet)."""
+        number = request.match_info["fiscal_number"]
+        body_hash = hashlib.sha256(("%s\n%s\n" % (kind, number)).encode() + raw).digest()
 
         def build(row, left):
             if row["canonical"] is None:
@@ -69,14 +64,18 @@ class Credits(Resource):
                     "/api/v1/invoices" % row["fiscal_number"], "fiscal_number")
             text = document_bytes(make(cbor.decode(row["canonical"]), row, left, _now()))
             return pending_of(key, body_hash, parse_invoice(text, self.api.merchant), text)
-        return CreditOrder(key, body_hash, original["fiscal_number"], build, fields)
+
+        def authorise(outlet_id):
+            if outlet_id is not None:
+                self.api.check_outlet(request, outlet_id)
+        return CreditOrder(key, body_hash, number, build, fields, authorise=authorise)
 
     async def _seal(self, order):
         status, body = await self.api.device(self.owner.seal_credit, order, SEAL_BUDGET)
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def void(self, request):
-        key, raw, body, original = await self._request(request, VOID_FIELDS)
+        key, raw, body = await self._request(request, VOID_FIELDS)
         reason = _text(body, "reason", required=True)
         adjustments = _adjustments(body.get("adjustments"))
 
@@ -84,16 +83,13 @@ class Credits(Resource):
             return credit_notes.void_document(doc, row["fiscal_number"], reason, adjustments, now)
         fields = {"original": "fiscal_number", "currency": "totals.currency", "kind": "invoice_type",
                   "amounts": "adjustments"}
-        return await self._seal(self._order(key, "void", raw, original, fields, make))
+        return await self._seal(self._order(request, key, "void", raw, fields, make))
 
     async def refund(self, request):
-        key, raw, body, original = await self._request(request, REFUND_FIELDS)
+        key, raw, body = await self._request(request, REFUND_FIELDS)
         currency = body.get("currency")
         if not isinstance(currency, str) or currency not in taxgroups.CURRENCIES:
             raise InvalidPayload("currency must be one of %s" % ", ".join(sorted(taxgroups.CURRENCIES)), "currency")
-        if currency != original["currency"]:
-            raise CreditCurrencyMismatch("the refund is in %s, the original %s in %s" % (
-                currency, original["fiscal_number"], original["currency"]), "currency")
         if "amount" not in body:
             raise InvalidPayload("missing field amount", "amount")
         amount = scaled(body["amount"], 10 ** taxgroups.CURRENCIES[currency], "amount", "the currency's minor unit")
@@ -103,6 +99,9 @@ class Credits(Resource):
         reason = _text(body, "reason", required=False, empty=True)
 
         def make(doc, row, left, now):
+            if currency != row["currency"]:
+                raise CreditCurrencyMismatch("the refund is in %s, the original %s in %s" % (
+                    currency, row["fiscal_number"], row["currency"]), "currency")
             if not [g for g in left if g[1] or g[2]]:
                 raise OriginalSettled("%s is fully credited already: nothing remains to refund" % row["fiscal_number"],
                                       "fiscal_number")
@@ -114,7 +113,7 @@ class Credits(Resource):
             groups = refunds.split(amount, left, rates, taxgroups.CURRENCIES[currency])
             return credit_notes.refund_document(doc, row["fiscal_number"], reason, groups, reference, now)
         fields = {"original": "fiscal_number", "currency": "currency", "kind": "invoice_type", "amounts": "amount"}
-        return await self._seal(self._order(key, "refund", raw, original, fields, make))
+        return await self._seal(self._order(request, key, "refund", raw, fields, make))
 
 
 def _now():

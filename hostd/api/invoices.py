@@ -3,6 +3,7 @@ GET of an original also lists its credit notes and what remains of it (issue 11)
 are hostd/api/credits.py."""
 
 import re
+import time
 
 from aiohttp import web
 
@@ -13,7 +14,8 @@ from hostd.books.views import invoice_view, quarantined_view
 from hostd.errors import InvalidPayload
 from hostd.intake import strictjson
 from hostd.owner.owner import SEAL_BUDGET, TWO_PHASE
-from protocol import invoice
+from hostd.intake.pricing import rates_at
+from protocol import invoice, timefmt
 
 
 _NONCE = re.compile(r"\A[0-9a-fA-F]{32}\Z")
@@ -79,7 +81,8 @@ class Invoices(Resource):
         if row is not None:
             view = invoice_view(row)
             if row["invoice_type"] not in invoice.CREDIT_TYPES:   # an original: its credits and what remains
-                view.update(balance_view(original_groups(view), self.store.credits_of(row["counter"]), row["currency"]))
+                view.update(balance_view(original_groups(view), self.store.credits_of(row["counter"]), row["currency"],
+                                         rates_at(timefmt.format_time(int(time.time())))))
             return json_response(200, {"status": "ok", "code": "INVOICE_FOUND", "payload": view})
         held = self.store.quarantined_invoice(number)
         if held is not None and held["sealed_json"]:

@@ -19,6 +19,7 @@ the original's instrument for a void and the refund's ``payment_reference`` for 
 """
 
 from protocol import invoice, record, taxgroups
+from hostd.books import refunds
 from hostd.errors import CreditExceedsBalance, InvalidPayload
 from hostd.intake.amounts import money_text, quantity_text, rate_text, scaled
 
@@ -129,9 +130,11 @@ def _document(original, number, reason, items, timestamp, instrument):
     }
 
 
-def balance_view(groups, credits, currency):
+def balance_view(groups, credits, currency, rates):
     """What GET of an original shows: its ``credits`` (hostd/store/credits.py rows, oldest first)
-    and the remaining ``balance`` per group and in total, amounts as decimal strings."""
+    and the remaining ``balance`` per group and in total, and how much of it a refund can still
+    take with ``rates`` {code: ppm} in force now (``refundable``: a cent of tax may be left that no
+    credit note can take, hostd/books/refunds.py), amounts as decimal strings."""
     digits = taxgroups.CURRENCIES.get(currency, 2)
     credited = []
     for entry in credits:
@@ -147,6 +150,7 @@ def balance_view(groups, credits, currency):
                                     for g, b, t in c["groups"]]} for c in credits],
         "balance": {"currency": currency, "total": money(sum(b + t for _, b, t in left)),
                     "credited": money(sum(b + t for _, b, t in credited)),
+                    "refundable": money(refunds.refundable(left, rates)) if all(g[0] in rates for g in left) else None,
                     "tax_groups": [{"code": c, "base_amount": money(b), "tax_amount": money(t), "total": money(b + t)}
                                    for c, b, t in left]},
     }

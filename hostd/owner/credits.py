@@ -50,9 +50,11 @@ class CreditOrder:
     """One credit request as the API hands it over: its store ``key`` and ``body_hash``, the
     ``original`` fiscal number, the ``fields`` its refusals name, and ``build(original_row,
     remaining)`` making the ``pending`` request (hostd/api/accept.py) once EVIDENCE proved what
-    remains. ``exact`` is True when the original must be named by its exact fiscal number."""
+    remains. ``exact`` is True when the original must be named by its exact fiscal number;
+    ``authorise(outlet_id)`` raises when the request may not credit that outlet's invoices."""
 
-    def __init__(self, key, body_hash, original, build, fields, exact=False):
+    def __init__(self, key, body_hash, original, build, fields, exact=False, authorise=None):
+        self.authorise = authorise   # (outlet_id) -> None, or the API's 403
         self.key = key
         self.body_hash = body_hash
         self.request_id = record.request_id_for(key)
@@ -158,7 +160,7 @@ class Crediting:
         sealed = self._sealed_for(order.request_id, deadline)
         if sealed is not None:
             return self._replayed(order, sealed)
-        original = self._original(order.original, order.fields["original"], order.exact)
+        original = self._original(order)
         left = self._arm(original, order.fields["original"], deadline)
         pending = order.build(original, left)
         check(invoice.decode(pending["canonical"])[1], original, left, order.fields)
@@ -191,7 +193,7 @@ class Crediting:
         if sealed is not None:
             self._filed(row, sealed)
             return False
-        original = self._original(order.original, order.fields["original"], order.exact)
+        original = self._original(order)
         left = self._arm(original, order.fields["original"], deadline)
         try:
             check(invoice.decode(row["canonical"])[1], original, left, order.fields)
@@ -233,10 +235,13 @@ class Crediting:
                     sealed[record.S_FISCAL_NUMBER])
         return envelope.sealed_body(sealed)
 
-    def _original(self, number, field, exact):
+    def _original(self, order):
+        number, field = order.original, order.fields["original"]
         row = self.store.invoice(number)
-        if row is None or (exact and row["fiscal_number"] != number):
+        if row is None or (order.exact and row["fiscal_number"] != number):
             raise OriginalNotFound("no sealed invoice %s to credit" % number, field)
+        if order.authorise is not None:
+            order.authorise(row["outlet_id"])
         if row["invoice_type"] in invoice.CREDIT_TYPES:
             raise OriginalIsCredit("%s is itself a %s: a credit note cannot be credited" % (
                 row["fiscal_number"], row["invoice_type"]), field)
