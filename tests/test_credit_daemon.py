@@ -417,3 +417,42 @@ def test_the_sdk_voids_and_refunds_with_typed_errors(stack):
     client.invoices.void(whole, "all of it")
     with pytest.raises(sdk_errors.OriginalSettled):
         client.invoices.void(whole, "again")
+
+
+def test_malformed_void_and_refund_bodies_are_400s_naming_the_field(stack):
+    till = Till(stack)
+    number = till.sale("bodies")["fiscal_number"]
+    before = till.written()
+    void = "/api/v1/invoices/%s/void" % number
+    refund = "/api/v1/invoices/%s/refund" % number
+    cases = [
+        (void, b"[]", "body"), (void, b"{}", "reason"), (void, b'{"reason": ""}', "reason"),
+        (void, b'{"reason": 7}', "reason"), (void, b'{"reason": "x", "why": 1}', "why"),
+        (void, b'{"reason": "x", "adjustments": {}}', "adjustments"),
+        (void, b'{"reason": "x", "adjustments": [7]}', "adjustments[0]"),
+        (void, b'{"reason": "x", "adjustments": [{"code": "CONS-001"}]}', "adjustments[0].quantity"),
+        (void, b'{"reason": "x", "adjustments": [{"quantity": 1}]}', "adjustments[0].code"),
+        (void, b'{"reason": "x", "adjustments": [{"code": "NOPE", "quantity": 1}]}', "adjustments[0].code"),
+        (void, b'{"reason": "x", "adjustments": [{"line": true, "quantity": 1}]}', "adjustments[0].line"),
+        (void, b'{"reason": "x", "adjustments": [{"line": 9, "quantity": 1}]}', "adjustments[0].line"),
+        (void, b'{"reason": "x", "adjustments": [{"code": "CONS-001", "quantity": "0.0001"}]}',
+         "adjustments[0].quantity"),
+        (void, b'{"reason": "x", "adjustments": [{"code": "CONS-001", "quantity": 0}]}', "adjustments[0].quantity"),
+        (void, b'{"reason": "x", "adjustments": [{"code": "CONS-001", "quantity": 1}, {"line": 2, "quantity": 1}]}',
+         "adjustments[1]"),
+        (void, ('{"reason": "%s"}' % ("r" * 300)).encode(), "reason"),
+        (refund, b'{"currency": "CDF", "payment_reference": ""}', "amount"),
+        (refund, b'{"amount": "1.00", "payment_reference": ""}', "currency"),
+        (refund, b'{"amount": "1.00", "currency": "EUR", "payment_reference": ""}', "currency"),
+        (refund, b'{"amount": "1.001", "currency": "CDF", "payment_reference": ""}', "amount"),
+        (refund, b'{"amount": true, "currency": "CDF", "payment_reference": ""}', "amount"),
+        (refund, b'{"amount": "0", "currency": "CDF", "payment_reference": ""}', "amount"),
+        (refund, b'{"amount": "1e999999", "currency": "CDF", "payment_reference": ""}', "amount"),
+        (refund, b'{"amount": "1.00", "currency": "CDF"}', "payment_reference"),
+        (refund, b'{"amount": "1.00", "currency": "CDF", "payment_reference": 5}', "payment_reference"),
+    ]
+    for path, body, field in cases:
+        status, data = stack.pos.post(path, body)
+        doc = json.loads(data)
+        assert (status, doc["code"], doc.get("field")) == (400, "INVALID_CANONICAL_PAYLOAD", field), (body, doc)
+    assert till.written() == before
