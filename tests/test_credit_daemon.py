@@ -456,3 +456,30 @@ def test_malformed_void_and_refund_bodies_are_400s_naming_the_field(stack):
         doc = json.loads(data)
         assert (status, doc["code"], doc.get("field")) == (400, "INVALID_CANONICAL_PAYLOAD", field), (body, doc)
     assert till.written() == before
+
+
+def test_a_token_credits_only_the_invoices_of_its_outlets(tmp_path):
+    stack = Stack(tmp_path)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("till-42-token-0000 OUTLET-42\ntill-9-token-00000 OUTLET-9\n")
+    try:
+        stack.start_daemon(extra=["--tokens-file", str(tokens)])
+        own, other = {"Authorization": "Bearer till-42-token-0000"}, {"Authorization": "Bearer till-9-token-00000"}
+
+        def post(path, doc, headers, key):
+            status, data = stack.pos.post(path, json.dumps(doc).encode(), key=key, headers=headers)
+            return status, json.loads(data)
+        status, sale = post("/api/v1/invoices", invoice_doc("scoped"), own, "scoped-sale")
+        assert status == 200, sale
+        number = sale["payload"]["fiscal_number"]
+        status, doc = post("/api/v1/invoices/%s/void" % number, {"reason": "x"}, other, "scoped-v")
+        assert (status, doc["code"]) == (403, "FORBIDDEN"), doc
+        note = invoice_doc("scoped-credit", itype="credit_note", lines=LINES[:1], credit=number)
+        note["outlet_id"] = "OUTLET-9"                    # its own outlet is the token's; the original's is not
+        status, doc = post("/api/v1/invoices", note, other, "scoped-c")
+        assert (status, doc["code"]) == (403, "FORBIDDEN"), doc
+        status, doc = post("/api/v1/invoices/%s/refund" % number, {"amount": "1.00", "currency": "CDF",
+                                                                    "payment_reference": ""}, own, "scoped-r")
+        assert status == 200, doc
+    finally:
+        stack.close()

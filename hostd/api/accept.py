@@ -58,13 +58,17 @@ def _refuse(value):
 def accept(api, request, key, raw, document=None, reference=None):
     """Check one request and return it as a ``pending`` dict (the request row's columns), not
     stored yet: the owner stores it in the transaction that files its seal, or before the first
-    device step when it cannot seal at once (hostd/owner/sealing.py). ``document``: the canonical
+    device step when it cannot seal at once (hostd/owner/sealing.py); a credit type's also carries
+    ``authorise(outlet_id)``, the 403 check for its original's outlet. ``document``: the canonical
     JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself). The
     invoice's outlet must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
     parsed = parse_invoice(sealed_text, api.merchant)
     api.check_outlet(request, parsed.doc["outlet_id"])
-    return pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
+    pending = pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
+    if parsed.original is not None:   # a credit note: the token must also act for its original's outlet
+        pending["authorise"] = lambda outlet_id: outlet_id is None or api.check_outlet(request, outlet_id)
+    return pending
 
 
 def pending_of(key, body_hash, parsed, sealed_text, reference=None):

@@ -67,7 +67,7 @@ class CreditOrder:
     def of_pending(cls, pending):
         """A credit type sent to POST /api/v1/invoices: the POS's own bytes, built already."""
         return cls(pending["key"], pending["body_hash"], pending["original"], lambda row, left: pending, POST_FIELDS,
-                   exact=True)
+                   exact=True, authorise=pending.get("authorise"))
 
 
 class CreditBooks:
