@@ -2,13 +2,14 @@
 ``/refund``, each a credit note naming its original, sealed like ``POST /api/v1/invoices``.
 
 The handler reads and checks the request body; everything else happens on the owner thread
-(hostd/owner/credits.py), once it has connected and reconciled: the key's row, STATUS, the original
-(404) and the token's right to its outlet (403), EVIDENCE, then the credit note built from the
-original and what the device proved remains (hostd/books/credit_notes.py, hostd/books/refunds.py), the device's rules, the
-SEAL. The answer is the sealed envelope, exactly as for POST /api/v1/invoices; the same
-Idempotency-Key with the same body (and the same original) gets the byte-identical answer, with
-another body IDEMPOTENCY_KEY_REUSED. The body hash covers the endpoint and the original as the path
-names it as well as the body, so the same key can never stand for two different credits.
+(hostd/owner/credits.py), once it has connected and reconciled: the key's row, STATUS, the
+original (404) and the token's right to its outlet (403), EVIDENCE, then the credit note built
+from the original and what the device proved remains (hostd/books/credit_notes.py,
+hostd/books/refunds.py), the device's rules, the SEAL. The answer is the sealed envelope, exactly
+as for POST /api/v1/invoices; the same Idempotency-Key with the same body (and the same original)
+gets the byte-identical answer, with another body IDEMPOTENCY_KEY_REUSED. The body hash covers the
+endpoint and the original as the path names it as well as the body, so the same key can never
+stand for two different credits.
 
 - void: ``{"reason": str, "adjustments"?: [{"code"?: str, "line"?: int, "quantity": number}]}``
 - refund: ``{"amount": number, "currency": str, "payment_reference": str, "reason"?: str}``

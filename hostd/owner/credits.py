@@ -72,7 +72,10 @@ class CreditOrder:
 
 class CreditBooks:
     """The host's copy of the device's credit tree: one leaf per credited original (the sum of
-    its credits per group), loaded from the credits table as rows are added."""
+    its credits per group), loaded from the credits table as rows are added. The table is filed
+    with each credit invoice (so it is as complete as the store), and the tree is loaded at the
+    owner's first credit rather than at start, so a daemon that seals only sales never pays for
+    it; the device's answer to EVIDENCE is what proves the books right (stale: ``rebuild``)."""
 
     def __init__(self, store, archive):
         self.store = store
@@ -116,7 +119,7 @@ class CreditBooks:
 
 
 class Crediting:
-    """Expects Owner's ``store``, ``books`` (CreditBooks), ``device``, ``call``, ``_drop``,
+    """Expects Owner's ``store``, ``books`` (CreditBooks), ``info``, ``device``, ``call``, ``_drop``,
     ``reconcile``, ``reconcile_one``, ``_refused``, ``archive``, ``archive_now``,
     ``_crash_point`` and ``sealed_since_check``."""
 
@@ -213,8 +216,8 @@ class Crediting:
         body = self.reconcile_one(row, sealed)
         fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_CREDIT_ROOT) != self.books.root():
-            log.error("credit %s: the books' root differs from the one the device signed; they are rebuilt at the "
-                      "next credit", sealed[record.S_FISCAL_NUMBER])
+            log.error("credit %s: the books' root differs from the one the device signed; the next credit's "
+                      "EVIDENCE is refused as stale and rebuilds them", sealed[record.S_FISCAL_NUMBER])
         return body
 
     def _sealed_for(self, request_id, deadline):

@@ -6,8 +6,9 @@ reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the st
 journal before doing anything else (hostd/owner/reconcile.py).
 
 The owner's other duties are mixed in from the modules that own them: sealing and the two-phase
-flow (hostd/owner/sealing.py), credit notes (hostd/owner/credits.py), archiving and the export (hostd/owner/archiving.py), reconciliation
-(hostd/owner/reconcile.py). After each job it checks whether the journal needs archiving.
+flow (hostd/owner/sealing.py), credit notes (hostd/owner/credits.py), archiving and the export
+(hostd/owner/archiving.py), reconciliation (hostd/owner/reconcile.py). After each job it checks
+whether the journal needs archiving.
 """
 
 import concurrent.futures
