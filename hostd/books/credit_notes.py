@@ -21,7 +21,8 @@ the original's instrument for a void and the refund's ``payment_reference`` for 
 from protocol import invoice, record, taxgroups
 from hostd.books import refunds
 from hostd.errors import CreditExceedsBalance, InvalidPayload
-from hostd.intake.amounts import money_text, quantity_text, rate_text, scaled
+from hostd.intake import shapes
+from hostd.intake.amounts import money_text, quantity_text, scaled
 
 KINDS = {"sale": "credit_note", "advance": "credit_note", "export": "export_credit"}
 
@@ -106,28 +107,24 @@ def _line_of(lines, adj, where):
 
 
 def _document(original, number, reason, items, timestamp, instrument):
-    """The credit note's canonical JSON document: the original's header, ``items``, the totals
-    rule's groups (rates in force at ``timestamp``), one payment of the total."""
+    """The credit note's canonical JSON document: the original's header, ``items`` (canonical
+    maps), the totals rule's groups (rates in force at ``timestamp``), one payment of the total."""
     currency = original[10][4]
-    digits = taxgroups.CURRENCIES[currency]
     groups = invoice.compute_groups(items, timestamp)
-    names = dict((line[1], line[2]) for line in original[9])
     subtotal, vat = sum(g[2] for g in groups), sum(g[3] for g in groups)
     client = original[7]
-    return {
-        "merchant_nif": original[1], "outlet_id": original[2], "pos_terminal_id": original[3],
-        "cashier_id": original[4], "invoice_type": KINDS.get(original[5], "credit_note"), "timestamp": timestamp,
-        "client": {"name": client[1], "nif": client[2], "classification": client[3]},
-        "items": [{"code": i[1], "description": i[2], "quantity": quantity_text(i[3]),
-                   "unit_price": money_text(i[4], digits), "tax_group": i[5], "taxable_unit": i[6]} for i in items],
-        "tax_groups": [{"code": c, "name": names.get(c, ""), "rate": rate_text(r), "base_amount": money_text(b, digits),
-                        "tax_amount": money_text(t, digits)} for c, r, b, t in groups],
-        "totals": {"subtotal": money_text(subtotal, digits), "total_vat": money_text(vat, digits),
-                   "total": money_text(subtotal + vat, digits), "currency": currency},
-        "payments": [{"method": original[11][0][1], "amount": money_text(subtotal + vat, digits),
-                      "instrument_id": instrument, "currency": currency}],
-        "credit": {"original_fiscal_number": number, "reason": reason},
-    }
+    doc = shapes.document(
+        {"merchant_nif": original[1], "outlet_id": original[2], "pos_terminal_id": original[3],
+         "cashier_id": original[4]}, KINDS.get(original[5], "credit_note"), timestamp,
+        {"name": client[1], "nif": client[2], "classification": client[3]},
+        [{"code": i[1], "description": i[2], "quantity": i[3], "unit_price": i[4], "tax_group": i[5],
+          "taxable_unit": i[6]} for i in items],
+        [{"code": c, "rate": r, "base_amount": b, "tax_amount": t} for c, r, b, t in groups],
+        {"subtotal": subtotal, "total_vat": vat, "total": subtotal + vat},
+        [{"method": original[11][0][1], "amount": subtotal + vat, "instrument_id": instrument}],
+        currency, taxgroups.CURRENCIES[currency])
+    doc["credit"] = {"original_fiscal_number": number, "reason": reason}
+    return doc
 
 
 def balance_view(groups, credits, currency, rates):

@@ -107,8 +107,9 @@ def _lines(entries, path, code_key, currency_digits):
     return lines
 
 
-def _document(fields, itype, timestamp, client, items, tax_lines, totals, payments, currency, digits):
-    """The canonical JSON document (decimal strings, canonical order) of mapped parts."""
+def document(fields, itype, timestamp, client, items, tax_lines, totals, payments, currency, digits):
+    """The canonical JSON document (decimal strings, canonical order) of mapped parts: also the
+    credit notes the daemon makes of an original (hostd/books/credit_notes.py)."""
     doc = {name: fields[name] for name in MERCHANT_FIELDS}
     doc.update({"invoice_type": itype, "timestamp": timestamp, "client": client})
     doc["items"] = [{"code": it["code"], "description": it["description"], "quantity": quantity_text(it["quantity"]),
@@ -158,7 +159,7 @@ def order_invoice(doc, merchant, now, digits=2):
     customer = doc.get("customer", "")
     client = {"name": customer if isinstance(customer, str) else "", "nif": "",
               "classification": settings["classification"]}
-    return _document(fields, "sale", timestamp, client, items, tax_lines, totals, payments, merchant.currency, digits)
+    return document(fields, "sale", timestamp, client, items, tax_lines, totals, payments, merchant.currency, digits)
 
 
 def erp_invoice(doc, merchant, now, digits=2):
@@ -187,7 +188,7 @@ def erp_invoice(doc, merchant, now, digits=2):
     payments = _payments(payments, digits, "payments") if payments else [
         {"method": merchant.erp["payment_method"], "amount": totals["total"],
          "instrument_id": doc["connector_reference"]}]
-    return (_document(fields, doc.get("invoice_type", "sale"), timestamp, client, items, tax_lines, totals,
+    return (document(fields, doc.get("invoice_type", "sale"), timestamp, client, items, tax_lines, totals,
                       payments, currency, digits), doc["connector_reference"])
 
 
