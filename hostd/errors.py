@@ -208,3 +208,91 @@ class UploadGap(UploadRefused):
 
     code = "SYNC_GAP"
     status = 409
+
+
+class CreditRefused(HostdError):
+    """A credit note (a void, a refund, or a credit type sent to POST /api/v1/invoices) refused
+    before anything was sealed or stored (issue 11). The daemon checks the device's own credit
+    rules (device/credits.py) first, with the amounts the device proved in EVIDENCE, so each rule
+    answers its own API code; ``device_code`` names the device rule (the same code whether the
+    host or the device decided). HTTP 422 unless a subclass says otherwise."""
+
+    code = "CREDIT_REFUSED"
+    exit_code = 5
+    device_code = None
+
+    def __init__(self, detail, field=None):
+        HostdError.__init__(self, detail, field)
+
+
+class OriginalNotFound(CreditRefused):
+    """The credit names a fiscal number this daemon never filed (HTTP 404)."""
+
+    code = "ORIGINAL_NOT_FOUND"
+    device_code = "CREDIT_ORIGINAL_UNKNOWN"
+
+
+class OriginalIsCredit(CreditRefused):
+    """The original named is itself a credit note: a void of a void."""
+
+    code = "ORIGINAL_IS_CREDIT"
+    device_code = "CREDIT_OF_CREDIT"
+
+
+class OriginalSettled(CreditRefused):
+    """Nothing of the original is left to credit: a second full void, a refund after it (HTTP 409)."""
+
+    code = "ORIGINAL_SETTLED"
+    device_code = "CREDIT_SETTLED"
+
+
+class CreditExceedsBalance(CreditRefused):
+    """A tax group would be credited beyond what remains of the original, counting every earlier
+    credit against it: a refund above the remaining balance, a partial void of more than is left."""
+
+    code = "CREDIT_EXCEEDS_BALANCE"
+    device_code = "CREDIT_EXCEEDS"
+
+
+class CreditCurrencyMismatch(CreditRefused):
+    """The credit is in another currency than its original."""
+
+    code = "CREDIT_CURRENCY_MISMATCH"
+    device_code = "CREDIT_CURRENCY"
+
+
+class CreditKindMismatch(CreditRefused):
+    """``credit_note`` credits a sale or an advance, ``export_credit`` an export; nothing else."""
+
+    code = "CREDIT_KIND_MISMATCH"
+    device_code = "CREDIT_KIND"
+
+
+class RefundUnreachable(CreditRefused):
+    """No credit note has this total: the device computes each group's tax from its base, so some
+    tax-inclusive amounts cannot be reached (at 16 %, bases 3 and 4 give 0.03 and 0.05, never 0.04);
+    the detail names the nearest amounts that can."""
+
+    code = "REFUND_AMOUNT_UNREACHABLE"
+
+
+class OriginalContentMissing(CreditRefused):
+    """The original was filed from the journal alone (a lost store), so its lines, client and
+    merchant fields are unknown: retry the original's own request with its Idempotency-Key to
+    complete it, or send the credit note yourself (HTTP 409)."""
+
+    code = "ORIGINAL_CONTENT_MISSING"
+
+
+class CreditBooksIncomplete(CreditRefused):
+    """The daemon cannot prove to the device what was credited so far: its store lacks credit
+    notes the device erased after archiving (a store rebuilt without its archive). Nothing is
+    sealed until the store is restored (HTTP 409)."""
+
+    code = "CREDIT_BOOKS_INCOMPLETE"
+    device_code = "CREDIT_EVIDENCE_STALE"
+
+
+# The device's credit refusals, by device code, as the API's typed errors (hostd/owner/credits.py).
+CREDIT_REFUSALS = {cls.device_code: cls for cls in (OriginalNotFound, OriginalIsCredit, OriginalSettled,
+                                                    CreditExceedsBalance, CreditCurrencyMismatch, CreditKindMismatch)}

@@ -7,8 +7,8 @@ runner, against a real emulator and daemon on its TCP listener.
   void/refund/reports included; the typed errors; the retry schedule and Retry-After; the
   Standard Webhooks vector; the builder's totals);
 - ``node --test tests/js/fiscal.test.mjs`` in three phases against the daemon: ``live`` (seal,
-  get, list, a 401 and a 400 as typed errors, a webhook delivery the daemon really sent, the served
-  module), then with the daemon stopped ``offline`` (invoices queued in a file), then with it
+  get, list, a void and a refund with their typed refusals, a 401 and a 400 as typed errors, a
+  webhook delivery the daemon really sent, the served module), then with the daemon stopped ``offline`` (invoices queued in a file), then with it
   restarted ``restored`` (the queue flushed oldest first); this side then checks the daemon sealed
   each queued invoice exactly once and in order;
 - headless Chromium: a page of another (allowed) origin imports the module from the daemon, seals
@@ -46,7 +46,7 @@ ORIGIN = "http://pos.example:8080"
 SECRET = "whsec_" + base64.b64encode(b"browser-sdk-webhook-secret-32b..").decode()
 # node --test --test-reporter=tap: "ok 3 - name", "not ok 4 - name", "ok 5 - name # SKIP reason" (top level)
 TAP = re.compile(r"^(ok|not ok) \d+ - (.*?)(?: # (SKIP|TODO)\b.*)?$")
-PHASE_TESTS = {"unit": 14, "live": 5, "offline": 1, "restored": 1}   # tests each run must pass
+PHASE_TESTS = {"unit": 14, "live": 6, "offline": 1, "restored": 1}   # tests each run must pass
 
 
 def node_test(path, phase, **env):

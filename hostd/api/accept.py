@@ -63,18 +63,31 @@ def _refuse(value):
 def accept(api, request, key, raw, document=None, reference=None, now=None):
     """Check one request and return it as a ``pending`` dict (the request row's columns), not
     stored yet: the owner stores it in the transaction that files its seal, or before the first
-    device step when it cannot seal at once (hostd/owner/sealing.py). ``document``: the canonical
+    device step when it cannot seal at once (hostd/owner/sealing.py); a credit type's also carries
+    ``authorise(outlet_id)``, the 403 check for its original's outlet. ``document``: the canonical
     JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself); ``now``
     the timestamp of an invoice without one (default: ``accepted_at()``). The invoice's outlet
     must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
     parsed = parse_invoice(sealed_text, api.merchant, now if now is not None else accepted_at())
     api.check_outlet(request, parsed.doc["outlet_id"])
+    pending = pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
+    if parsed.original is not None:   # a credit note: the token must also act for its original's outlet
+        pending["authorise"] = lambda outlet_id: outlet_id is None or api.check_outlet(request, outlet_id)
+    return pending
+
+
+def pending_of(key, body_hash, parsed, sealed_text, reference=None):
+    """The ``pending`` dict of a checked invoice (hostd.intake.canonical.Parsed) whose JSON is
+    ``sealed_text`` (kept as sent, or as dated when it had no timestamp); ``body_hash`` is over
+    what the client sent (for a void or refund: the request, not the credit note the daemon made
+    of it)."""
     invoice_json = parsed.text() if parsed.stamped else sealed_text.decode("utf-8")
-    pending = {"key": key, "body_hash": hashlib.sha256(raw).digest(), "canonical": parsed.canonical,
+    pending = {"key": key, "body_hash": body_hash, "canonical": parsed.canonical,
                "invoice_json": invoice_json, "created": time.time(),
                "request_id": record.request_id_for(key), "state": "new"}
     for name in COLUMNS:
         pending[name] = parsed.columns.get(name)
     pending["reference"] = reference
+    pending["original"] = parsed.original   # a credit type's original: sealed by its own branch (owner/credits.py)
     return pending

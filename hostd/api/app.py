@@ -18,6 +18,7 @@ from hostd.api.auth import Tokens, check_scope
 from hostd.api.batch import Batch
 from hostd.api.connectors import Connectors
 from hostd.api.cors import Cors
+from hostd.api.credits import Credits
 from hostd.api.exports import Exports
 from hostd.api.health import Health
 from hostd.api.invoices import Invoices
@@ -37,8 +38,8 @@ from hostd.errors import HostdError, PayloadTooLarge, RequestTimeout, StoreUnava
 # Every resource module, in the order their routes are added (Batch before Invoices: the batch
 # path must not be taken for a fiscal number); hostd/api/openapi.py describes each route they
 # serve (tests/test_openapi.py fails when a route is missing there).
-RESOURCES = (Batch, Invoices, Reports, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health, OpenApi, Pages,
-             Scripts)
+RESOURCES = (Batch, Invoices, Reports, Credits, Receipts, Connectors, Exports, Webhooks, Sync, Outlets, Audit, Health,
+             OpenApi, Pages, Scripts)
 SCOPE = "fiscal.scope"   # request key: the outlets the request's token may act for
 log = logging.getLogger("fiscal.api")
 __all__ = ("Api", "MAX_BODY", "MAX_QUEUE", "RESOURCES", "errors_middleware")

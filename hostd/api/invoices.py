@@ -1,15 +1,21 @@
-"""Invoice endpoints: seal in one call, the two-phase prepare/commit/abort, get and list (seed 002)."""
+"""Invoice endpoints: seal in one call, the two-phase prepare/commit/abort, get and list (seed 002).
+GET of an original also lists its credit notes and what remains of it (issue 11); void and refund
+are hostd/api/credits.py."""
 
 import re
+import time
 
 from aiohttp import web
 
 from hostd.api.accept import accept, idempotency_key
 from hostd.api.replies import Refusal, Resource, json_response
+from hostd.books.credit_notes import balance_view, original_groups
 from hostd.books.views import invoice_view, quarantined_view
 from hostd.errors import InvalidPayload
 from hostd.intake import strictjson
 from hostd.owner.owner import SEAL_BUDGET, TWO_PHASE
+from hostd.intake.pricing import rates_at
+from protocol import invoice, timefmt
 
 
 _NONCE = re.compile(r"\A[0-9a-fA-F]{32}\Z")
@@ -39,6 +45,9 @@ class Invoices(Resource):
 
     async def prepare(self, request):
         pending = await self._invoice(request, TWO_PHASE)
+        if pending["original"] is not None:   # EVIDENCE is armed for the next SEAL only (hostd/owner/credits.py)
+            raise InvalidPayload("a %s is sealed in one call: POST /api/v1/invoices, or the original's /void or "
+                                 "/refund" % pending["invoice_type"], "invoice_type")
         answer = await self.api.device(self.owner.prepare, pending, SEAL_BUDGET)
         return json_response(200, {"status": "ok", "code": "INVOICE_PREPARED", "payload": answer})
 
@@ -70,7 +79,11 @@ class Invoices(Resource):
         number = request.match_info["fiscal_number"]
         row = self.store.invoice(number)
         if row is not None:
-            return json_response(200, {"status": "ok", "code": "INVOICE_FOUND", "payload": invoice_view(row)})
+            view = invoice_view(row)
+            if row["invoice_type"] not in invoice.CREDIT_TYPES:   # an original: its credits and what remains
+                view.update(balance_view(original_groups(view), self.store.credits_of(row["counter"]), row["currency"],
+                                         rates_at(timefmt.format_time(int(time.time())))))
+            return json_response(200, {"status": "ok", "code": "INVOICE_FOUND", "payload": view})
         held = self.store.quarantined_invoice(number)
         if held is not None and held["sealed_json"]:
             return json_response(200, {"status": "ok", "code": "INVOICE_QUARANTINED", "payload": quarantined_view(held)})

@@ -28,6 +28,8 @@ READ = ANY + ("FORBIDDEN",)
 DEVICE = READ + ("RATE_LIMIT_EXCEEDED", "DEVICE_UNAVAILABLE")
 BODY = DEVICE + ("PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "INVALID_CANONICAL_PAYLOAD", "STORE_UNAVAILABLE")
 SEAL = BODY + ("FISCALIZATION_FAILED", "IDEMPOTENCY_KEY_REUSED")
+CREDIT = ("ORIGINAL_NOT_FOUND", "ORIGINAL_IS_CREDIT", "ORIGINAL_SETTLED", "CREDIT_EXCEEDS_BALANCE",
+          "CREDIT_CURRENCY_MISMATCH", "CREDIT_KIND_MISMATCH", "ORIGINAL_CONTENT_MISSING", "CREDIT_BOOKS_INCOMPLETE")
 
 
 def op(method, path, summary, ok, body=None, auth=True, errors=ANY, query=(), headers=(), content="application/json",
@@ -43,7 +45,14 @@ LIST_QUERY = (("merchant_nif", "string"), ("outlet_id", "string"), ("client.nif"
 
 OPERATIONS = (
     op("POST", "/api/v1/invoices", "Seal an invoice in one call (a retry with the same Idempotency-Key gets "
-       "the byte-identical answer)", "Sealed", body="Invoice", errors=SEAL, headers=("Idempotency-Key",)),
+       "the byte-identical answer); a credit type names its original in `credit`", "Sealed", body="Invoice",
+       errors=SEAL + CREDIT, headers=("Idempotency-Key",)),
+    op("POST", "/api/v1/invoices/{fiscal_number}/void", "A credit note of the original: in full, or the lines "
+       "and quantities of `adjustments`", "Sealed", body="VoidRequest", errors=SEAL + CREDIT,
+       headers=("Idempotency-Key",)),
+    op("POST", "/api/v1/invoices/{fiscal_number}/refund", "A credit note of a tax-inclusive amount, split pro rata "
+       "of what remains of the original's tax groups (README 'Credit notes')", "Sealed", body="RefundRequest",
+       errors=SEAL + CREDIT + ("REFUND_AMOUNT_UNREACHABLE",), headers=("Idempotency-Key",)),
     op("POST", "/api/v1/invoices/prepare", "Two-phase: validate on the device and hold a nonce", "Prepared",
        body="Invoice", errors=SEAL, headers=("Idempotency-Key",)),
     op("POST", "/api/v1/invoices/commit", "Two-phase: seal a prepared invoice by its nonce", "Sealed",
@@ -160,9 +169,15 @@ SCHEMAS = {
         "payments": {"type": "array", "maxItems": 500, "items": _obj(
             {"method": _STR, "amount": _MONEY, "instrument_id": _STR, "currency": _STR},
             required=["method", "amount"])},
+        "credit": _obj({"original_fiscal_number": _STR, "reason": _STR}),
     }, required=["merchant_nif", "outlet_id", "pos_terminal_id", "cashier_id", "invoice_type", "client", "items",
                  "tax_groups", "totals", "payments"],
-        description="The canonical invoice: these 11 fields in this order, the timestamp optional (README 'Invoices')"),
+        description="The canonical invoice: these 11 fields in this order, the timestamp optional, and `credit` "
+                    "last on the credit types (README 'Invoices')"),
+    "VoidRequest": _obj({"reason": _STR, "adjustments": {"type": "array", "maxItems": 500, "items": _obj(
+        {"code": _STR, "line": _INT, "quantity": _MONEY}, required=["quantity"])}}, required=["reason"]),
+    "RefundRequest": _obj({"amount": _MONEY, "currency": {"enum": ["CDF", "USD"]}, "payment_reference": _STR,
+                           "reason": _STR}, required=["amount", "currency", "payment_reference"]),
     "Nonce": _obj({"nonce": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}}),
     "SealedPayload": _obj({"fiscal_number": _STR, "auth_code": _STR, "timestamp": _STR, "qr_payload": _STR,
                            "fiscal_authority_id": _STR, "dgi_status": _STR, "ledger_hash": _STR, "counter": _INT,
@@ -171,7 +186,9 @@ SCHEMAS = {
     "Prepared": _ok("INVOICE_PREPARED", _obj({"nonce": _STR, "state": _STR, "expires": _INT,
                                               "summary": {"type": "object"}})),
     "Aborted": _ok("INVOICE_ABORTED", _obj({"state": _STR})),
-    "InvoiceFound": _ok("INVOICE_FOUND", {"type": "object"}),
+    "InvoiceFound": _ok("INVOICE_FOUND", {"type": "object", "description": "the sealed payload and the invoice; an "
+                                                                      "original also lists its `credits` and its "
+                                                                      "remaining `balance`"}),
     "InvoiceList": _obj({"status": {"const": "ok"}, "code": {"const": "INVOICES"}, "page": _INT, "per_page": _INT,
                          "payload": {"type": "array", "items": {"type": "object"}}}),
     "TaxGroups": _ok("TAX_GROUPS", {"type": "array", "items": _obj(

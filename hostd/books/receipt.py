@@ -6,7 +6,8 @@ invoice that was sealed (its bytes hash to the record's ``invoice_hash``), and t
 auth code, seal time and QR payload from the device's sealed answer, unchanged. The QR code is
 drawn by segno (a QR library, ISO/IEC 18004), never by hand; it encodes the device's
 ``qr_payload``, or, when the merchant configured a verification URL, that URL followed by the
-URL-quoted payload: the payload itself is never altered.
+URL-quoted payload: the payload itself is never altered. A credit note prints the fiscal number of
+the original it credits (and its reason), from its canonical bytes: the device signed that reference.
 """
 
 import html
@@ -36,7 +37,8 @@ class Receipt:
         self.taxes = [(t[1], t[3], t[4], t[5]) for t in doc[9]]
         self.totals = doc[10]
         self.payments = [(p[1], p[2]) for p in doc[11]]
-        self.original = sealed.get("original_fiscal_number")
+        credit = doc.get(12)   # a credit note names its original (canonical key 12, signed by the device)
+        self.original, self.reason = (credit[1], credit[2]) if credit else (None, "")
         self.sealed = sealed
         payload = sealed["qr_payload"]
         self.qr_text = payload if not verify_url else verify_url + quote(payload, safe="")
@@ -46,7 +48,7 @@ class Receipt:
 
     def title(self):
         if self.invoice_type in invoice.CREDIT_TYPES:
-            return "CREDIT NOTE" + (" for %s" % self.original if self.original else "")
+            return "EXPORT CREDIT NOTE" if self.invoice_type == "export_credit" else "CREDIT NOTE"
         return {"sale": "INVOICE", "advance": "ADVANCE INVOICE", "export": "EXPORT INVOICE"}.get(self.invoice_type,
                                                                                               "INVOICE")
 
@@ -79,6 +81,10 @@ def text(receipt, columns=42):
     out.append(("%s / %s / %s" % (r.outlet, r.terminal, r.cashier))[:columns].center(columns))
     if r.client[1] or r.client[2]:
         out.append(("Client: %s %s" % (r.client[1], "NIF " + r.client[2] if r.client[2] else "")).strip()[:columns])
+    if r.original:
+        pair("Credits", r.original)
+        if r.reason:
+            out.append(("Reason: %s" % r.reason)[:columns])
     out.append("-" * columns)
     for desc, qty, price, amount, group in r.lines:
         out.append(desc[:columns])
@@ -114,9 +120,13 @@ def page(receipt, width=80):
     pays = "".join('<tr><td>Paid %s</td><td class="n">%s</td></tr>' % (e(m), e(r.money(a))) for m, a in r.payments)
     s = r.sealed
     client = ""
+    if r.original:
+        client += '<p>Credits <span id="original">%s</span></p>' % e(r.original)
+        if r.reason:
+            client += '<p id="reason">%s</p>' % e(r.reason)
     if r.client[1] or r.client[2]:
-        client = '<p class="client">Client: %s%s</p>' % (e(r.client[1]), " &middot; NIF " + e(r.client[2])
-                                                           if r.client[2] else "")
+        client += '<p class="client">Client: %s%s</p>' % (e(r.client[1]), " &middot; NIF " + e(r.client[2])
+                                                            if r.client[2] else "")
     return """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>%(title)s %(number)s</title>
 <style>

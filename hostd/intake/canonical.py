@@ -9,6 +9,10 @@ Exactness (issue 8, hostd/intake/amounts.py): an amount must be exact in the cur
 unit, a rate exact in parts per million, a quantity exact in thousandths, and anything else is
 refused naming the field, never rounded.
 
+A credit type (``credit_note``, ``export_credit``) carries a 12th field, last: ``credit``
+``{original_fiscal_number, reason}``, the original it credits (canonical key 12, signed into the
+record by the device); any other type must not (PROTOCOL.md 6.1, issue 11).
+
 Before the strict order check, ``hostd.intake.shapes.complete`` applies the documented
 compatibility rules (KutaPay's example payload, merchant fields from the daemon's settings) and
 gives an invoice without a ``timestamp`` the time it is accepted (UTC, to the second), so the
@@ -29,6 +33,7 @@ from hostd.intake.amounts import scaled
 from hostd.intake.shapes import complete
 
 ORDER = [entry[1] for entry in invoice.INVOICE]
+CREDIT_KEY, CREDIT_FIELD, CREDIT_TABLE, _ = invoice.OPTIONAL[0]
 
 
 def _map(obj, table, path, money_scale):
@@ -67,7 +72,8 @@ def _map(obj, table, path, money_scale):
 class Parsed:
     """One accepted invoice: its canonical bytes, the device-side summary, the JSON document as
     the POS sent it (read once; completed by the compatibility rule, and dated when it had no
-    timestamp), and the columns the store files it under."""
+    timestamp), the columns the store files it under, and for a credit type the fiscal number of
+    the original it credits (``original``)."""
 
     def __init__(self, canonical, summary, doc, stamped=False):
         self.canonical = canonical
@@ -75,6 +81,7 @@ class Parsed:
         self.doc = doc
         self.stamped = stamped   # the timestamp was left out and filled in at acceptance
         client = doc["client"]
+        self.original = doc[CREDIT_FIELD]["original_fiscal_number"] if CREDIT_FIELD in doc else None
         self.columns = {"merchant_nif": doc["merchant_nif"], "outlet_id": doc["outlet_id"],
                         "terminal": "%s/%s" % (doc["outlet_id"], doc["pos_terminal_id"]), "client_nif": client.get("nif"),
                         "invoice_type": doc["invoice_type"], "timestamp": doc["timestamp"]}
@@ -93,20 +100,29 @@ def parse(raw, merchant=None, now=None):
     if not isinstance(doc, dict):
         raise InvalidPayload("invoice must be a JSON object")
     names = list(doc)
+    order = ORDER + ([CREDIT_FIELD] if CREDIT_FIELD in doc else [])
     for i, name in enumerate(names):
-        if i >= len(ORDER) or name != ORDER[i]:
-            want = ORDER[i] if i < len(ORDER) else "(end of object)"
-            field = want if want in ORDER else name   # the field that belongs here
-            raise InvalidPayload("field %d must be %s, found %s (order: %s)" % (i + 1, want, name, ", ".join(ORDER)),
+        if i >= len(order) or name != order[i]:
+            want = order[i] if i < len(order) else "(end of object)"
+            field = want if want in order else name   # the field that belongs here
+            raise InvalidPayload("field %d must be %s, found %s (order: %s)" % (i + 1, want, name, ", ".join(order)),
                                  field)
-    if len(names) < len(ORDER):
-        raise InvalidPayload("missing field %s" % ORDER[len(names)], ORDER[len(names)])
+    if len(names) < len(order):
+        raise InvalidPayload("missing field %s" % order[len(names)], order[len(names)])
     currency = doc["totals"].get("currency") if isinstance(doc["totals"], dict) else None
     if not isinstance(currency, str) or currency not in taxgroups.CURRENCIES:
         raise InvalidPayload("totals.currency %r is not one of %s" % (currency, ", ".join(sorted(taxgroups.CURRENCIES))),
                              "totals.currency")
     stamped = "timestamp" not in sent
-    return _map(doc, invoice.INVOICE, "", 10 ** taxgroups.CURRENCIES[currency]), doc, stamped
+    credit_type = doc["invoice_type"] in invoice.CREDIT_TYPES
+    if credit_type != (CREDIT_FIELD in doc):
+        raise InvalidPayload("a %s %s the field credit {original_fiscal_number, reason}" % (
+            doc["invoice_type"], "names its original in" if credit_type else "must not carry"), CREDIT_FIELD)
+    mapping = _map(dict((k, v) for k, v in doc.items() if k != CREDIT_FIELD), invoice.INVOICE, "",
+                   10 ** taxgroups.CURRENCIES[currency])
+    if credit_type:
+        mapping[CREDIT_KEY] = _map(doc[CREDIT_FIELD], CREDIT_TABLE, CREDIT_FIELD, 1)
+    return mapping, doc, stamped
 
 
 def parse_invoice(raw, merchant=None, now=None):

@@ -39,6 +39,7 @@ from hostd.intake import pricing
 from hostd.intake.amounts import money_text, quantity_text, rate_text, scaled
 
 ORDER = [entry[1] for entry in invoice.INVOICE]
+TRAILING = [entry[1] for entry in invoice.OPTIONAL]   # ``credit``, last, on the credit types only
 MERCHANT_FIELDS = ("merchant_nif", "outlet_id", "pos_terminal_id", "cashier_id")
 
 
@@ -61,8 +62,9 @@ def complete(doc, merchant=None, now=None):
     timestamp a document without one gets (default: ``accepted_at()``)."""
     if not isinstance(doc, dict):
         return doc
-    present = [name for name in doc if name in ORDER]
-    if present != sorted(present, key=ORDER.index) or len(present) != len(doc):
+    known = ORDER + TRAILING
+    present = [name for name in doc if name in known]
+    if present != sorted(present, key=known.index) or len(present) != len(doc):
         return doc   # the strict check reports the misplaced or unknown field
     missing = [name for name in MERCHANT_FIELDS if name not in doc]
     defaults = merchant.fields(doc.get("outlet_id")) if merchant is not None else {}
@@ -74,6 +76,9 @@ def complete(doc, merchant=None, now=None):
             out[name] = defaults[name]
         elif name == "timestamp":
             out[name] = now if now is not None else accepted_at()
+    for name in TRAILING:
+        if name in doc:
+            out[name] = doc[name]
     client = out.get("client")
     if isinstance(client, dict):
         out["client"] = _client(client)
@@ -118,8 +123,9 @@ def _lines(entries, path, code_key, currency_digits):
     return lines
 
 
-def _document(fields, itype, timestamp, client, items, tax_lines, totals, payments, currency, digits):
-    """The canonical JSON document (decimal strings, canonical order) of mapped parts."""
+def document(fields, itype, timestamp, client, items, tax_lines, totals, payments, currency, digits):
+    """The canonical JSON document (decimal strings, canonical order) of mapped parts: also the
+    credit notes the daemon makes of an original (hostd/books/credit_notes.py)."""
     doc = {name: fields[name] for name in MERCHANT_FIELDS}
     doc.update({"invoice_type": itype, "timestamp": timestamp, "client": client})
     doc["items"] = [{"code": it["code"], "description": it["description"], "quantity": quantity_text(it["quantity"]),
@@ -169,7 +175,7 @@ def order_invoice(doc, merchant, now, digits=2):
     customer = doc.get("customer", "")
     client = {"name": customer if isinstance(customer, str) else "", "nif": "",
               "classification": settings["classification"]}
-    return _document(fields, "sale", timestamp, client, items, tax_lines, totals, payments, merchant.currency, digits)
+    return document(fields, "sale", timestamp, client, items, tax_lines, totals, payments, merchant.currency, digits)
 
 
 def erp_invoice(doc, merchant, now, digits=2):
@@ -198,7 +204,7 @@ def erp_invoice(doc, merchant, now, digits=2):
     payments = _payments(payments, digits, "payments") if payments else [
         {"method": merchant.erp["payment_method"], "amount": totals["total"],
          "instrument_id": doc["connector_reference"]}]
-    return (_document(fields, doc.get("invoice_type", "sale"), timestamp, client, items, tax_lines, totals,
+    return (document(fields, doc.get("invoice_type", "sale"), timestamp, client, items, tax_lines, totals,
                       payments, currency, digits), doc["connector_reference"])
 
 

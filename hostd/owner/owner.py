@@ -6,8 +6,9 @@ reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the st
 journal before doing anything else (hostd/owner/reconcile.py).
 
 The owner's other duties are mixed in from the modules that own them: sealing and the two-phase
-flow (hostd/owner/sealing.py), archiving and the export (hostd/owner/archiving.py), reconciliation
-(hostd/owner/reconcile.py). After each job it checks whether the journal needs archiving.
+flow (hostd/owner/sealing.py), credit notes (hostd/owner/credits.py), archiving and the export
+(hostd/owner/archiving.py), reconciliation (hostd/owner/reconcile.py). After each job it checks
+whether the journal needs archiving.
 """
 
 import concurrent.futures
@@ -22,6 +23,7 @@ from hostd.link import discovery
 from hostd.link.client import DeviceClient
 from hostd.owner.archiving import DEFAULT_ARCHIVE_AT, Archiving
 from hostd.owner.closing import Closing
+from hostd.owner.credits import CreditBooks, Crediting
 from hostd.store.closures import Closures
 from hostd.owner.reconcile import Reconciler
 from hostd.owner.sealing import TWO_PHASE, Sealing
@@ -35,7 +37,7 @@ log = logging.getLogger("fiscal.owner")
 __all__ = ("Owner", "SEAL_BUDGET", "TWO_PHASE")
 
 
-class Owner(Sealing, Archiving, Closing, Reconciler):
+class Owner(Sealing, Crediting, Archiving, Closing, Reconciler):
     def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient, prepare_share=None,
                  archive=None, archive_at=DEFAULT_ARCHIVE_AT, bundles_dir=None):
         """``archive`` (hostd/store/archive.py) enables archive-and-reclaim at ``archive_at`` ppm;
@@ -50,6 +52,7 @@ class Owner(Sealing, Archiving, Closing, Reconciler):
         self.sealed_since_check = 0
         self.journal_full = False
         self.slots = Slots(store, prepare_share)
+        self.books = CreditBooks(store, archive)   # the leaves of the device's credit tree (owner/credits.py)
         self.watch = DeviceWatch(store)
         self.on_event = None   # set by the daemon: wakes the webhook dispatcher (and the sync agent)
         self.erase_limit = None   # set when syncing: () -> the last seq the authority holds

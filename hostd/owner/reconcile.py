@@ -146,6 +146,8 @@ class Reconciler:
                "currency": fields[record.K_CURRENCY], "reference": None}
         if row is not None:
             doc.update(_columns(row))
+        if record.K_ORIGINAL in fields:   # a credit note: its credits entry is filed with it
+            doc["credit"] = (fields[record.K_ORIGINAL], [[g[0], g[2], g[3]] for g in fields[record.K_GROUPS]])
         filed = self.store.sealed_ledger(doc["counter"])
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "

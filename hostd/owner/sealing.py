@@ -24,6 +24,7 @@ import time
 from protocol import invoice, messages, record
 from protocol.error_table import ERRORS
 from hostd.books import envelope
+from hostd.owner.credits import CreditOrder
 from hostd.errors import (DeviceBusy, DeviceRefused, DeviceUnavailable, HostdError, JournalFull, KeyReused,
                           StoreUnavailable)
 
@@ -79,7 +80,11 @@ class Sealing:
         sync, one SEAL, then the one durable transaction that files the seal, the answer, the
         mirror and the filing mark (issue 15; hostd/store/store.py ``add_pending`` says why one
         sync is enough); (http status, response bytes). Anything but a clean seal (the device
-        away, busy, full or refusing) goes on in ``seal``, the state machine on the stored row."""
+        away, busy, full or refusing) goes on in ``seal``, the state machine on the stored row.
+        A credit type is never sealed here: it takes its own branch, EVIDENCE then SEAL, one at a
+        time (hostd/owner/credits.py)."""
+        if pending.get("original") is not None:
+            return self.seal_credit(CreditOrder.of_pending(pending), budget)
         if not self.store.add_pending(pending, durable=False):
             if self.store.request(pending["key"])["body_hash"] != pending["body_hash"]:
                 raise KeyReused()

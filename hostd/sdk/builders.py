@@ -61,6 +61,12 @@ class InvoiceBuilder:
                                "amount": None if amount is None else self._minor(amount, "payments.amount")})
         return self
 
+    def credit(self, original_fiscal_number: str, reason: str = "") -> "InvoiceBuilder":
+        """Name the original a credit type (``credit_note``, ``export_credit``) credits: the
+        ``credit`` field, last (README "Credit notes")."""
+        self.extra["credit"] = {"original_fiscal_number": original_fiscal_number, "reason": reason}
+        return self
+
     def totals(self) -> Dict[str, int]:
         """The sealed totals in minor units (and the tax-inclusive ``rounding``)."""
         items, lines, totals, rounding = pricing.lines_to_invoice(self._lines, self.rates, self.inclusive)

@@ -5,7 +5,10 @@ localhost TCP listener; ``token`` is sent as ``Authorization: Bearer``.
 - ``client.invoices.create(doc_or_builder, idempotency_key=None)`` seals and returns the sealed
   payload; with an offline queue, a daemon or device that cannot be reached queues the invoice
   and returns a ``Queued`` handle instead (never a number it did not get from the device);
-  ``get``, ``list``, ``void``, ``refund``;
+  ``get``, ``list``; ``void`` and ``refund`` (credit notes of a sealed original) are never queued:
+  they need the device now, to prove what remains of the original, and a queued refund could find
+  the balance gone by the time it is sent; they raise DeviceUnavailable instead, and a retry with
+  the same ``idempotency_key`` is safe (the daemon answers a sealed credit's bytes again);
 - ``client.queue.flush()`` sends queued drafts oldest first (retry 100 ms -> 5 s -> 20 s, at most
   3 attempts a draft, honouring Retry-After), calling ``on_queued``/``on_fiscalized``/``on_error``;
 - ``client.reports.generate(type, outlet_id, period)``;
@@ -115,6 +118,9 @@ class Invoices:
 
     def void(self, fiscal_number: str, reason: str, adjustments: Optional[List[Dict[str, Any]]] = None,
              idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """A credit note of ``fiscal_number``: in full, or the lines of ``adjustments``
+        (``[{"code": ..., "quantity": ...}]``, ``line`` when a code appears twice); its sealed
+        payload. Refusals are CreditRefused subclasses (OriginalSettled for a second full void)."""
         doc: Dict[str, Any] = {"reason": reason}
         if adjustments:
             doc["adjustments"] = adjustments
@@ -122,6 +128,11 @@ class Invoices:
 
     def refund(self, fiscal_number: str, amount: Any, currency: str, payment_reference: str = "", reason: str = "",
                idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """A credit note of the tax-inclusive ``amount`` (a decimal string, int or Decimal; never a
+        float), split pro rata of what remains of the original's tax groups (README "Credit
+        notes"); its sealed payload."""
+        if isinstance(amount, float):
+            raise ValueError("amount must be exact: a decimal string, an int or a Decimal, not a float")
         doc = {"amount": str(amount), "currency": currency, "payment_reference": payment_reference, "reason": reason}
         return self.client.call("POST", "/api/v1/invoices/%s/refund" % fiscal_number, doc,
                                 key=idempotency_key)["payload"]

@@ -100,9 +100,65 @@ class InvalidSignature(SdkError):
     code = "INVALID_SIGNATURE"
 
 
+class CreditRefused(SdkError):
+    """A void, refund or credit note the daemon refused before sealing anything (issue 11): the
+    subclass says which rule; ``device_code`` names the device's rule when it has one."""
+    code = "CREDIT_REFUSED"
+
+    @property
+    def device_code(self) -> Optional[str]:
+        return self.envelope.get("device_code")
+
+
+class OriginalNotFound(CreditRefused):
+    """404: no sealed invoice with that fiscal number to credit."""
+    code = "ORIGINAL_NOT_FOUND"
+
+
+class OriginalIsCredit(CreditRefused):
+    """The original is itself a credit note (a void of a void)."""
+    code = "ORIGINAL_IS_CREDIT"
+
+
+class OriginalSettled(CreditRefused):
+    """409: nothing of the original is left to credit (a second full void)."""
+    code = "ORIGINAL_SETTLED"
+
+
+class CreditExceedsBalance(CreditRefused):
+    """A tax group would go below zero: more than remains of the original."""
+    code = "CREDIT_EXCEEDS_BALANCE"
+
+
+class CreditCurrencyMismatch(CreditRefused):
+    code = "CREDIT_CURRENCY_MISMATCH"
+
+
+class CreditKindMismatch(CreditRefused):
+    """credit_note credits a sale or advance, export_credit an export."""
+    code = "CREDIT_KIND_MISMATCH"
+
+
+class RefundAmountUnreachable(CreditRefused):
+    """No credit note totals exactly this amount; ``detail`` names the nearest that do."""
+    code = "REFUND_AMOUNT_UNREACHABLE"
+
+
+class OriginalContentMissing(CreditRefused):
+    """409: the daemon lost the original's lines (a lost store): retry the original's own request."""
+    code = "ORIGINAL_CONTENT_MISSING"
+
+
+class CreditBooksIncomplete(CreditRefused):
+    """409: the daemon cannot prove what was credited so far (its store lacks erased records)."""
+    code = "CREDIT_BOOKS_INCOMPLETE"
+
+
 BY_CODE = {cls.code: cls for cls in (InvalidPayload, InvalidRequest, Unauthorized, Forbidden, NotFound,
-                                     IdempotencyKeyReused, FiscalizationFailed, ReportRefused, RateLimited,
-                                     DeviceUnavailable)}
+                                     IdempotencyKeyReused, FiscalizationFailed, ReportRefused, RateLimited, DeviceUnavailable,
+                                     OriginalNotFound, OriginalIsCredit, OriginalSettled, CreditExceedsBalance,
+                                     CreditCurrencyMismatch, CreditKindMismatch, RefundAmountUnreachable,
+                                     OriginalContentMissing, CreditBooksIncomplete)}
 RETRYABLE_CODES = ("DEVICE_UNAVAILABLE", "DEVICE_TIMEOUT", "STORE_UNAVAILABLE", "RATE_LIMIT_EXCEEDED",
                    "REQUEST_TIMEOUT")
 

@@ -93,9 +93,12 @@ MIGRATIONS = (
         failures INTEGER NOT NULL, failed_seq INTEGER, last_error TEXT, last_attempt REAL, last_success REAL);
     INSERT INTO sync (id, acked_seq, failures) VALUES (1, 0, 0);
     """,
-    # Step 9 is kept for the credit books (issue 11, hostd/owner/credits.py).
+    # Step 9 (issue 11): what each filed credit note credits against its original, per tax group
+    # (hostd/store/credits.py): the leaves of the device's credit tree, and an original's balance.
     """
-    SELECT 1;
+    CREATE TABLE credits (
+        counter INTEGER NOT NULL UNIQUE, original INTEGER NOT NULL, seq INTEGER NOT NULL, groups TEXT NOT NULL);
+    CREATE INDEX credits_original ON credits(original);
     """,
     # Step 10 (issue 11): closures as the device signed them, the reports made of them (X, Z, M,
     # Y, A) with their bundles, and the technical log: every non-invoice record of the journal by

@@ -27,7 +27,7 @@ import threading
 import time
 
 from protocol import record
-from hostd.store import outbox
+from hostd.store import credits, outbox
 from hostd.store.queries import list_query
 from hostd.store.schema import connect, migrate
 
@@ -170,7 +170,9 @@ class Store:
 
         ``mirror`` = (seq, record, hash, prev) of the sealed record itself: when it directly follows
         the mirrored journal (its prev is the last mirrored hash), it is mirrored and marked filed
-        in the same transaction, so no later reconcile files it again (issue 15)."""
+        in the same transaction, so no later reconcile files it again (issue 15). A credit note's
+        ``row["credit"]`` = (original counter, [[code, base, tax]]) goes into the credits table
+        with it (hostd/store/credits.py)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if mirror is not None:
@@ -188,6 +190,8 @@ class Store:
                 ":sealed_json, :merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, "
                 ":currency, :reference)", dict({"reference": None}, **row)).rowcount
             if filed:
+                if row.get("credit") is not None:   # a credit note: what it credits, in the same transaction
+                    credits.add(self.db, row["counter"], row["credit"][0], row["seq"], row["credit"][1])
                 for event_type, payload in events:
                     outbox.enqueue(self.db, event_type, payload, time.time())
             elif row.get("canonical") is not None:
@@ -237,6 +241,15 @@ class Store:
         if fiscal_number.isascii() and fiscal_number.isdigit() and len(fiscal_number) <= 18:
             return self.conn().execute("SELECT * FROM invoices WHERE counter=?", (int(fiscal_number),)).fetchone()
         return self.conn().execute("SELECT * FROM invoices WHERE fiscal_number=?", (fiscal_number,)).fetchone()
+
+    def credits_since(self, rowid):
+        return credits.since(self.db, rowid)
+
+    def credits_of(self, original):
+        return credits.of_original(self.conn(), original)
+
+    def replace_credits(self, entries):
+        credits.replace_all(self.db, entries)
 
     # -- quarantine --------------------------------------------------------------------------------
     def quarantine(self, seq, fiscal_number, reason, sealed_json, now):

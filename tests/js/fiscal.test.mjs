@@ -75,6 +75,32 @@ test("seals an invoice built in JS with the sample's totals, gets it back and fi
     assert.deepEqual(await client.invoices.list({ outletId: "outlet-nowhere" }), []);
   });
 
+test("voids and refunds a sealed invoice; a second full void is OriginalSettled", only("live"), async () => {
+  const client = new Client({ baseUrl: BASE, token: TOKEN });
+  const original = await client.invoices.create((await sale(client, "js-credit")).build(),
+    { idempotencyKey: "js-credit-sale" });
+  const refund = await client.invoices.refund(original.fiscal_number,
+    { amount: "100.00", currency: "CDF", paymentReference: "JS-RF-1", idempotencyKey: "js-credit-r1" });
+  assert.notEqual(refund.fiscal_number, original.fiscal_number);
+  assert.deepEqual(await client.invoices.refund(original.fiscal_number,
+    { amount: "100.00", currency: "CDF", paymentReference: "JS-RF-1", idempotencyKey: "js-credit-r1" }), refund);
+  const over = await rejection(client.invoices.refund(original.fiscal_number,
+    { amount: "1060.01", currency: "CDF", idempotencyKey: "js-credit-r2" }));
+  assert.ok(over instanceof sdk.CreditExceedsBalance && over instanceof sdk.CreditRefused, String(over));
+  assert.equal(over.field, "amount");
+  assert.equal(over.deviceCode, "CREDIT_EXCEEDS");
+  const part = await client.invoices.void(original.fiscal_number,
+    { reason: "one hour", adjustments: [{ code: "CONS-001", quantity: 1 }], idempotencyKey: "js-credit-v1" });
+  const got = await client.invoices.get(original.fiscal_number);
+  assert.deepEqual(got.credits.map((c) => c.fiscal_number), [refund.fiscal_number, part.fiscal_number]);
+  assert.equal(got.balance.total, "480.00");
+  const whole = await client.invoices.create((await sale(client, "js-credit-2")).build());
+  await client.invoices.void(whole.fiscal_number, { reason: "cancelled" });
+  const again = await rejection(client.invoices.void(whole.fiscal_number, { reason: "cancelled" }));
+  assert.ok(again instanceof sdk.OriginalSettled, String(again));
+  assert.equal(again.status, 409);
+});
+
 test("a wrong token is Unauthorized: HTTP 401, field Authorization", only("live"), async () => {
   const client = new Client({ baseUrl: BASE, token: "W".repeat(20) });
   for (const call of [() => client.taxGroups.list(), () => client.invoices.create(SAMPLE, { idempotencyKey: "js-401" })]) {

@@ -127,8 +127,40 @@ export class OfflineQueueCorrupt extends FiscalError {
 /** A webhook delivery whose signature or time stamp does not verify: do not act on it. */
 export class InvalidSignature extends FiscalError { static code = "INVALID_SIGNATURE"; }
 
+/**
+ * A void, refund or credit note the daemon refused before sealing anything (issue 11); the
+ * subclass says which rule, `deviceCode` the device's rule when it has one.
+ */
+export class CreditRefused extends FiscalError {
+  static code = "CREDIT_REFUSED";
+  /** @type {?string} */
+  get deviceCode() {
+    return this.envelope.device_code ?? null;
+  }
+}
+/** 404: no sealed invoice with that fiscal number to credit. */
+export class OriginalNotFound extends CreditRefused { static code = "ORIGINAL_NOT_FOUND"; }
+/** The original is itself a credit note (a void of a void). */
+export class OriginalIsCredit extends CreditRefused { static code = "ORIGINAL_IS_CREDIT"; }
+/** 409: nothing of the original is left to credit (a second full void). */
+export class OriginalSettled extends CreditRefused { static code = "ORIGINAL_SETTLED"; }
+/** A tax group would go below zero: more than remains of the original. */
+export class CreditExceedsBalance extends CreditRefused { static code = "CREDIT_EXCEEDS_BALANCE"; }
+/** The credit is in another currency than its original. */
+export class CreditCurrencyMismatch extends CreditRefused { static code = "CREDIT_CURRENCY_MISMATCH"; }
+/** credit_note credits a sale or advance, export_credit an export. */
+export class CreditKindMismatch extends CreditRefused { static code = "CREDIT_KIND_MISMATCH"; }
+/** No credit note totals exactly this amount; `detail` names the nearest that do. */
+export class RefundAmountUnreachable extends CreditRefused { static code = "REFUND_AMOUNT_UNREACHABLE"; }
+/** 409: the daemon lost the original's lines (a lost store): retry the original's own request. */
+export class OriginalContentMissing extends CreditRefused { static code = "ORIGINAL_CONTENT_MISSING"; }
+/** 409: the daemon cannot prove what was credited so far (its store lacks erased records). */
+export class CreditBooksIncomplete extends CreditRefused { static code = "CREDIT_BOOKS_INCOMPLETE"; }
+
 const BY_CODE = Object.fromEntries([InvalidPayload, InvalidRequest, Unauthorized, Forbidden, NotFound,
-  IdempotencyKeyReused, FiscalizationFailed, RateLimited, DeviceUnavailable].map((cls) => [cls.code, cls]));
+  IdempotencyKeyReused, FiscalizationFailed, RateLimited, DeviceUnavailable, OriginalNotFound, OriginalIsCredit,
+  OriginalSettled, CreditExceedsBalance, CreditCurrencyMismatch, CreditKindMismatch, RefundAmountUnreachable,
+  OriginalContentMissing, CreditBooksIncomplete].map((cls) => [cls.code, cls]));
 // Envelope codes that mean "not now" rather than "never" (hostd/sdk/errors.py RETRYABLE_CODES).
 const RETRYABLE_CODES = ["DEVICE_UNAVAILABLE", "DEVICE_TIMEOUT", "STORE_UNAVAILABLE", "RATE_LIMIT_EXCEEDED",
   "REQUEST_TIMEOUT"];
@@ -304,7 +336,11 @@ class Invoices {
   }
 
   /**
-   * A credit note that voids `fiscalNumber` (seed 003 `void(fiscal_number, reason, adjustments)`).
+   * A credit note that voids `fiscalNumber` (seed 003 `void(fiscal_number, reason, adjustments)`):
+   * in full, or the lines of `adjustments` (`[{code, quantity}]`, `line` when a code appears twice).
+   * Never queued, like `refund`: both need the device now to prove what remains of the original;
+   * they throw DeviceUnavailable instead, and a retry with the same `idempotencyKey` is safe.
+   * Refusals are CreditRefused subclasses (OriginalSettled for a second full void).
    * @param {string} fiscalNumber
    * @param {{reason: string, adjustments?: object[], idempotencyKey?: string}} options
    * @returns {Promise<object>} the credit note's sealed payload
@@ -317,8 +353,10 @@ class Invoices {
   }
 
   /**
-   * A refund of `fiscalNumber` (seed 003 `refund(fiscal_number, amount, payment_reference)`).
-   * `amount` is sent as a decimal string: give a string ("12.50") or a whole number.
+   * A refund of `fiscalNumber` (seed 003 `refund(fiscal_number, amount, payment_reference)`): a
+   * credit note of the tax-inclusive `amount`, split pro rata of what remains of the original's
+   * tax groups (README "Credit notes"). `amount` is sent as a decimal string: give a string
+   * ("12.50") or a whole number.
    * @param {string} fiscalNumber
    * @param {{amount: string|number, currency: string, paymentReference?: string, reason?: string,
    *   idempotencyKey?: string}} options
