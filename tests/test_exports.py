@@ -78,8 +78,9 @@ def test_the_export_neutralises_formulas_but_not_numbers(stack):
     assert status == 200, doc
     credit = json.loads(seed_invoice("-Credit client", now, "TG02", 100, 16))
     credit["invoice_type"] = "credit_note"
+    credit["credit"] = {"original_fiscal_number": doc["payload"]["fiscal_number"], "reason": "returned"}
     status, doc = stack.pos.seal(json.dumps(credit).encode(), key="credit")
-    assert status == 200, doc   # protocol 3: a credit note names its original (the host side is to come)
+    assert status == 200, doc   # protocol 3: a credit note names its original
     _, body = fetch(stack, "/api/v1/exports/invoices.csv?from=%s&to=%s" % (now[:10], now[:10]))
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert [r["client_name"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'-Credit client"]

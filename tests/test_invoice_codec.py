@@ -116,11 +116,11 @@ def test_field_order_and_missing_fields_are_named():
 
 
 def test_a_refusal_names_the_field_its_detail_names():
-    """The device's detail may not start with the field: the first invoice field it names is the
-    API's ``field`` (here ``credit``, which a credit note must carry), never a word of the sentence."""
+    """A credit note without its original is refused naming ``credit``, the field it must carry,
+    never a word of the sentence."""
     with pytest.raises(InvalidPayload) as info:
         to_canonical(_sample(invoice_type="credit_note"))
-    assert info.value.detail.startswith("INVOICE_MALFORMED") and info.value.field == "credit"
+    assert info.value.field == "credit" and "names its original" in info.value.detail
 
 
 def test_an_invoice_without_timestamp_is_dated_at_acceptance_and_its_hash_carries_it():

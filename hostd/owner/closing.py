@@ -66,7 +66,7 @@ class Closing:
         period = period or self.z_period(deadline)
         answer = self._close(deadline, "Z", period, [])
         log.info("closed Z %s at record %d", period, answer["seq"])
-        return self._filed(answer["seq"])
+        return self._closure_report(answer["seq"])
 
     def close_outer(self, deadline, kind, period):
         """CLOSE M (``YYYY-MM``) or Y (``YYYY``) from the closures below it the store holds."""
@@ -86,7 +86,7 @@ class Closing:
         sent = [bytes(r["record"]) for r in mine] + [bytes(r["record"]) for r in later[:1]]
         answer = self._close(deadline, kind, period, sent)
         log.info("closed %s %s from %d %s closures at record %d", kind, period, len(mine), inner, answer["seq"])
-        return self._filed(answer["seq"])
+        return self._closure_report(answer["seq"])
 
     def _close(self, deadline, kind, period, records):
         try:
@@ -103,7 +103,7 @@ class Closing:
         self.reconcile()
         self.note()
 
-    def _filed(self, seq):
+    def _closure_report(self, seq):
         row = self.closures.report_of_closure(seq)
         if row is None:
             raise InvalidPayload("closure record %d was not filed" % seq, "report")
