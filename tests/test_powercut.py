@@ -46,24 +46,42 @@ def _programs(run):
 PROGRAMS = _programs(lambda bench, nonce: bench.ok("COMMIT", nonce=nonce))
 CASES = [(k, land, mask) for k, size in enumerate(PROGRAMS) for land in range(size + 1)
          for mask in ((None, 0x0F) if land < size else (None,))]
+# A cut between the record's last program and its sync: every page landed, nothing answered.
+SYNC_CUT = (len(PROGRAMS), 0, None)
 
 
 def test_commit_takes_several_page_programs():
     assert len(PROGRAMS) >= 2, PROGRAMS   # the record spans pages, so there is a "middle" to cut
 
 
-@pytest.mark.parametrize("k,land,mask", CASES)
+def test_commit_syncs_once_after_all_its_programs():
+    """Issue 15: all pages of the record are programmed, then the flash syncs once."""
+    bench, nonce = _prepared_bench()
+    order = []
+    real_program, real_sync = bench.flash.program, bench.flash.sync
+    bench.flash.program = lambda offset, data: (order.append("program"), real_program(offset, data))[1]
+    bench.flash.sync = lambda: (order.append("sync"), real_sync())[1]
+    bench.ok("COMMIT", nonce=nonce)
+    assert order == ["program"] * len(PROGRAMS) + ["sync"]
+
+
+@pytest.mark.parametrize("k,land,mask", CASES + [SYNC_CUT])
 def test_cut_during_commit(k, land, mask):
     bench, nonce = _prepared_bench()
     c = bench.core.counter
-    bench.flash.cut_after = bench.flash.programs + k
-    bench.flash.cut_bytes = land
-    bench.flash.cut_mask = mask
+    if k == len(PROGRAMS):
+        bench.flash.cut_sync_after = bench.flash.syncs
+    else:
+        bench.flash.cut_after = bench.flash.programs + k
+        bench.flash.cut_bytes = land
+        bench.flash.cut_mask = mask
     with pytest.raises(PowerCut):
         bench.call("COMMIT", nonce=nonce)
     bench.reboot()
     counter = bench.core.counter
     assert counter in (c, c + 1)
+    if k == len(PROGRAMS):
+        assert counter == c + 1   # all its pages landed: sealed, though the answer never left
     summary = bench.verify()
     assert summary["counter"] == counter
     assert bench.ok("STATUS", nonce=nonce) == {"state": messages.UNKNOWN}   # the nonce ring is RAM
