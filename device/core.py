@@ -8,8 +8,8 @@ credit evidence, the upload buffer, the clock). One sealed invoice is one journa
 refusal is a typed FiscalError answered on the wire, raised before any state changes. The
 handlers live in mixins: device/sealing.py (PREPARE, SEAL, COMMIT, ABORT, STATUS),
 device/archive.py (ARCHIVED, totals, fill), device/identity.py (PROVISION, CERTIFY),
-device/profile.py (PROFILE, PROFILE_READ); EVIDENCE, CLOSE and X are imported only when used
-(device/credits.py, device/closing.py), to spare a board's heap. PROTOCOL.md (version 3) is the
+device/profile.py (PROFILE, PROFILE_READ); EVIDENCE, CLOSE, X and SEAL_BATCH are imported only
+when used (device/credits.py, device/closing.py, device/batch.py), to spare a board's heap. PROTOCOL.md (version 3) is the
 spec.
 """
 
@@ -228,3 +228,7 @@ class Core(Identity, Sealing, Archive, Profile):
     def _on_x(self, fields):
         from device import closing
         return closing.on_x(self, fields)
+
+    def _on_seal_batch(self, fields):
+        from device import batch
+        return batch.on_seal_batch(self, fields)

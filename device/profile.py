@@ -25,6 +25,7 @@ class Profile:
 
     def _load_profile(self):
         self.profile_id, self.profile_hash, self.profile_detail = "", None, ""
+        self.profile_memo = None
         try:
             data = self.keystore.profile()
             if data is not None:
@@ -47,7 +48,10 @@ class Profile:
                      self._time_or_last())
 
     def _the_profile(self):
-        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING."""
+        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING.
+        While a SEAL_BATCH runs, the one it checked and decoded (``profile_memo``) serves."""
+        if self.profile_memo is not None:
+            return self.profile_memo
         if self.profile_hash is None:
             raise ProfileError("PROFILE_MISSING", self.profile_detail or "no tax profile installed; send PROFILE")
         if self.journal.profile_hash != self.profile_hash:
