@@ -66,3 +66,18 @@ def decode(data):
 def refused(exc):
     """The item result of a refusal (a FiscalError)."""
     return [exc.code, exc.detail[:MAX_DETAIL]]
+
+
+def sealed_from(first, prev, records):
+    """{seq: sealed result} of the INVOICE records among ``records`` (record ``first`` on, whose
+    previous record hash is ``prev``), derived as PROTOCOL.md 7.6 says: what a host builds from a
+    SEAL_BATCH answer and the READ_JOURNAL pages after it."""
+    out = {}
+    for i in range(len(records)):
+        fields, body, sig = record.decode(records[i])
+        if fields[record.K_SEQ] != first + i:
+            raise MessageError("BATCH_MALFORMED", "record %d carries seq %d" % (first + i, fields[record.K_SEQ]))
+        if fields[record.K_TYPE] == record.INVOICE:
+            out[first + i] = record.sealed_result(fields, body, sig, prev)
+        prev = record.record_hash(prev, records[i])
+    return out
