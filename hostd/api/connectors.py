@@ -36,7 +36,7 @@ class Connectors(Resource):
         document, reference = mapper(doc)
         key = idempotency_key(request, "1p:", natural(doc))
         pending = accept(self.api, request, key, raw, document_bytes(document), reference)
-        return await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET), reference
+        return await self.api.seal(pending, SEAL_BUDGET), reference
 
     async def order(self, request):
         (status, body), _ = await self._seal(
