@@ -23,6 +23,7 @@ import serial
 
 from protocol import batch, frames, messages
 from protocol.errors import FiscalError, code_of, name_of
+from hostd.books import fastcbor
 from hostd.link.discovery import permission_error
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 
@@ -214,7 +215,7 @@ class DeviceClient:
                 raise DeviceUnavailable("device holds no record %d the batch wrote" % (first + len(records)))
             records.extend(page["records"][:last + 1 - first - len(records)])
         try:
-            sealed = batch.sealed_from(first, answer["prev"], records)
+            sealed = batch.sealed_from(first, answer["prev"], records, fastcbor.decode_record)
         except FiscalError as exc:
             raise DeviceUnavailable("SEAL_BATCH answer does not hold its records: %s" % exc)
         outcomes = []

@@ -40,7 +40,7 @@ import threading
 import time
 
 from protocol import batch, invoice, record
-from hostd.books import envelope
+from hostd.books import envelope, fastcbor
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError, KeyReused, StoreUnavailable
 from hostd.owner.reconcile import UNFILEABLE
 from hostd.owner.sealing import FINAL_REFUSALS
@@ -284,7 +284,7 @@ class Batching:
             pending = group.items[i].pending
             if outcome[0] == "sealed":
                 sealed = outcome[1]
-                fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
+                fields = fastcbor.decode_record(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
                 if fields.get(record.K_REQUEST_ID) != pending["request_id"] or \
                         fields.get(record.K_INVOICE_HASH) != hashlib.sha256(pending["canonical"]).digest():
                     group.items[i].done(None, DeviceUnavailable("device sealed a different invoice under this request"))

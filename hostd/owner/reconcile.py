@@ -29,7 +29,7 @@ import time
 
 from protocol import record
 from protocol.errors import FiscalError
-from hostd.books import envelope, events
+from hostd.books import envelope, events, fastcbor
 from hostd.books.views import summary_columns
 from hostd.errors import DeviceRefused, DeviceUnavailable
 from hostd.store.store import COLUMNS
@@ -176,7 +176,7 @@ class Reconciler:
     def reconcile_one(self, row, sealed):
         """File the invoice a live seal just made; return its answer (bytes), straight from the
         owner rather than read back from the store."""
-        fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
+        fields = fastcbor.decode_record(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this request")
         try:
