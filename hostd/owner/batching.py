@@ -50,12 +50,17 @@ MAX_ROUNDS = 16     # groups one drain job seals before it lets other owner jobs
 
 
 class _Item:
-    """One queued request: its pending row, its deadline and where its answer goes."""
+    """One queued request: its pending row, its deadline and where its answer goes (once)."""
 
-    __slots__ = ("pending", "deadline", "done")
+    __slots__ = ("pending", "deadline", "_done", "answered")
 
     def __init__(self, pending, deadline, done):
-        self.pending, self.deadline, self.done = pending, deadline, done
+        self.pending, self.deadline, self._done, self.answered = pending, deadline, done, False
+
+    def done(self, result, exc):
+        if not self.answered:
+            self.answered = True
+            self._done(result, exc)
 
 
 class _Group:
@@ -155,6 +160,7 @@ class Batching:
         device cannot take now answers its own error envelope; the others go on."""
         deadline = time.monotonic() + budget
         out = [None] * len(pendings)
+        bugs = []
 
         def answer(i):
             def done(result, exc):
@@ -163,7 +169,7 @@ class Batching:
                 elif isinstance(exc, HostdError):
                     out[i] = envelope.error_of(exc)[:2]
                 else:
-                    raise exc
+                    bugs.append(exc)
             return done
         items = [_Item(p, deadline, answer(i)) for i, p in enumerate(pendings)]
         queue = collections.deque(items)
@@ -183,6 +189,8 @@ class Batching:
                 queue.popleft()
             return got
         self._pipeline(take)
+        if bugs:
+            raise bugs[0]
         return out
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -190,7 +198,23 @@ class Batching:
         """Seal the groups ``take(idle)`` hands out ([] when none is left) until it runs dry: group
         i+1 goes out once group i's answer is in, and group i is filed while the device works.
         Nothing but group i+1 uses the link until its answer is read: when group i has requests
-        to seal alone, or archiving is due, group i+1 waits until group i is done."""
+        to seal alone, or archiving is due, group i+1 waits until group i is done. Should anything
+        unforeseen fail, every request taken and not answered yet hears that error."""
+        taken = []
+
+        def counted(idle):
+            items = take(idle)
+            taken.extend(items)
+            return items
+        try:
+            self._run_pipeline(counted)
+        except BaseException as exc:
+            self._drop("a batch went wrong: %s" % exc)   # the link's state is unknown: reconnect
+            for item in taken:
+                item.done(None, exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc))
+            raise
+
+    def _run_pipeline(self, take):
         current = None
         while True:
             if current is not None:
