@@ -143,6 +143,8 @@ class Core(Identity, Sealing, Archive, Profile):
             return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
         except FiscalError as exc:
             return messages.encode_error(mid, exc)
+        finally:
+            self.profile_memo = None   # a decoded profile lives one message at most (a board's heap)
 
     def _now(self):
         now = self.clock.now()

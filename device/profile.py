@@ -49,7 +49,8 @@ class Profile:
 
     def _the_profile(self):
         """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING.
-        While a SEAL_BATCH runs, the one it checked and decoded (``profile_memo``) serves."""
+        Within one message (a SEAL, PREPARE or SEAL_BATCH) the one it already read and decoded
+        (``profile_memo``, cleared after every message by Core.handle) serves."""
         if self.profile_memo is not None:
             return self.profile_memo
         if self.profile_hash is None:

@@ -89,7 +89,7 @@ class Sealing:
             return None
         self.upload = None
         canonical = bytes(upload[3])
-        profile = self._the_profile()
+        profile = self.profile_memo = self._the_profile()   # read, checked and decoded once per message
         summary = invoice.decode(canonical, profile)[1]
         summary["window"] = profile["window"]
         del profile
