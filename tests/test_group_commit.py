@@ -213,3 +213,23 @@ def test_a_lost_batch_answer_recovers_every_request_exactly_once(tmp_path):
         rid = record.request_id_for(k)
         sealed = bench.ok("STATUS", request_id=rid)["sealed"]
         assert json.loads(body)["payload"]["fiscal_number"] == sealed[record.S_FISCAL_NUMBER]
+
+
+def test_an_entry_that_cannot_be_filed_leaves_the_mirror_to_reconcile(tmp_path):
+    """A counter already filed with another record (a replaced device) refuses that request; the
+    others are answered, and the batch's records are left for reconcile rather than marked filed
+    past an invoice nobody filed."""
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    real = store.sealed_ledger
+    store.sealed_ledger = lambda counter: "00" * 32 if counter == 2 else real(counter)
+    results = owner.seal_many([pending_of("1p:part-%d" % i) for i in range(3)], 15)
+    assert [s for s, _ in results] == [200, 503, 200]
+    assert json.loads(results[1][1])["code"] == "DEVICE_UNAVAILABLE"
+    assert store.meta("filed_seq", 0) < bench.core.seq          # nothing marked filed past record 2
+    store.sealed_ledger = real
+    owner.info = owner.call(time.monotonic() + 5, "INFO")
+    owner.reconcile()                                            # the next connect files what is left
+    assert store.meta("filed_seq") == bench.core.seq and store.journal_seq() == bench.core.seq
+    assert [r[0] for r in store.db.execute("SELECT counter FROM invoices ORDER BY counter")] == [1, 2, 3]

@@ -74,6 +74,7 @@ class _Group:
         self.outcome = None  # DeviceClient.seal_batch_finish's answer
         self.filed = []      # (index, sealed result, record fields)
         self.failed = []     # (index, http status, response) final refusals
+        self.partial = False  # a sealed entry is not filed here: reconcile mirrors and files the records
 
 
 def batchable(pending):
@@ -312,6 +313,7 @@ class Batching:
                 if fields.get(record.K_REQUEST_ID) != pending["request_id"] or \
                         fields.get(record.K_INVOICE_HASH) != hashlib.sha256(pending["canonical"]).digest():
                     group.items[i].done(None, DeviceUnavailable("device sealed a different invoice under this request"))
+                    group.partial = True
                     continue
                 group.filed.append((i, sealed, fields))
                 if not outcome[2]:
@@ -342,6 +344,7 @@ class Batching:
                 continue
             except DeviceUnavailable as exc:   # a rolled-back device: that request hears it
                 group.items[i].done(None, exc)
+                group.partial = True
                 continue
             filed.append((doc, pending["key"], body, events))
             answers.append((i, (200, body)))
@@ -349,7 +352,7 @@ class Batching:
         answers += [(i, (status, body)) for i, status, body in group.failed]
         mirror = None
         outcome = group.outcome
-        if outcome is not None and outcome["records"]:
+        if outcome is not None and outcome["records"] and not group.partial:
             prev, hashes = outcome["prev"], []
             for rec in outcome["records"]:
                 prev = record.record_hash(prev, rec)
