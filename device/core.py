@@ -10,7 +10,7 @@ messages a seal needs are here and in the mixin device/sealing.py (PREPARE, SEAL
 STATUS); the others are imported only when used, to spare a board's heap: device/identity.py
 (power-up, PROVISION, CERTIFY), device/profile.py (power-up, PROFILE, PROFILE_READ),
 device/archive.py (ARCHIVED), device/credits.py (EVIDENCE, credit notes), device/closing.py
-(CLOSE, X). PROTOCOL.md (version 3) is the spec.
+(CLOSE, X), device/batch.py (SEAL_BATCH). PROTOCOL.md (version 3) is the spec.
 
 Unloading (``unload=True``, what device/board.py passes): a board pays for the modules imported on
 first use only while they run. Every module imported since the core was built is dropped from
@@ -66,6 +66,7 @@ class Core(Sealing):
         self.totals = None   # running totals, computed on first use (device/archive.py)
         self.armed = []      # credit evidence armed by EVIDENCE (device/credits.py), RAM only
         self.closing = None  # an M or Y closure being received in chunks (device/closing.py)
+        self.profile_memo = None   # the decoded profile while one message runs (device/sealing.py)
         self.counter, self.last_time = 0, 0
         if self.journal.last is not None:
             fields = record.decode(self.journal.last)[0]
@@ -204,6 +205,7 @@ class Core(Sealing):
         except FiscalError as exc:
             return messages.encode_error(mid, exc)
         finally:
+            self.profile_memo = None   # a decoded profile lives one message at most (a board's heap)
             self._unload()
 
     def _now(self):
@@ -310,3 +312,7 @@ class Core(Sealing):
     def _on_x(self, fields):
         from device import closing
         return closing.on_x(self, fields)
+
+    def _on_seal_batch(self, fields):
+        from device import batch
+        return batch.on_seal_batch(self, fields)

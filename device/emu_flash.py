@@ -1,9 +1,19 @@
 """File-backed NOR flash for the emulator (CPython only): the same rules as device/flash.py, made
 durable.
 
-Every landed program is written through to the file with ``pwrite`` and ``fdatasync`` before the
-core is told it succeeded, so a ``kill -9`` right after an answer never loses a sealed record. An
-fsync error is fatal: after a failed fsync Linux may already have dropped the dirty pages and a
+Every landed program is written through to the file with ``pwrite`` before the core is told it
+succeeded, so a ``kill -9`` of the emulator never loses a programmed byte (the kernel holds it).
+``sync`` (called once per record, or once per SEAL_BATCH, before the device answers) is the
+``fdatasync`` that makes them survive a host power cut too: one sync per record, not one per
+page program (issue 15).
+
+Order across a host power cut: the kernel may write dirty pages back in any order, so writes to
+two file pages with no sync between them could land the later one alone, a hole no NOR flash
+can leave. Before a program touches another file page than the unsynced ones, this port syncs
+first (a barrier), so unsynced writes always sit in one file page, and what a cut keeps is a
+prefix of the programs, as on NOR flash (device/flash.py). A record never spans a 4 KiB sector,
+so a record of one sector costs one sync, and a batch one more per sector it opens. Erases are
+synced at once (rare: ARCHIVED). An fsync error is fatal: after a failed fsync Linux may already have dropped the dirty pages and a
 retried fsync can report success ("fsyncgate", reference ecosystem-and-reliability.md B1), so the
 process stops instead of carrying on with a journal it cannot trust.
 """
@@ -13,6 +23,8 @@ import os
 import sys
 
 from device.flash import Flash
+
+FILE_PAGE = 4096   # the kernel's page cache unit: what it may write back on its own, in any order
 
 
 class FileFlash(Flash):
@@ -25,6 +37,8 @@ class FileFlash(Flash):
         with open(path, "rb") as fh:
             data = fh.read()
         Flash.__init__(self, size, page_size, sector_size, data)
+        self.fsyncs = 0          # fdatasync calls (syncs, barriers and erases): tests count them
+        self._dirty = None       # the file page holding unsynced writes, or None
         self._fd = os.open(path, os.O_RDWR)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -33,16 +47,40 @@ class FileFlash(Flash):
             raise ProfileBusy("%s is in use by another emulator" % path)
 
     def _persist(self, offset, length):
+        first, last = offset // FILE_PAGE, (offset + length - 1) // FILE_PAGE
+        if self._dirty is not None and (first != self._dirty or last != first):
+            self._flush()        # barrier: earlier writes are durable before another page changes
         try:
             os.pwrite(self._fd, bytes(self._mem[offset:offset + length]), offset)
+        except OSError as exc:
+            _fatal(exc)
+        self._dirty = first
+        if last != first:
+            self._flush()
+
+    def _wipe(self, offset):
+        Flash._wipe(self, offset)
+        self._flush()            # an erase is durable before anything follows it
+
+    def _flush(self):
+        if self._dirty is None:
+            return
+        try:
             os.fdatasync(self._fd)
         except OSError as exc:
-            sys.stderr.write("fatal: flash write-through failed (%s); stopping\n" % exc)
-            sys.stderr.flush()
-            os._exit(74)
+            _fatal(exc)
+        self.fsyncs += 1
+        self._dirty = None
 
     def close(self):
+        self._flush()
         os.close(self._fd)
+
+
+def _fatal(exc):
+    sys.stderr.write("fatal: flash write-through failed (%s); stopping\n" % exc)
+    sys.stderr.flush()
+    os._exit(74)
 
 
 class ProfileError(RuntimeError):

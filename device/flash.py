@@ -14,12 +14,24 @@ tests and for the emulator's ``--cut-after`` / ``--fail-program`` switches:
   byte when ``cut_mask`` is set) and raises :class:`PowerCut`; every later call raises too, until
   :meth:`revive` models the next power-up.
 - ``fail_at = N``: program N raises STORAGE_FAILURE after landing ``fail_bytes`` bytes.
+- ``cut_sync_after = N``: syncs 1..N succeed; sync N+1 raises :class:`PowerCut` with every
+  program before it landed (the cut falls between a record's programs and its sync, so nothing
+  was answered yet).
 - ``cut_erase_after = N``: erases 1..N succeed; erase N+1 erases only its first
   ``erase_cut_bytes`` bytes (the rest of the sector unchanged) and, when ``erase_garbage`` is a
   byte value, leaves the next 16 bytes at that value (cells caught half-way), then raises
   :class:`PowerCut`. Power can drop during an erase as during a program (ARCHIVED, PROTOCOL.md 8).
 
-Subclasses persist data by overriding :meth:`_persist` (see ``device/emu_flash.py``).
+Durability: a program may sit in a write-back cache until :meth:`sync`. The journal programs every
+page of a record (every record of a SEAL_BATCH) and then syncs once, before the device answers;
+so ``sync`` is the one point that makes written records durable. On NOR flash a program is
+durable when it returns and ``sync`` does nothing; the emulator's file flash calls fdatasync
+there (device/emu_flash.py). A port must keep programs in order across a cut: whatever a cut
+before the sync keeps is a prefix of the programs, each possibly torn, exactly what a cut during
+a program leaves.
+
+Subclasses persist data by overriding :meth:`_persist` and :meth:`_flush` (see
+``device/emu_flash.py``).
 """
 
 from protocol.errors import JournalError, PowerCut
@@ -53,7 +65,8 @@ class Flash:
         self.erase_garbage = None
         self.fail_bytes = 0
         self.erases = 0
-        self.cut_erase_after = None
+        self.syncs = 0
+        self.cut_sync_after = None
         self.erase_cut_bytes = 0
         self.erase_garbage = None
         self.dead = False
@@ -92,6 +105,16 @@ class Flash:
             raise JournalError("STORAGE_FAILURE", "flash program %d failed at offset %d" % (number, offset))
         self._land(offset, data, n)
         self.programs = number
+
+    def sync(self):
+        """Make every landed program durable (the write-back cache of the port, if any)."""
+        self._alive()
+        number = self.syncs + 1
+        if self.cut_sync_after is not None and number > self.cut_sync_after:
+            self.dead = True
+            raise PowerCut("power cut before sync %d" % number)
+        self._flush()
+        self.syncs = number
 
     def erase(self, offset):
         """Erase the sector starting at ``offset`` (never called on the commit path)."""
@@ -134,6 +157,7 @@ class Flash:
         self.fail_at = None
         self.cut_erase_after = None
         self.erase_garbage = None
+        self.cut_sync_after = None
 
     def _alive(self):
         if self.dead:
@@ -160,3 +184,6 @@ class Flash:
 
     def _persist(self, offset, length):
         """Hook for durable subclasses; the in-memory flash has nothing to do."""
+
+    def _flush(self):
+        """Hook for subclasses with a write-back cache (sync); NOR programs are durable at once."""

@@ -12,6 +12,12 @@ at least ``reserve`` remain (a sector the device opened out of the reserve stays
 Invoices reserve 2, TIME, POWER_UP and EVENT 1, CHECKPOINT 0: a full device can always write the
 checkpoint that lets it reclaim (device/archive.py keeps that true when no sector is erased).
 
+Durability: ``append`` programs the record's pages and then syncs the flash once
+(device/flash.py ``sync``), before the caller answers. While ``deferred`` is set (SEAL_BATCH,
+device/batch.py) appends do not sync; the caller syncs once after the batch's records with
+``sync()``, so a batch of K records costs one sync. Records are programmed in order either way:
+a power cut before the sync keeps a prefix of them.
+
 RAM kept per record: 4 bytes of request id (``rids``, zeros for non-invoices), searched with
 ``bytearray.find``; per sector: first and last seq and the prev of its first record, so any live
 record's hash is one sector's walk away. The previous hash is not stored in ordinary records, so
@@ -45,6 +51,8 @@ class Journal:
         self.profile_hash = None   # marks kept by note()
         self.credit_root = None
         self.closed = {}
+        self.deferred = False  # set while a SEAL_BATCH programs its records: one sync at its end
+        self.unsynced = 0      # records programmed since the last sync
         recovery.scan(self)
 
     # -- finding records -------------------------------------------------------------------
@@ -183,6 +191,7 @@ class Journal:
             raise JournalError("JOURNAL_FULL", "journal has no room for a %d-byte record (%d bytes left, "
                                "%d erased sectors, %d reserved)" % (len(data), self.head_room(),
                                                                     self.erased_count(), reserve))
+        self.unsynced += 1
         try:
             self.ring.program(pos, data)
         except JournalError:
@@ -190,7 +199,15 @@ class Journal:
             if found is None or found[0] != payload:
                 self._torn(pos, len(data), fresh)
                 raise
+        if not self.deferred:
+            self.sync()
         self._accept(pos, payload, fresh)
+
+    def sync(self):
+        """Make the records programmed since the last sync durable (one flash sync, or none)."""
+        if self.unsynced:
+            self.flash.sync()
+            self.unsynced = 0
 
     def _torn(self, pos, length, fresh):
         """After a failed program: a fresh sector is erased again (it holds only the torn bytes);

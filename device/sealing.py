@@ -34,7 +34,11 @@ def _sized(value, name, length):
 
 class Sealing:
     def _the_profile(self):
-        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING."""
+        """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING.
+        Within one message (a SEAL, PREPARE or SEAL_BATCH) the one it already read and decoded
+        (``profile_memo``, cleared after every message by Core.handle) serves."""
+        if self.profile_memo is not None:
+            return self.profile_memo
         if self.profile_hash is None:
             raise ProfileError("PROFILE_MISSING", self.profile_detail or "no tax profile installed; send PROFILE")
         if self.journal.profile_hash != self.profile_hash:
@@ -104,7 +108,7 @@ class Sealing:
             return None
         self.upload = None
         canonical = bytes(upload[3])
-        profile = self._the_profile()
+        profile = self.profile_memo = self._the_profile()   # read, checked and decoded once per message
         summary = invoice.decode(canonical, profile)[1]
         summary["window"] = profile["window"]
         del profile

@@ -90,6 +90,8 @@ MEANINGS = {
     "VERIFY_CREDIT": ("verify", "a credit record breaks the credit rules or the credit root"),
     "VERIFY_CLOSURE": ("verify", "a closure's figures, Merkle root or chain disagree with the records"),
     "VERIFY_PROOF": ("verify", "an inclusion proof does not lead from the record to the closure's Merkle root"),
+    "BATCH_MALFORMED": ("message", "a SEAL_BATCH document is not 1 to 16 [request id, invoice] entries within MAX_BATCH"),
+    "BATCH_CREDIT": ("message", "a credit type cannot be sealed in SEAL_BATCH: EVIDENCE, then SEAL it alone"),
 }
 
 

@@ -63,6 +63,8 @@ MESSAGES = {
                   "3 received int 4 record bytes 5 hash bytes 6 seq int"),
     18: ("X", "",
               "3 figures map"),
+    19: ("SEAL_BATCH", "3 total int 4 offset int 5 data bytes",
+                       "3 received int 4 results list 5 first int 6 prev bytes 7 records list 8 last int"),
 }
 
 # Request fields that may be absent (every other request field is required). STATUS takes exactly

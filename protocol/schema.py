@@ -66,29 +66,60 @@ _KIND_TEXT = {"int": "an integer", "nat": "a non-negative integer", "str": "non-
               "archived": "[seq, 32-byte hash]", "pair": "[nat, nat]"}
 
 
+_TABLES = {}   # record type -> (its key table, [(key, name, kind, required, size)] in key order)
+_SIZES = {"bytes16": record.REQUEST_ID_LEN, "bytes32": record.HASH_LEN}
+
+
+def _table(rtype):
+    """The merged key table of a record type, built once."""
+    got = _TABLES.get(rtype)
+    if got is None:
+        table = dict(COMMON)
+        table.update(BY_TYPE[rtype])
+        rows = [(key,) + table[key] + (_SIZES.get(table[key][1]),) for key in sorted(table)]
+        got = _TABLES[rtype] = (table, rows)
+    return got
+
+
+def _plainly_ok(value, kind, size):
+    """A quick test that implies the full one (``_kind_ok`` and the size) passes; False means
+    only that the full test must decide."""
+    t = type(value)
+    if kind == "nat":
+        return t is int and value >= 0
+    if kind == "str":
+        return t is str and len(value) > 0
+    if size is not None:
+        return t is bytes and len(value) == size
+    if kind == "list":
+        return t is list
+    return False
+
+
 def check_fields(fields, index, profile=None):
     """Keys and types of one record body; returns its type. With a ``profile``, an invoice's
     currency must be one of its currencies."""
     rtype = fields.get(record.K_TYPE)
     if not is_int(rtype) or rtype not in BY_TYPE:
         fail("VERIFY_SCHEMA", index, "record type %r is not one of 1-6" % (rtype,))
-    table = dict(COMMON)
-    table.update(BY_TYPE[rtype])
+    table, rows = _table(rtype)
     what = TYPE_NAMES[rtype].upper()
-    for key in sorted([k for k in fields if not (is_int(k) and k in table)], key=lambda k: (str(type(k)), k)):
-        fail("VERIFY_SCHEMA", index, "key %r is not allowed in a %s record" % (key, what))
-    for key in sorted(table):
-        name, kind, required = table[key]
+    for k in fields:
+        if not ((type(k) is int or is_int(k)) and k in table):
+            for key in sorted([k for k in fields if not (is_int(k) and k in table)], key=lambda k: (str(type(k)), k)):
+                fail("VERIFY_SCHEMA", index, "key %r is not allowed in a %s record" % (key, what))
+    for key, name, kind, required, size in rows:
         if key not in fields:
             if required:
                 fail("VERIFY_SCHEMA", index, "%s record lacks key %d (%s)" % (what, key, name))
             continue
         value = fields[key]
+        if _plainly_ok(value, kind, size):
+            continue
         if isinstance(value, bool) and kind in ("int", "nat"):
             fail("VERIFY_SCHEMA", index, "key %d (%s) is a boolean where an integer belongs" % (key, name))
         if not _kind_ok(value, kind):
             fail("VERIFY_SCHEMA", index, "key %d (%s) must be %s" % (key, name, _KIND_TEXT[kind]))
-        size = {"bytes16": record.REQUEST_ID_LEN, "bytes32": record.HASH_LEN}.get(kind)
         if size is not None and len(value) != size:
             fail("VERIFY_SCHEMA", index, "key %d (%s) must be %d bytes, not %d" % (key, name, size, len(value)))
     if rtype == record.INVOICE:
@@ -161,19 +192,44 @@ def check_totals_shape(totals, index):
             fail("VERIFY_SCHEMA", index, "totals entry %r is not [code, base, tax]" % (entry,))
 
 
-def check_amounts(fields, index, profile):
-    """The invoice amounts rule (PROTOCOL.md 7.1 and 9): groups and total of one INVOICE record,
-    against the profile that binds it (the use rule of its invoice type included)."""
+def _amount_rules(profile, memo):
+    """(known codes, {code: [(effective_from, rate)]}) of ``profile``, kept in ``memo`` (a dict
+    the caller keeps for a walk) so a journal's invoices do not rebuild them one by one."""
+    if memo is not None:
+        got = memo.get(id(profile))
+        if got is not None and got[0] is profile:
+            return got[1], got[2]
     manifest = profile["groups"]
+    rates = {}
+    for entry in manifest:
+        rates.setdefault(entry[0], []).append((entry[3], entry[2]))
+    known = taxgroups.codes(manifest)
+    if memo is not None:
+        memo[id(profile)] = (profile, known, rates)
+    return known, rates
+
+
+def check_amounts(fields, index, profile, memo=None):
+    """The invoice amounts rule (PROTOCOL.md 7.1 and 9): groups and total of one INVOICE record,
+    against the profile that binds it (the use rule of its invoice type included). ``memo``: a
+    dict kept across the records of one walk (the profile's codes and rates, built once)."""
     groups = fields[record.K_GROUPS]
     if not groups:
         fail("VERIFY_AMOUNTS", index, "invoice record has no tax groups")
-    at = timefmt.format_time(fields[record.K_TIME])
-    known = taxgroups.codes(manifest)
+    t = fields[record.K_TIME]
+    if memo is not None and memo.get("t") == t:
+        at = memo["at"]
+    else:
+        at = timefmt.format_time(t)
+        if memo is not None:
+            memo["t"], memo["at"] = t, at
+    known, rates = _amount_rules(profile, memo)
     previous = None
     for g in groups:
-        if not (isinstance(g, list) and len(g) == 4 and isinstance(g[0], str)
-                and is_int(g[1]) and is_int(g[2]) and is_int(g[3])):
+        if not (type(g) is list and len(g) == 4 and type(g[0]) is str and type(g[1]) is int and type(g[2]) is int
+                and type(g[3]) is int) and \
+                not (isinstance(g, list) and len(g) == 4 and isinstance(g[0], str)
+                     and is_int(g[1]) and is_int(g[2]) and is_int(g[3])):
             fail("VERIFY_SCHEMA", index, "tax group entry %r is not [code, rate, base, tax]" % (g,))
         code, rate, base, tax = g
         if code not in known:
@@ -186,7 +242,8 @@ def check_amounts(fields, index, profile):
         previous = code
         if rate < 0 or base < 0 or tax < 0:
             fail("VERIFY_AMOUNTS", index, "tax group %s has a negative rate, base or tax" % code)
-        if rate not in taxgroups.rates_until(code, at, manifest):
+        # taxgroups.rates_until(code, at, manifest), from the rates of this code alone
+        if rate not in [r for since, r in rates[code] if since <= at]:
             fail("VERIFY_AMOUNTS", index, "tax group %s rate %d ppm was not in force by %s" % (code, rate, at))
         want = invoice.round_half_up(base * rate, taxgroups.PPM)
         if tax != want:

@@ -59,6 +59,7 @@ class _State:
         self.checkpoints = []
         self.closures = []
         self.books = None
+        self.memo = {}             # what the amounts checks build once per profile (schema.py)
 
 
 def _start(st, fields, rtype, index):
@@ -102,7 +103,7 @@ def _check_time(st, fields, rtype, index):
 
 
 def _check_invoice(st, fields, index):
-    schema.check_amounts(fields, index, st.books.need_profile(index))
+    schema.check_amounts(fields, index, st.books.need_profile(index), st.memo)
     rid = fields[record.K_REQUEST_ID]
     if rid in st.request_ids:
         fail("VERIFY_REQUEST_ID", index, "request id %s was already sealed by record %d"
@@ -155,10 +156,11 @@ def new_state(profile=None):
     return st
 
 
-def step(st, rec, index, check_sig):
+def step(st, rec, index, check_sig, decode=record.decode):
     """Check one record against the walk's state ``st`` (from :func:`new_state` for the first) and
-    advance it; return the record's fields. On a VerifyError ``st`` is left part-way: start again."""
-    fields, body, sig = record.decode(rec, index)
+    advance it; return the record's fields. On a VerifyError ``st`` is left part-way: start again.
+    ``decode``: record.decode, or a faster one with its exact contract (hostd/books/fastcbor.py)."""
+    fields, body, sig = decode(rec, index)
     if len(rec) > record.MAX_RECORD:
         fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))
     rtype = schema.check_fields(fields, index, st.books.profile)
@@ -207,8 +209,9 @@ class Walker:
     journal in pieces (the authority, hostd/authority/) verifies each piece as it comes, exactly
     as ``verify_records`` would the whole. After a VerifyError the walker is spent."""
 
-    def __init__(self, public_key, verify_sig=None, profile=None):
+    def __init__(self, public_key, verify_sig=None, profile=None, decode=None):
         self.check_sig = verify_sig or pure_verifier(public_key)
+        self.decode = decode or record.decode
         if verify_sig is not None:
             p256.decode_point(public_key)   # an unusable key is VERIFY_KEY, whoever checks signatures
         self.state = new_state(profile)
@@ -216,7 +219,7 @@ class Walker:
         self.first = 0
 
     def feed(self, rec):
-        fields = step(self.state, rec, self.count, self.check_sig)
+        fields = step(self.state, rec, self.count, self.check_sig, self.decode)
         if self.count == 0:
             self.first = fields[record.K_SEQ]
         self.count += 1
@@ -234,12 +237,13 @@ class Walker:
                 "unchecked": books.unchecked}
 
 
-def verify_records(records, public_key, verify_sig=None, progress=None, profile=None):
+def verify_records(records, public_key, verify_sig=None, progress=None, profile=None, decode=None):
     """Verify a journal or a journal segment; return a summary dict, or raise VerifyError at the
     first bad record. ``public_key`` is the 64-byte X||Y (or 65-byte 0x04-prefixed) device key;
     ``progress`` is called with the number of records checked so far; ``profile`` the canonical
-    CBOR of the country profile the journal names, when it is not a shipped one."""
-    walker = Walker(public_key, verify_sig, profile)
+    CBOR of the country profile the journal names, when it is not a shipped one; ``decode`` a
+    record decoder with the contract of record.decode (a host's faster one)."""
+    walker = Walker(public_key, verify_sig, profile, decode)
     for index in range(len(records)):
         walker.feed(records[index])
         if progress is not None:

@@ -8,7 +8,8 @@ PREPARE -> COMMIT (chunked, replayed, unknown nonce), SEAL (replayed, a reused r
 by nonce and by request id, HEAD, EVIDENCE and a credit note, the same evidence again (stale), a
 credit beyond the balance, ARCHIVED of the open period (refused), CLOSE Z, a Z of an earlier day
 (refused), CLOSE M from that Z, CLOSE Y from that M, X, ARCHIVED with a checkpoint and an erase on
-a 16 KiB flash, then READ_JOURNAL of the live records.
+a 16 KiB flash, then READ_JOURNAL of the live records, and SEAL_BATCH (sealed, replayed and
+refused entries, sent twice).
 tools/gen_vectors.py stores the CPython output as protocol/vectors/golden.json; the test suite
 checks that CPython and MicroPython both reproduce it byte for byte.
 
@@ -160,6 +161,18 @@ def main():
     host.send("ARCHIVED", seq=z["seq"], hash=z["hash"])   # a re-send: harmless
     host.send("READ_JOURNAL", first=1, count=16)        # RANGE_INVALID: archived and erased
     host.send("READ_JOURNAL", first=z["seq"] + 1, count=16)
+    # SEAL_BATCH in two chunks: two new invoices, the first again (replayed), a credit (BATCH_CREDIT),
+    # a malformed invoice and a reused request id; then the same batch again: every seal replayed
+    clock.advance(5)
+    entries = [[record.request_id_for("1p:golden-b%d" % i), cbor.encode(make_invoice(i + 1, "batch-%d" % i))]
+               for i in range(2)]
+    entries += [entries[0], [record.request_id_for("1p:golden-bc"), credit],
+                [record.request_id_for("1p:golden-bm"), b"\xa0"], [entries[1][0], small]]
+    doc = cbor.encode(entries)
+    for _ in range(2):
+        host.send("SEAL_BATCH", total=len(doc), offset=0, data=doc[:300])
+        host.send("SEAL_BATCH", total=len(doc), offset=300, data=doc[300:])
+    host.send("STATUS", request_id=entries[1][0])
     host.send("INFO")
     for seq, payload in core.journal.records(core.journal.first_live):
         print("live %d %s" % (seq, hexs(payload)))

@@ -41,6 +41,8 @@ def test_golden_frames_decode_and_journal_verifies():
     assert summary["invoices"] == 20 and summary["first_seq"] == 1 and summary["unchecked"] == []
     assert len(summary["closures"]) == 3 and summary["profile_id"] == "seed-tg" and summary["credit_root"]
     live = [bytes.fromhex(r) for r in vectors["live_records"]]
+    assert verify.verify_records(live, public_key)["counter"] == summary["counter"] + 2   # and the batch
+    live, batch_records = live[:-2], live[-2:]
     segment = verify.verify_records(live, public_key)          # the M closure anchors the live journal
     assert segment["checkpoints"] == [summary["last_seq"] + 1] and segment["archived_seq"] == summary["closures"][0]
     assert segment["totals"] == summary["totals"] and segment["counter"] == summary["counter"]
@@ -75,3 +77,12 @@ def test_golden_frames_decode_and_journal_verifies():
     assert ybody[record.K_RANGE] == [m["seq"], m["seq"]] and ybody[record.K_MERKLE] == merkle.root([m["hash"]])
     assert answers["X"][0][3]["figures"][24] == [z["seq"] + 1, y["seq"]]
     assert answers["READ_JOURNAL"][0][1] == 0x52 and answers["READ_JOURNAL"][1][3]["records"] == live
+    batches = [a[3] for a in answers["SEAL_BATCH"]]
+    assert [b["received"] for b in batches] == [300, batches[1]["received"], 300, batches[1]["received"]]
+    first, again = batches[1], batches[3]
+    s = first["first"]
+    assert first["records"] == batch_records and first["last"] == s + 1
+    assert first["results"][:3] == [[0, s, False], [0, s + 1, False], [0, s, True]]
+    assert [r[0] for r in first["results"][3:]] == [0x14, 0x20, 0x35]   # BATCH_CREDIT, malformed, reused
+    assert again["results"][:3] == [[0, s, True], [0, s + 1, True], [0, s, True]] and again["records"] == []
+    assert again["results"][3:] == first["results"][3:] and again["first"] == s + 2

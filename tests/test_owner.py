@@ -32,8 +32,7 @@ class CoreClient(DeviceClient):
     def _write(self, data):
         self._pending = self.bench.link.feed(data)
 
-    def _exchange(self, frame, seq, name):
-        self._write(frame)
+    def _await(self, seq):
         for kind, got, item in self.decoder.feed(self._pending):
             if kind == "frame" and got == seq:
                 return item

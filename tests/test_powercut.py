@@ -1,4 +1,4 @@
-"""Power cut after every flash program of a COMMIT, and of ARCHIVED -> CHECKPOINT -> erase.
+"""Power cut after every flash program of a COMMIT, of a SEAL_BATCH, and of ARCHIVED -> CHECKPOINT -> erase.
 
 DESIGN-NOTES section 2.2: after a cut at any point the device comes back with counter c or c+1,
 the journal proves which, and the request is sealed exactly when the counter advanced. Issue 10:
@@ -7,13 +7,15 @@ power-up that resumes it) leaves a journal that recovers and verifies, the count
 every record after the archived seq S still there, and the archived state either "not yet" or
 "done". The cut points are enumerated exhaustively: every program, every byte count that can
 land and a half-programmed byte on top; for erases, prefixes from none to all of the sector,
-with and without garbage left behind.
+with and without garbage left behind. Issue 15: the journal syncs the flash once per record (once
+per SEAL_BATCH), so a cut can also fall between the last program and the sync; a cut anywhere in a
+batch leaves a prefix of its new entries sealed, and every request recovers by its request id.
 """
 
 import pytest
 
 from device.flash import Flash
-from protocol import messages, record
+from protocol import batch, messages, record
 from protocol.errors import PowerCut
 from tests.devkit import T0, Bench, encode_invoice, make_invoice
 
@@ -46,24 +48,42 @@ def _programs(run):
 PROGRAMS = _programs(lambda bench, nonce: bench.ok("COMMIT", nonce=nonce))
 CASES = [(k, land, mask) for k, size in enumerate(PROGRAMS) for land in range(size + 1)
          for mask in ((None, 0x0F) if land < size else (None,))]
+# A cut between the record's last program and its sync: every page landed, nothing answered.
+SYNC_CUT = (len(PROGRAMS), 0, None)
 
 
 def test_commit_takes_several_page_programs():
     assert len(PROGRAMS) >= 2, PROGRAMS   # the record spans pages, so there is a "middle" to cut
 
 
-@pytest.mark.parametrize("k,land,mask", CASES)
+def test_commit_syncs_once_after_all_its_programs():
+    """Issue 15: all pages of the record are programmed, then the flash syncs once."""
+    bench, nonce = _prepared_bench()
+    order = []
+    real_program, real_sync = bench.flash.program, bench.flash.sync
+    bench.flash.program = lambda offset, data: (order.append("program"), real_program(offset, data))[1]
+    bench.flash.sync = lambda: (order.append("sync"), real_sync())[1]
+    bench.ok("COMMIT", nonce=nonce)
+    assert order == ["program"] * len(PROGRAMS) + ["sync"]
+
+
+@pytest.mark.parametrize("k,land,mask", CASES + [SYNC_CUT])
 def test_cut_during_commit(k, land, mask):
     bench, nonce = _prepared_bench()
     c = bench.core.counter
-    bench.flash.cut_after = bench.flash.programs + k
-    bench.flash.cut_bytes = land
-    bench.flash.cut_mask = mask
+    if k == len(PROGRAMS):
+        bench.flash.cut_sync_after = bench.flash.syncs
+    else:
+        bench.flash.cut_after = bench.flash.programs + k
+        bench.flash.cut_bytes = land
+        bench.flash.cut_mask = mask
     with pytest.raises(PowerCut):
         bench.call("COMMIT", nonce=nonce)
     bench.reboot()
     counter = bench.core.counter
     assert counter in (c, c + 1)
+    if k == len(PROGRAMS):
+        assert counter == c + 1   # all its pages landed: sealed, though the answer never left
     summary = bench.verify()
     assert summary["counter"] == counter
     assert bench.ok("STATUS", nonce=nonce) == {"state": messages.UNKNOWN}   # the nonce ring is RAM
@@ -260,3 +280,86 @@ def _count_programs(bench, s, h):
 def test_flash_image_helper_keeps_the_state():
     bench = Bench(flash_size=12 * 4096, image=IMAGE)
     assert isinstance(bench.flash, Flash) and bench.core.counter == BASE.core.counter
+
+
+# -- SEAL_BATCH: a cut at every program of the batch, and at its one sync -----------------------
+
+BATCH = [(record.request_id_for("1p:powercut-batch:%d" % i),
+          encode_invoice(make_invoice(lines=((1000 + i, 4321, "TG02"), (2000, 999 + i, "TG03"))))) for i in range(4)]
+# entry 1 was sealed before the batch (a replay); entry 2 is PREPAREd (the batch consumes its nonce)
+NEW = (0, 2, 3)
+
+
+def _batch_bench():
+    bench = Bench()
+    bench.ok("SET_TIME", time=T0)
+    assert bench.seal(BATCH[1][1], BATCH[1][0])[0] == "OK"
+    bench.prepare(BATCH[2][1], BATCH[2][0])
+    return bench
+
+
+def _send_batch(bench):
+    doc = batch.encode(BATCH)
+    return bench.call("SEAL_BATCH", total=len(doc), offset=0, data=doc)
+
+
+def _batch_programs():
+    bench = _batch_bench()
+    sizes = []
+    real = bench.flash.program
+
+    def spy(offset, data):
+        sizes.append(len(data))
+        return real(offset, data)
+    bench.flash.program = spy
+    syncs = bench.flash.syncs
+    status, answer = _send_batch(bench)
+    assert status == "OK" and [r[2] for r in answer["results"]] == [False, True, False, False]
+    assert bench.flash.syncs == syncs + 1
+    return sizes
+
+
+BATCH_PROGRAMS = _batch_programs()
+BATCH_CUTS = [(k, land, mask) for k, size in enumerate(BATCH_PROGRAMS)
+              for land in sorted(set(list(range(0, size, 7)) + [1, size - 1, size]))
+              for mask in ((None, 0x0F) if land < size else (None,))] + [(len(BATCH_PROGRAMS), 0, None)]
+
+
+def test_batch_programs_every_record_before_its_one_sync():
+    assert len(BATCH_PROGRAMS) >= len(NEW) and len(BATCH_CUTS) > 5 * len(BATCH_PROGRAMS)
+
+
+@pytest.mark.parametrize("k,land,mask", BATCH_CUTS)
+def test_cut_during_a_batch_leaves_a_prefix_sealed(k, land, mask):
+    bench = _batch_bench()
+    c = bench.core.counter
+    if k == len(BATCH_PROGRAMS):
+        bench.flash.cut_sync_after = bench.flash.syncs          # every record landed, no answer
+    else:
+        bench.flash.cut_after, bench.flash.cut_bytes, bench.flash.cut_mask = bench.flash.programs + k, land, mask
+    with pytest.raises(PowerCut):
+        _send_batch(bench)
+    bench.reboot()
+    counter = bench.core.counter
+    assert bench.verify()["counter"] == counter
+    states = [bench.ok("STATUS", request_id=r) for r, _ in BATCH]
+    committed = [s["state"] == messages.COMMITTED for s in states]
+    assert committed[1]                                          # sealed before the batch: still
+    done = [committed[i] for i in NEW]
+    m = done.count(True)
+    assert done == [True] * m + [False] * (len(NEW) - m) and counter == c + m   # a prefix, nothing else
+    if k == len(BATCH_PROGRAMS):
+        assert m == len(NEW)
+    # every request recovers: the same batch again seals the rest and replays the sealed ones
+    bench.ok("SET_TIME", time=T0 + 10)
+    status, answer = _send_batch(bench)
+    assert status == "OK" and [r[0] for r in answer["results"]] == [0, 0, 0, 0]
+    assert [r[2] for r in answer["results"]] == [committed[i] for i in range(len(BATCH))]
+    for i, (r, _) in enumerate(BATCH):
+        now = bench.ok("STATUS", request_id=r)["sealed"]
+        if committed[i]:
+            assert now == states[i]["sealed"]
+    bench.reboot()
+    assert bench.core.counter == c + len(NEW) and bench.verify()["counter"] == c + len(NEW)
+    for r, _ in BATCH:
+        assert len([rec for rec in bench.records() if r in rec]) == 1

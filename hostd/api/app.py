@@ -152,10 +152,18 @@ class Api:
 
     async def device(self, fn, *args):
         """Run device work on the owner thread; refuse with 429 when the queue is full."""
+        return await self._queued(lambda: self.owner.run(fn, *args))
+
+    async def seal(self, pending, budget):
+        """The one-call seal of an accepted request, grouped with the other queued ones by the
+        owner (hostd/owner/batching.py): (http status, response bytes)."""
+        return await self._queued(lambda: self.owner.seal_grouped(pending, budget))
+
+    async def _queued(self, submit):
         if self.queued >= MAX_QUEUE:
             raise Refusal("RATE_LIMIT_EXCEEDED", "%d requests are waiting for the device" % self.queued, retry=1)
         self.queued += 1
         try:
-            return await asyncio.wrap_future(self.owner.run(fn, *args))
+            return await asyncio.wrap_future(submit())
         finally:
             self.queued -= 1

@@ -5,7 +5,9 @@ answer is ``payload.results``: one ``{index, http_status, response}`` per item i
 where ``response`` is exactly the envelope a single ``POST /api/v1/invoices`` with that key and
 invoice would have answered. One bad item does not stop the others; a retried batch replays
 each item by its key, so nothing is sealed twice. Items are accepted in order and sealed in
-order in one job on the device owner thread, so the good items get consecutive fiscal numbers.
+order in one job on the device owner thread, so the good items get consecutive fiscal numbers:
+SEAL_BATCH groups of up to 16, each filed in one SQLite transaction, the next group signed by the
+device while the last one is filed (hostd/owner/batching.py, the path the one-call API takes too).
 
 Each item's invoice is serialised again from the parsed batch (UTF-8, no whitespace, Decimals
 as their exact text) to be hashed and stored: a retry of the same item gives the same bytes.

@@ -31,7 +31,7 @@ class Connectors(Resource):
         document, reference = mapper(doc, now)
         key = idempotency_key(request, "1p:", natural(doc))
         pending = accept(self.api, request, key, raw, document_bytes(document), reference, now)
-        return await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET), reference
+        return await self.api.seal(pending, SEAL_BUDGET), reference
 
     async def order(self, request):
         (status, body), _ = await self._seal(

@@ -40,7 +40,7 @@ class Invoices(Resource):
 
     async def create(self, request):
         pending = await self._invoice(request, "1p:")
-        status, body = await self.api.device(self.owner.seal_new, pending, SEAL_BUDGET)
+        status, body = await self.api.seal(pending, SEAL_BUDGET)
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def prepare(self, request):

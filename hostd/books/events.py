@@ -12,7 +12,8 @@ stored invoice: nothing is invented.
 
 import json
 
-from protocol import cbor, record, taxgroups
+from protocol import record, taxgroups
+from hostd.books import fastcbor
 from hostd.intake.amounts import money_text
 
 INVOICE_SEALED = "invoice.sealed"
@@ -32,7 +33,7 @@ def invoice_sealed(sealed, doc):
     """The payload of ``invoice.sealed`` from the device's sealed result and the filing doc
     (hostd/owner/reconcile.py: counter, columns, canonical bytes)."""
     digits = taxgroups.CURRENCIES.get(doc["currency"], 2)
-    canonical = cbor.decode(doc["canonical"]) if doc.get("canonical") else None
+    canonical = fastcbor.decode(doc["canonical"]) if doc.get("canonical") else None
     breakdown = [{"tax_group": line[1], "base_amount": money_text(line[4], digits),
                   "tax_amount": money_text(line[5], digits)} for line in canonical[9]] if canonical else []
     return {"event": INVOICE_SEALED, "timestamp": sealed[record.S_TIMESTAMP],

@@ -20,6 +20,7 @@ code of PROTOCOL.md section 5.
 import json
 import re
 
+from hostd.books import fastcbor
 from hostd.books.keys import fast_verifier, verify_certificate
 from hostd.errors import VerificationFailed
 from protocol import cert, p256, record, timefmt, verify
@@ -28,7 +29,7 @@ from protocol.errors import InvoiceError, VerifyError
 FORMAT = "fiscal-journal-export/2"
 FIELDS = ("format", "device_id", "public_key", "certificate", "exported_at", "from_seq", "records",
           "checkpoints", "head")
-_HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
+_HEX_DIGITS = re.compile(r"\A[0-9a-fA-F]*\Z")   # with an even length: whole bytes
 _WHERE = re.compile(r"\Arecord \d+ \(index \d+\):? ?")
 
 
@@ -91,13 +92,29 @@ def load_export(data):
 
 
 def _bytes_of(value, field, length=None, index=None):
-    if not isinstance(value, str) or not _HEX.match(value):
+    if not isinstance(value, str) or len(value) % 2 or not _HEX_DIGITS.match(value):
         where = field if index is None else "%s (record %d)" % (field, index + 1)
         raise ExportError("%s is not hex text" % where, index, field)
     raw = bytes.fromhex(value)
     if length is not None and len(raw) != length:
         raise ExportError("%s must be %d bytes, got %d" % (field, length, len(raw)), field=field)
     return raw
+
+
+def _records_of(values):
+    """The records' bytes: all of them checked and converted in one pass when they are all even
+    hex text (the usual case), else one by one, so the first bad one is named."""
+    if all([type(v) is str and not len(v) % 2 for v in values]):
+        joined = "".join(values)
+        if _HEX_DIGITS.match(joined):
+            raw = bytes.fromhex(joined)
+            out, at = [], 0
+            for v in values:
+                n = len(v) // 2
+                out.append(raw[at:at + n])
+                at += n
+            return out
+    return [_bytes_of(value, "records[%d]" % i, None, i) for i, value in enumerate(values)]
 
 
 def _count(value, field):
@@ -128,7 +145,7 @@ def _parse(doc):
     head = doc["head"]
     if not isinstance(head, dict) or sorted(head) != ["signature", "statement"]:
         raise ExportError("head must be an object with exactly statement and signature", field="head")
-    records = [_bytes_of(value, "records[%d]" % i, None, i) for i, value in enumerate(doc["records"])]
+    records = _records_of(doc["records"])
     return {"device_id": doc["device_id"], "public_key": _bytes_of(doc["public_key"], "public_key", 64),
             "certificate": None if doc["certificate"] is None else _bytes_of(doc["certificate"], "certificate"),
             "from_seq": _count(doc["from_seq"], "from_seq"), "records": records,
@@ -218,7 +235,7 @@ def verify_export(doc, public_key=None, progress=None, authority=None, challenge
                           reason="VERIFY_KEY")
     cert_note = _check_certificate(parsed, key, authority)
     try:
-        summary = verify.verify_records(records, key, check, progress)
+        summary = verify.verify_records(records, key, check, progress, decode=fastcbor.decode_record)
     except VerifyError as exc:
         raise ExportError(_explain(exc, records, "", check), exc.index, reason=exc.name)
     if records and summary["first_seq"] != parsed["from_seq"]:

@@ -21,8 +21,9 @@ import time
 
 import serial
 
-from protocol import frames, messages
+from protocol import batch, frames, messages
 from protocol.errors import FiscalError, code_of, name_of
+from hostd.books import fastcbor
 from hostd.link.discovery import permission_error
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 
@@ -59,10 +60,17 @@ class DeviceClient:
         self.close()
 
     def _exchange(self, frame, seq, name):
-        deadline = time.monotonic() + self.timeout
+        self._send(frame, name)
+        return self._await(seq)
+
+    def _send(self, frame, name):
         self._write(frame)
         if self.on_sent is not None:
             self.on_sent(name)
+
+    def _await(self, seq):
+        """The payload of the answer carrying ``seq``, or None when none came within the timeout."""
+        deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             try:
                 # read(4096) would wait out the whole timeout for an answer shorter than 4096 bytes:
@@ -90,10 +98,32 @@ class DeviceClient:
         answer to another message all count as "no answer yet": the identical frame is sent again,
         which the device either executes (it never got it) or answers from its replay slot.
         """
+        seq, frame = self._frame(name, fields)
+        return self._answer(name, seq, frame, self._exchange(frame, seq, name))
+
+    def start(self, name, **fields):
+        """Send one request and return at once; ``finish`` waits for its answer. Nothing else may
+        be sent in between (the owner pipelines SEAL_BATCH: it files one batch while the device
+        seals the next)."""
+        seq, frame = self._frame(name, fields)
+        self._send(frame, name)
+        return name, seq, frame
+
+    def finish(self, started):
+        """The response fields of a request ``start`` sent."""
+        name, seq, frame = started
+        return self._answer(name, seq, frame, self._await(seq))
+
+    def _frame(self, name, fields):
         self.seq = self.seq % 255 + 1   # 1..255: seq 0 is what the device uses for unreadable frames
-        frame = frames.encode_frame(self.seq, messages.encode_request(name, **fields))
-        for _ in range(self.retries + 1):
-            payload = self._exchange(frame, self.seq, name)
+        return self.seq, frames.encode_frame(self.seq, messages.encode_request(name, **fields))
+
+    def _answer(self, name, seq, frame, payload):
+        """The fields of the first usable answer, ``payload`` being the first try's; on silence
+        the identical frame is sent again, up to ``retries`` times."""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                payload = self._exchange(frame, seq, name)
             if payload is None:
                 continue
             try:
@@ -160,6 +190,52 @@ class DeviceClient:
             if answer["state"] == messages.COMMITTED:
                 return answer["sealed"]
             raise
+
+    def seal_batch_start(self, entries):
+        """SEAL_BATCH of [(request id, canonical invoice)] (PROTOCOL.md 4.24): every chunk but the
+        last is sent and answered; the last one is only sent. ``seal_batch_finish`` reads its answer."""
+        doc = batch.encode(entries)
+        offset = 0
+        while len(doc) - offset > CHUNK:
+            self.call("SEAL_BATCH", total=len(doc), offset=offset, data=doc[offset:offset + CHUNK])
+            offset += CHUNK
+        return self.start("SEAL_BATCH", total=len(doc), offset=offset, data=doc[offset:]), entries
+
+    def seal_batch_finish(self, started):
+        """The outcome of a SEAL_BATCH: {"outcomes": one per entry, ("sealed", sealed result,
+        replayed) or ("refused", error name, detail); "first", "prev", "records": every record
+        the batch wrote, in order}. The records the answer had no room for are read with
+        READ_JOURNAL, the sealed result of an entry sealed before the batch with STATUS."""
+        token, entries = started
+        answer = self.finish(token)
+        first, last, records = answer["first"], answer["last"], list(answer["records"])
+        while first + len(records) <= last:
+            page = self.call("READ_JOURNAL", first=first + len(records), count=last + 1 - first - len(records))
+            if not page["records"]:
+                raise DeviceUnavailable("device holds no record %d the batch wrote" % (first + len(records)))
+            records.extend(page["records"][:last + 1 - first - len(records)])
+        try:
+            sealed = batch.sealed_from(first, answer["prev"], records, fastcbor.decode_record)
+        except FiscalError as exc:
+            raise DeviceUnavailable("SEAL_BATCH answer does not hold its records: %s" % exc)
+        outcomes = []
+        for (rid, _), result in zip(entries, answer["results"]):
+            if result[0] != messages.OK:
+                outcomes.append(("refused", name_of(result[0]), result[1]))
+            elif result[1] in sealed:
+                outcomes.append(("sealed", sealed[result[1]], result[2]))
+            else:   # sealed before the batch
+                state = self.status(request_id=rid)
+                if state["state"] != messages.COMMITTED:
+                    raise DeviceUnavailable("device answered record %d for a request STATUS does not know"
+                                            % result[1])
+                outcomes.append(("sealed", state["sealed"], True))
+        if len(outcomes) != len(entries):
+            raise DeviceUnavailable("SEAL_BATCH answered %d results for %d entries" % (len(outcomes), len(entries)))
+        return {"outcomes": outcomes, "first": first, "prev": answer["prev"], "records": records}
+
+    def seal_batch(self, entries):
+        return self.seal_batch_finish(self.seal_batch_start(entries))
 
     def head(self, challenge=b""):
         """HEAD: the signed statement of the journal head, over ``challenge`` (0..64 bytes)."""

@@ -6,9 +6,10 @@ reopens it, handshakes (flush, PING, INFO), sets the clock and reconciles the st
 journal before doing anything else (hostd/owner/reconcile.py).
 
 The owner's other duties are mixed in from the modules that own them: sealing and the two-phase
-flow (hostd/owner/sealing.py), credit notes (hostd/owner/credits.py), archiving and the export
-(hostd/owner/archiving.py), reconciliation (hostd/owner/reconcile.py). After each job it checks
-whether the journal needs archiving.
+flow (hostd/owner/sealing.py), group commit of queued one-call seals (hostd/owner/batching.py),
+credit notes (hostd/owner/credits.py), archiving and the export (hostd/owner/archiving.py),
+closures (hostd/owner/closing.py), reconciliation (hostd/owner/reconcile.py). After each job it
+checks whether the journal needs archiving and files new closures.
 """
 
 import concurrent.futures
@@ -22,6 +23,7 @@ from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
 from hostd.owner.archiving import DEFAULT_ARCHIVE_AT, Archiving
+from hostd.owner.batching import Batching
 from hostd.owner.closing import Closing
 from hostd.owner.credits import CreditBooks, Crediting
 from hostd.store.closures import Closures
@@ -37,7 +39,7 @@ log = logging.getLogger("fiscal.owner")
 __all__ = ("Owner", "SEAL_BUDGET", "TWO_PHASE")
 
 
-class Owner(Sealing, Crediting, Archiving, Closing, Reconciler):
+class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
     def __init__(self, device_path, store, timeout=2.0, client_factory=DeviceClient, prepare_share=None,
                  archive=None, archive_at=DEFAULT_ARCHIVE_AT, bundles_dir=None):
         """``archive`` (hostd/store/archive.py) enables archive-and-reclaim at ``archive_at`` ppm;
@@ -62,6 +64,7 @@ class Owner(Sealing, Crediting, Archiving, Closing, Reconciler):
         self.info = None
         self.last_error = None
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device-owner")
+        self._group_init()
         # Crash-test hook: SIGKILL ourselves at a named step (tests/test_daemon_crash.py).
         self.crash_at = os.environ.get("FISCAL_TEST_CRASH_AT")
 
@@ -170,8 +173,10 @@ class Owner(Sealing, Crediting, Archiving, Closing, Reconciler):
             raise
 
     def _sent(self, name):
-        if name in ("COMMIT", "SEAL"):   # the sealing frame is out, its answer not read yet
+        if name in ("COMMIT", "SEAL", "SEAL_BATCH"):   # a sealing frame is out, its answer not read yet
             self._crash_point("after_commit_sent")
+        if name == "SEAL_BATCH":
+            self._crash_point("after_batch_sent")
 
     def call(self, deadline, name, **fields):
         """One device call; a lost link drops the port so the next call reconnects."""

@@ -29,7 +29,7 @@ import time
 
 from protocol import record
 from protocol.errors import FiscalError
-from hostd.books import envelope, events
+from hostd.books import envelope, events, fastcbor
 from hostd.books.views import summary_columns
 from hostd.errors import DeviceRefused, DeviceUnavailable
 from hostd.store.store import COLUMNS
@@ -136,6 +136,17 @@ class Reconciler:
     def _file(self, row, sealed, fields, mirror=False):
         """File one sealed invoice; ``mirror``: also mirror its record in the same transaction
         when it directly follows the mirror (a live seal; reconcile mirrors by itself)."""
+        doc, body, filing_events = self._filing(row, sealed, fields)
+        own = (fields[record.K_SEQ], sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
+               sealed[record.S_LEDGER_HASH], sealed[record.S_PREVIOUS_HASH]) if mirror else None
+        self.store.record_sealed(doc, row["key"] if row else None, body, events=filing_events, mirror=own)
+        if self.on_event is not None:
+            self.on_event()
+        return body
+
+    def _filing(self, row, sealed, fields):
+        """(invoice row, answer bytes, events) that file one sealed invoice; refuses a counter
+        already filed with another record (a rolled-back or replaced device)."""
         body = envelope.sealed_body(sealed)
         doc = {"counter": fields[record.K_COUNTER], "fiscal_number": sealed[record.S_FISCAL_NUMBER],
                "seq": fields[record.K_SEQ], "invoice_hash": fields[record.K_INVOICE_HASH],
@@ -152,13 +163,7 @@ class Reconciler:
         if filed is not None and filed != sealed[record.S_LEDGER_HASH].hex():
             raise DeviceUnavailable("fiscal counter %d is already filed with another record: the device "
                                     "journal was rolled back or replaced; refusing it" % doc["counter"])
-        own = (fields[record.K_SEQ], sealed[record.S_RECORD] + sealed[record.S_SIGNATURE],
-               sealed[record.S_LEDGER_HASH], sealed[record.S_PREVIOUS_HASH]) if mirror else None
-        self.store.record_sealed(doc, row["key"] if row else None, body,
-                                 events=[(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))], mirror=own)
-        if self.on_event is not None:
-            self.on_event()
-        return body
+        return doc, body, [(events.INVOICE_SEALED, events.invoice_sealed(sealed, doc))]
 
     def _quarantine(self, seq, row, sealed, exc):
         """Hold record ``seq`` aside, tell the log, and still answer its request if it has one."""
@@ -173,7 +178,7 @@ class Reconciler:
     def reconcile_one(self, row, sealed):
         """File the invoice a live seal just made; return its answer (bytes), straight from the
         owner rather than read back from the store."""
-        fields = record.decode(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
+        fields = fastcbor.decode_record(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
         if fields.get(record.K_INVOICE_HASH) != hashlib.sha256(row["canonical"]).digest():
             raise DeviceUnavailable("device sealed a different invoice under this request")
         try:

@@ -25,7 +25,7 @@ from protocol import invoice, messages, record
 from protocol.error_table import ERRORS
 from hostd.books import envelope
 from hostd.owner.credits import CreditOrder
-from hostd.errors import (DeviceBusy, DeviceRefused, DeviceUnavailable, HostdError, JournalFull, KeyReused,
+from hostd.errors import (DeviceBusy, DeviceRefused, DeviceUnavailable, JournalFull, KeyReused,
                           StoreUnavailable)
 
 NONCE_CODES = {messages.UNKNOWN: "NONCE_UNKNOWN", messages.EXPIRED: "NONCE_EXPIRED", messages.ABORTED: "NONCE_ABORTED"}
@@ -107,18 +107,6 @@ class Sealing:
         carry the same body."""
         if not self.store.add_pending(pending) and self.store.request(pending["key"])["body_hash"] != pending["body_hash"]:
             raise KeyReused()
-
-    def seal_many(self, pendings, budget):
-        """``seal_new`` each request in order, one job: [(http status, response bytes)]. A request
-        the device cannot take now answers its own error envelope; the others go on."""
-        out = []
-        for pending in pendings:
-            try:
-                out.append(self.seal_new(pending, budget))
-            except HostdError as exc:
-                out.append(envelope.error_of(exc)[:2])
-            self._after_job()   # a long batch archives as it goes, as single seals do between jobs
-        return out
 
     def _refused(self, row, exc):
         """Store a refusal only when it is final for this invoice; otherwise raise a retryable error.

@@ -94,6 +94,25 @@ class Store:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
 
+    def add_pendings(self, pendings):
+        """Insert the request rows of a SEAL_BATCH's requests in one commit without a sync (as
+        ``add_pending(durable=False)``: the batch's own durable commit covers them). Returns one
+        bool per request: False when its key existed already (or came earlier in ``pendings``)."""
+        conn = self.db
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = [self.add_request(p["key"], p["body_hash"], p["canonical"], p["invoice_json"], p["created"],
+                                        {c: p[c] for c in COLUMNS}, p["request_id"]) for p in pendings]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return out
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
+
     def set_prepared(self, key, nonce, now=None):
         self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
 
@@ -177,37 +196,70 @@ class Store:
         try:
             if mirror is not None:
                 seq, rec, digest, prev = mirror
-                last = self.db.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
-                if last is not None and last[0] == seq - 1 and last[1] == prev:
-                    self.db.execute("INSERT OR IGNORE INTO journal (seq, record, hash) VALUES (?, ?, ?)",
-                                    (seq, rec, digest))
-                    if self.meta("filed_seq", 0) == seq - 1:
-                        self.set_meta("filed_seq", seq)
-            filed = self.db.execute(
-                "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
-                "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
-                "reference) VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, "
-                ":sealed_json, :merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, "
-                ":currency, :reference)", dict({"reference": None}, **row)).rowcount
-            if filed:
-                if row.get("credit") is not None:   # a credit note: what it credits, in the same transaction
-                    credits.add(self.db, row["counter"], row["credit"][0], row["seq"], row["credit"][1])
-                for event_type, payload in events:
-                    outbox.enqueue(self.db, event_type, payload, time.time())
-            elif row.get("canonical") is not None:
-                # filed earlier from the journal alone (a lost store): the retry brings the content
-                self.db.execute(
-                    "UPDATE invoices SET canonical=:canonical, invoice_json=:invoice_json, merchant_nif=:merchant_nif, "
-                    "outlet_id=:outlet_id, client_nif=:client_nif, timestamp=:timestamp, reference=:reference "
-                    "WHERE counter=:counter AND canonical IS NULL AND invoice_hash=:invoice_hash",
-                    dict({"reference": None}, **row))
-            if key is not None:
-                self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
-                                (status, response, key))
+                self._mirror_own(seq, [rec], [digest], prev)
+            self._file_sealed(row, key, response, status, events)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def record_sealed_batch(self, filed, mirror=None, failed=(), quarantined=()):
+        """A SEAL_BATCH in ONE durable transaction (issue 15): ``filed`` = [(row, key, response,
+        events)] as for record_sealed, ``failed`` = [(key, status, response)] final refusals,
+        ``quarantined`` = [(seq, fiscal number, reason, sealed json, key, response)] records that
+        could not be filed (their request still gets its sealed answer), and ``mirror`` =
+        (first seq, records, hashes, prev): every record the batch wrote, mirrored and marked filed
+        when it directly follows the mirror."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if mirror is not None:
+                self._mirror_own(*mirror)
+            for row, key, response, events in filed:
+                self._file_sealed(row, key, response, 200, events)
+            for key, status, response in failed:
+                self.set_failed(key, status, response)
+            for seq, number, reason, sealed_json, key, response in quarantined:
+                self.quarantine(seq, number, reason, sealed_json, time.time())
+                if key is not None:
+                    self.set_failed(key, 200, response)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _mirror_own(self, first, records, hashes, prev):
+        """Inside a transaction: mirror records ``first``.. a live seal wrote, and mark them filed,
+        when they directly follow the mirror (else the next reconcile mirrors and files them)."""
+        last = self.db.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is not None and last[0] == first - 1 and last[1] == prev:
+            self.db.executemany("INSERT OR IGNORE INTO journal (seq, record, hash) VALUES (?, ?, ?)",
+                                [(first + i, records[i], hashes[i]) for i in range(len(records))])
+            if self.meta("filed_seq", 0) == first - 1:
+                self.set_meta("filed_seq", first + len(records) - 1)
+
+    def _file_sealed(self, row, key, response, status, events):
+        """Inside a transaction: one sealed invoice, its events and its request's answer."""
+        filed = self.db.execute(
+            "INSERT OR IGNORE INTO invoices (counter, fiscal_number, seq, invoice_hash, canonical, invoice_json, "
+            "sealed_json, merchant_nif, outlet_id, client_nif, invoice_type, timestamp, sealed_at, total, currency, "
+            "reference) VALUES (:counter, :fiscal_number, :seq, :invoice_hash, :canonical, :invoice_json, "
+            ":sealed_json, :merchant_nif, :outlet_id, :client_nif, :invoice_type, :timestamp, :sealed_at, :total, "
+            ":currency, :reference)", dict({"reference": None}, **row)).rowcount
+        if filed:
+            if row.get("credit") is not None:   # a credit note: what it credits, in the same transaction
+                credits.add(self.db, row["counter"], row["credit"][0], row["seq"], row["credit"][1])
+            for event_type, payload in events:
+                outbox.enqueue(self.db, event_type, payload, time.time())
+        elif row.get("canonical") is not None:
+            # filed earlier from the journal alone (a lost store): the retry brings the content
+            self.db.execute(
+                "UPDATE invoices SET canonical=:canonical, invoice_json=:invoice_json, merchant_nif=:merchant_nif, "
+                "outlet_id=:outlet_id, client_nif=:client_nif, timestamp=:timestamp, reference=:reference "
+                "WHERE counter=:counter AND canonical IS NULL AND invoice_hash=:invoice_hash",
+                dict({"reference": None}, **row))
+        if key is not None:
+            self.db.execute("UPDATE requests SET state='done', status=?, response=? WHERE key=?",
+                            (status, response, key))
 
     def list_invoices(self, params):
         """(rows, page, per_page) of GET /api/v1/invoices for these query parameters."""

@@ -1,0 +1,388 @@
+"""Group commit on the owner thread (issue 15): queued one-call seals go to the device K at a time.
+
+Mixed into Owner. ``seal_grouped`` queues an accepted one-call request (hostd/api/accept.py) and
+returns a future; one owner job at a time drains the queue:
+
+- **K adapts to the queue.** A drain takes what is waiting, up to MAX_ITEMS requests and
+  MAX_BATCH bytes of batch document (protocol/batch.py). An idle daemon finds one request and
+  seals it with a plain SEAL (``seal_new``): a lone POS sees the single-lane latency. Under load
+  the requests that arrived while the device worked go together in one SEAL_BATCH (PROTOCOL.md
+  4.24): one frame upload, one flash sync, and one durable SQLite transaction for the whole
+  group (``Store.record_sealed_batch``): the requests' answers, the invoices, their events, the
+  journal mirror of every record the batch wrote and the filing mark.
+- **Pipelined.** As soon as the device has answered group i (its records read), group i+1 is sent,
+  and group i is filed while the device signs group i+1; nothing else uses the link until group
+  i+1's answer is read. A drain seals at most MAX_ROUNDS groups and then gives the owner back to
+  the other jobs in its queue (exports in slices, INFO, archiving).
+- **Credit types stay single.** A credit note or export credit needs its EVIDENCE first, so it is
+  never batched: it goes through ``seal_new`` as its own job (the device would refuse it in a
+  batch with BATCH_CREDIT anyway, and that refusal, too, sends it down the single path).
+
+Exactly once, as on the single path (hostd/owner/sealing.py): the request rows of a group are
+stored in one commit without a sync before the batch goes out, so a daemon crash finds them, and
+the journal has the seals (reconcile files them at the next start). Whatever is not a clean
+answer for an entry (the link lost or timing out mid-batch, a device that does not know
+SEAL_BATCH, a transient refusal such as JOURNAL_FULL or CLOCK_UNSET, a key stored before) goes
+on in ``seal``, the state machine on the stored row: it SEALs the same request id again, and the
+device answers the seal it made or seals now, exactly once. Final refusals (the invoice family,
+REQUEST_ID_REUSED) are stored as the answer in the group's transaction.
+
+``seal_many`` (POST /api/v1/invoices/batch) takes the same path for the items of one request, in
+one owner job and in order, so its good items get consecutive fiscal numbers.
+"""
+
+import collections
+import concurrent.futures
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+
+from protocol import batch, invoice, record
+from hostd.books import envelope, fastcbor
+from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError, KeyReused, StoreUnavailable
+from hostd.owner.reconcile import UNFILEABLE
+from hostd.owner.sealing import FINAL_REFUSALS
+
+log = logging.getLogger("fiscal.owner")
+MAX_ROUNDS = 16     # groups one drain job seals before it lets other owner jobs run
+
+
+class _Item:
+    """One queued request: its pending row, its deadline and where its answer goes (once)."""
+
+    __slots__ = ("pending", "deadline", "_done", "answered")
+
+    def __init__(self, pending, deadline, done):
+        self.pending, self.deadline, self._done, self.answered = pending, deadline, done, False
+
+    def done(self, result, exc):
+        if not self.answered:
+            self.answered = True
+            self._done(result, exc)
+
+
+class _Group:
+    """One SEAL_BATCH: its items, which were sent, and what became of each."""
+
+    def __init__(self, items):
+        self.items = items
+        self.sent = []       # indices of the items in the batch document, in order
+        self.later = []      # indices that go on in ``seal`` one by one
+        self.started = None  # the client's token while the last chunk's answer is awaited
+        self.outcome = None  # DeviceClient.seal_batch_finish's answer
+        self.filed = []      # (index, sealed result, record fields)
+        self.failed = []     # (index, http status, response) final refusals
+        self.partial = False  # a sealed entry is not filed here: reconcile mirrors and files the records
+
+
+def batchable(pending):
+    """Whether a request may go into a SEAL_BATCH: not a credit type, and small enough."""
+    return (pending.get("invoice_type") not in invoice.CREDIT_TYPES
+            and batch.document_size([len(pending["canonical"])]) <= batch.MAX_BATCH)
+
+
+def _resolve(item, fn, *args):
+    """Run ``fn(*args)`` for one item and hand its result (or error) to the item."""
+    try:
+        item.done(fn(*args), None)
+    except Exception as exc:   # every item hears its own outcome; nothing is left waiting
+        item.done(None, exc)
+
+
+class Batching:
+    """Expects Owner's ``store``, ``run``, ``device``, ``client``, ``_drop``, ``_crash_point``,
+    ``seal``, ``seal_new``, ``_filing``, ``_after_job``, ``on_event``, ``sealed_since_check``,
+    ``archive``, ``journal_full``."""
+
+    def _group_init(self):
+        self.queue = collections.deque()
+        self.queue_lock = threading.Lock()
+        self.draining = False
+        self.batching = True   # False once the device refused SEAL_BATCH as unknown (older firmware)
+        self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent: /status and the bench read them
+
+    # -- the one-call path, grouped ----------------------------------------------------------------
+    def seal_grouped(self, pending, budget):
+        """A concurrent.futures.Future of (http status, response bytes) for an accepted one-call
+        request, sealed with whatever else is queued (module docstring)."""
+        if not self.batching or not batchable(pending):
+            return self.run(self.seal_new, pending, budget)
+        future = concurrent.futures.Future()
+
+        def done(result, exc):
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+        with self.queue_lock:
+            self.queue.append(_Item(pending, time.monotonic() + budget, done))
+            if not self.draining:
+                self.draining = True
+                self.run(self._drain)
+        return future
+
+    def _drain(self):
+        rounds = [0]
+
+        def take(idle):
+            with self.queue_lock:
+                if rounds[0] >= MAX_ROUNDS or not self.queue:
+                    return []
+                rounds[0] += 1
+                if idle and len(self.queue) == 1:
+                    return [self.queue.popleft()]
+                return self._take(self.queue)
+        try:
+            self._pipeline(take)
+        finally:
+            with self.queue_lock:
+                if self.queue:
+                    self.run(self._drain)
+                else:
+                    self.draining = False
+
+    @staticmethod
+    def _take(queue):
+        """Pop the longest prefix of ``queue`` that fits one batch document."""
+        out, sizes = [], []
+        while queue and len(out) < batch.MAX_ITEMS:
+            n = len(queue[0].pending["canonical"])
+            if out and batch.document_size(sizes + [n]) > batch.MAX_BATCH:
+                break
+            sizes.append(n)
+            out.append(queue.popleft())
+        return out
+
+    # -- POST /api/v1/invoices/batch ----------------------------------------------------------------
+    def seal_many(self, pendings, budget):
+        """Seal each request in order, one job: [(http status, response bytes)]. A request the
+        device cannot take now answers its own error envelope; the others go on."""
+        deadline = time.monotonic() + budget
+        out = [None] * len(pendings)
+        bugs = []
+
+        def answer(i):
+            def done(result, exc):
+                if exc is None:
+                    out[i] = result
+                elif isinstance(exc, HostdError):
+                    out[i] = envelope.error_of(exc)[:2]
+                else:
+                    bugs.append(exc)
+            return done
+        items = [_Item(p, deadline, answer(i)) for i, p in enumerate(pendings)]
+        queue = collections.deque(items)
+
+        def take(idle):
+            if not queue:
+                return []
+            if not self.batching or not batchable(queue[0].pending):
+                return [queue.popleft()]
+            got = []
+            while queue and batchable(queue[0].pending) and len(got) < batch.MAX_ITEMS:
+                got.append(queue[0])
+                sizes = [len(i.pending["canonical"]) for i in got]
+                if len(got) > 1 and batch.document_size(sizes) > batch.MAX_BATCH:
+                    got.pop()
+                    break
+                queue.popleft()
+            return got
+        self._pipeline(take)
+        if bugs:
+            raise bugs[0]
+        return out
+
+    # -- the pipeline -------------------------------------------------------------------------------
+    def _pipeline(self, take):
+        """Seal the groups ``take(idle)`` hands out ([] when none is left) until it runs dry: group
+        i+1 goes out once group i's answer is in, and group i is filed while the device works.
+        Nothing but group i+1 uses the link until its answer is read: when group i has requests
+        to seal alone, or archiving is due, group i+1 waits until group i is done. Should anything
+        unforeseen fail, every request taken and not answered yet hears that error."""
+        taken = []
+
+        def counted(idle):
+            items = take(idle)
+            taken.extend(items)
+            return items
+        try:
+            self._run_pipeline(counted)
+        except BaseException as exc:
+            self._drop("a batch went wrong: %s" % exc)   # the link's state is unknown: reconnect
+            for item in taken:
+                item.done(None, exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc))
+            raise
+
+    def _run_pipeline(self, take):
+        current = None
+        while True:
+            if current is not None:
+                self._finish_group(current)
+            items = take(current is None)
+            if not items and current is None:
+                return
+            single = len(items) == 1 and (current is None or not self.batching or not batchable(items[0].pending))
+            early = bool(items) and not single and (current is None or (not current.later and not self._archive_due()))
+            nxt = self._start_group(items) if early else None   # out before group i is filed: pipelined
+            if current is not None:
+                self._file_group(current)
+                self._later(current)
+                if not early:
+                    self._after_job()                   # archiving, when due, while nothing is out
+            if single:
+                item = items[0]
+                _resolve(item, self.seal_new, item.pending, max(0.0, item.deadline - time.monotonic()))
+            elif items and not early:
+                nxt = self._start_group(items)
+            if not items:
+                return
+            current = nxt
+
+    def _archive_due(self):
+        return self.archive is not None and (self.journal_full or self.sealed_since_check >= 32)
+
+    def _start_group(self, items):
+        """Store the group's request rows (one commit, no sync) and send its SEAL_BATCH."""
+        group = _Group(items)
+        try:
+            inserted = self.store.add_pendings([item.pending for item in items])
+        except sqlite3.Error as exc:
+            for item in items:
+                item.done(None, StoreUnavailable("the store cannot take the request (%s); nothing was sealed, "
+                                                 "retry with the same Idempotency-Key" % exc))
+            return None
+        for i, fresh in enumerate(inserted):
+            (group.sent if fresh else group.later).append(i)
+        if not group.sent:
+            return group
+        deadline = min(items[i].deadline for i in group.sent)
+        entries = [(items[i].pending["request_id"], items[i].pending["canonical"]) for i in group.sent]
+        try:
+            group.started = self.device(deadline).seal_batch_start(entries)
+        except DeviceUnavailable as exc:
+            self._drop(exc.detail)
+            self._lost(group, exc)
+        except DeviceRefused as exc:
+            self._batch_refused(group, exc)
+        self.group_sizes[len(group.sent)] += 1
+        return group
+
+    def _lost(self, group, exc):
+        log.warning("a SEAL_BATCH of %d requests got no answer (%s): each goes on by its request id",
+                    len(group.sent), exc.detail)
+        self._fall_back(group)
+
+    def _fall_back(self, group):
+        group.later.extend(group.sent)
+        group.sent, group.started = [], None
+
+    def _batch_refused(self, group, exc):
+        """The whole batch refused (no entry ran): every request goes on alone."""
+        if exc.name == "MESSAGE_UNKNOWN":
+            log.warning("the device does not know SEAL_BATCH (older firmware): sealing one invoice at a time")
+            self.batching = False
+        else:
+            log.error("the device refused a SEAL_BATCH as a whole (%s): its requests go on one by one", exc.detail)
+        self._fall_back(group)
+
+    def _finish_group(self, group):
+        """Read the batch's answer and records (the last link traffic of the group)."""
+        if group.started is None:
+            return
+        started, group.started = group.started, None
+        try:
+            if self.client is None:
+                raise DeviceUnavailable("the link was lost before the batch's answer")
+            group.outcome = self.client.seal_batch_finish(started)
+        except DeviceUnavailable as exc:
+            self._drop(exc.detail)
+            self._lost(group, exc)
+            return
+        except DeviceRefused as exc:
+            self._batch_refused(group, exc)
+            return
+        self._crash_point("after_commit_answered")
+        self._crash_point("after_batch_answered")
+        for i, outcome in zip(group.sent, group.outcome["outcomes"]):
+            pending = group.items[i].pending
+            if outcome[0] == "sealed":
+                sealed = outcome[1]
+                fields = fastcbor.decode_record(sealed[record.S_RECORD] + sealed[record.S_SIGNATURE])[0]
+                if fields.get(record.K_REQUEST_ID) != pending["request_id"] or \
+                        fields.get(record.K_INVOICE_HASH) != hashlib.sha256(pending["canonical"]).digest():
+                    group.items[i].done(None, DeviceUnavailable("device sealed a different invoice under this request"))
+                    group.partial = True
+                    continue
+                group.filed.append((i, sealed, fields))
+                if not outcome[2]:
+                    self.sealed_since_check += 1
+            elif outcome[1] in FINAL_REFUSALS:
+                group.failed.append((i, 422, envelope.error_body("FISCALIZATION_FAILED", outcome[2],
+                                                                 device_code=outcome[1])))
+            else:   # transient (JOURNAL_FULL, CLOCK_UNSET, STORAGE_FAILURE, BATCH_CREDIT ...): alone, in seal
+                group.later.append(i)
+
+    def _file_group(self, group):
+        """File the whole group in one durable transaction, then answer its requests."""
+        if group.outcome is None and not group.failed:
+            return
+        filed, quarantined, answers = [], [], []
+        for i, sealed, fields in group.filed:
+            pending = group.items[i].pending
+            try:
+                doc, body, events = self._filing(pending, sealed, fields)
+            except UNFILEABLE as exc:
+                body = envelope.sealed_body(sealed)
+                reason = "%s: %s" % (type(exc).__name__, getattr(exc, "detail", exc))
+                log.error("journal record %d (%s) quarantined, not filed: %s", fields[record.K_SEQ],
+                          sealed[record.S_FISCAL_NUMBER], reason)
+                quarantined.append((fields[record.K_SEQ], sealed[record.S_FISCAL_NUMBER], reason, body.decode(),
+                                    pending["key"], body))
+                answers.append((i, (200, body)))
+                continue
+            except DeviceUnavailable as exc:   # a rolled-back device: that request hears it
+                group.items[i].done(None, exc)
+                group.partial = True
+                continue
+            filed.append((doc, pending["key"], body, events))
+            answers.append((i, (200, body)))
+        failed = [(group.items[i].pending["key"], status, body) for i, status, body in group.failed]
+        answers += [(i, (status, body)) for i, status, body in group.failed]
+        mirror = None
+        outcome = group.outcome
+        if outcome is not None and outcome["records"] and not group.partial:
+            prev, hashes = outcome["prev"], []
+            for rec in outcome["records"]:
+                prev = record.record_hash(prev, rec)
+                hashes.append(prev)
+            mirror = (outcome["first"], outcome["records"], hashes, outcome["prev"])
+        try:
+            self.store.record_sealed_batch(filed, mirror, failed, quarantined)
+        except sqlite3.Error as exc:
+            # the journal holds the seals: the retry with the same key SEALs again, is answered the
+            # same seal and files it (as a failed filing on the single path)
+            for i, _ in answers:
+                group.items[i].done(None, StoreUnavailable("the store cannot file the sealed invoice (%s); retry "
+                                                           "with the same Idempotency-Key" % exc))
+            return
+        for i, result in answers:
+            group.items[i].done(result, None)
+        if filed and self.on_event is not None:
+            self.on_event()
+
+    def _later(self, group):
+        """The requests of the group that go on alone, in order, through the stored row."""
+        for i in sorted(group.later):
+            item = group.items[i]
+            _resolve(item, self._seal_stored, item.pending, max(0.0, item.deadline - time.monotonic()))
+        group.later = []
+
+    def _seal_stored(self, pending, budget):
+        row = self.store.request(pending["key"])
+        if row is None:   # its row was never stored
+            return self.seal_new(pending, budget)
+        if row["body_hash"] != pending["body_hash"]:
+            raise KeyReused()
+        return self.seal(pending["key"], budget)

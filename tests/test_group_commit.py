@@ -1,0 +1,235 @@
+"""Group commit on the owner (hostd/owner/batching.py, issue 15), in process against the real core.
+
+Queued one-call seals go to the device as SEAL_BATCH groups, K adapting to the queue (a lone
+request is a plain SEAL); each group is filed in ONE SQLite transaction with the journal mirror
+and the filing mark; credit types stay on the single path; anything but a clean answer (a lost
+answer, an old firmware, a transient refusal, a key stored before) goes on through the stored
+row, exactly once.
+"""
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+
+from hostd.errors import DeviceUnavailable, KeyReused
+from hostd.intake.canonical import parse_invoice
+from hostd.store.store import COLUMNS
+from protocol import messages, record
+from tests.daemonkit import authored, sample
+from tests.devkit import Bench, encode_invoice, make_invoice
+from tests.test_owner import CoreClient, make_owner
+
+
+def pending_of(key, raw=None, canonical=None):
+    """The ``pending`` dict hostd/api/accept.py makes of a request (``canonical`` overrides the
+    bytes sent to the device, to craft an invoice the device refuses)."""
+    raw = raw if raw is not None else sample(cashier_id=key[-40:])
+    parsed = parse_invoice(raw)
+    out = {"key": key, "body_hash": hashlib.sha256(raw).digest(), "canonical": canonical or parsed.canonical,
+           "invoice_json": raw.decode(), "created": time.time(), "request_id": record.request_id_for(key),
+           "state": "new", "reference": None}
+    for name in COLUMNS:
+        out[name] = parsed.columns.get(name)
+    return out
+
+
+class Spy:
+    """Counts the device messages the owner sends and the store's sealing transactions."""
+
+    def __init__(self, owner, store, bench):
+        self.messages = []
+        self.batches = 0
+        self.singles = 0
+        real_handle = bench.core.handle
+
+        def handle(payload):
+            mid = messages.parse_request(payload)[0]
+            self.messages.append(messages.MESSAGES[mid][0])
+            return real_handle(payload)
+        bench.core.handle = handle
+        real_batch, real_single = store.record_sealed_batch, store.record_sealed
+
+        def batch_tx(*args, **kw):
+            self.batches += 1
+            return real_batch(*args, **kw)
+
+        def single_tx(*args, **kw):
+            self.singles += 1
+            return real_single(*args, **kw)
+        store.record_sealed_batch, store.record_sealed = batch_tx, single_tx
+
+
+def counters(results):
+    return [json.loads(body)["payload"]["counter"] for status, body in results]
+
+
+def assert_exactly_once(bench, store, keys):
+    """Every key sealed once on the device, filed once, the mirror complete and marked filed."""
+    rids = [record.request_id_for(k) for k in keys]
+    recs = [r for r in bench.records() if record.type_of(r) == record.INVOICE]
+    got = [bytes(r[3:19]) for r in recs]
+    for rid in rids:
+        assert got.count(rid) == 1
+    assert bench.verify()["counter"] == bench.core.counter
+    assert store.journal_seq() == bench.core.seq and store.meta("filed_seq") == bench.core.seq
+    filed = store.db.execute("SELECT counter FROM invoices ORDER BY counter").fetchall()
+    assert [r[0] for r in filed] == list(range(1, bench.core.counter + 1))
+
+
+def test_batch_endpoint_seals_in_groups_one_transaction_each(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    spy = Spy(owner, store, bench)
+    syncs = bench.flash.syncs
+    keys = ["1p:many-%d" % i for i in range(40)]
+    results = owner.seal_many([pending_of(k) for k in keys], 15)
+    assert [s for s, _ in results] == [200] * 40
+    assert counters(results) == list(range(1, 41))            # in order, consecutive
+    assert spy.messages.count("SEAL") == 0 and spy.batches == 3 and spy.singles == 0   # 16 + 16 + 8
+    assert bench.flash.syncs - syncs == 3                      # one flash sync per group
+    assert_exactly_once(bench, store, keys)
+    for k, (status, body) in zip(keys, results):
+        row = store.request(k)
+        assert row["state"] == "done" and row["response"] == body
+    again = owner.seal_many([pending_of(k) for k in keys], 15)  # a retried batch replays by key
+    assert again == results and bench.core.counter == 40
+
+
+def test_queued_seals_go_together_and_an_idle_one_alone(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    spy = Spy(owner, store, bench)
+    alone = owner.seal_grouped(pending_of("1p:idle"), 15).result(10)
+    assert alone[0] == 200 and spy.messages == ["SEAL"] and spy.batches == 0   # K=1: a plain SEAL
+    gate = threading.Event()
+    owner.run(gate.wait, 10)                                   # the owner is busy: requests queue up
+    keys = ["1p:queued-%d" % i for i in range(20)]
+    futures = [owner.seal_grouped(pending_of(k), 15) for k in keys]
+    gate.set()
+    results = [f.result(20) for f in futures]
+    assert [s for s, _ in results] == [200] * 20 and counters(results) == list(range(2, 22))
+    assert spy.messages.count("SEAL") == 1 and spy.batches == 2          # 16, then 4 pipelined
+    assert sorted(owner.group_sizes.items()) == [(4, 1), (16, 1)]
+    assert_exactly_once(bench, store, keys + ["1p:idle"])
+    owner.close()
+
+
+def test_credit_types_stay_on_the_single_path(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    called = []
+    real = owner.seal_new
+    owner.seal_new = lambda pending, budget: (called.append(pending["key"]), real(pending, budget))[1]
+    sold = owner.seal_grouped(pending_of("1p:sold"), 15).result(10)
+    number = json.loads(sold[1])["payload"]["fiscal_number"]
+    # the host's credit intake is another module's: the request as it would come out of it
+    credit = pending_of("1p:credit", canonical=encode_invoice(make_invoice(itype="credit_note", credit=number,
+                                                                            timestamp=authored())))
+    credit["invoice_type"] = "credit_note"
+    future = owner.seal_grouped(credit, 1)        # without EVIDENCE the device refuses it, on seal_new
+    with pytest.raises(DeviceUnavailable):
+        future.result(10)
+    assert called == ["1p:sold", "1p:credit"] and not owner.group_sizes
+    # in the batch endpoint, a credit between two groups is sealed alone, in order
+    pendings = [pending_of("1p:a-%d" % i) for i in range(3)] + [dict(credit, key="1p:credit-2")] + \
+        [pending_of("1p:b-%d" % i) for i in range(3)]
+    pendings[3]["request_id"] = record.request_id_for("1p:credit-2")
+    results = owner.run(owner.seal_many, pendings, 2).result(30)
+    assert called[-1] == "1p:credit-2" and sorted(owner.group_sizes.items()) == [(3, 2)]
+    assert counters(results[:3] + results[4:]) == [2, 3, 4, 5, 6, 7]
+    owner.close()
+
+
+def test_refusals_in_a_group_final_stored_transient_alone(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    bad = make_invoice()
+    bad[10][3] += 1                                            # totals off: the device refuses it
+    pendings = [pending_of("1p:ok-0"), pending_of("1p:bad", canonical=encode_invoice(bad)), pending_of("1p:ok-1")]
+    store.add_pending(dict(pendings[2]))                       # stored before: goes on through its row
+    results = owner.seal_many(pendings, 15)
+    assert [s for s, _ in results] == [200, 422, 200]
+    refused = json.loads(results[1][1])
+    assert refused["code"] == "FISCALIZATION_FAILED" and refused["device_code"] == "TOTALS_MISMATCH"
+    assert store.request("1p:bad")["state"] == "done" and store.request("1p:bad")["status"] == 422
+    assert counters([results[0], results[2]]) == [1, 2]
+    with pytest.raises(KeyReused):
+        other = pending_of("1p:ok-0", sample(cashier_id="another body"))
+        owner.seal_grouped(other, 15).result(10)
+    assert_exactly_once(bench, store, ["1p:ok-0", "1p:ok-1"])
+
+
+def test_a_device_without_seal_batch_seals_one_by_one(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    real = bench.core.handle
+
+    def old_firmware(payload):
+        if messages.parse_request(payload)[0] == messages.msg_id("SEAL_BATCH"):
+            return messages.encode_error(0, messages.MessageError("MESSAGE_UNKNOWN", "message id 19 is not known"))
+        return real(payload)
+    bench.core.handle = old_firmware
+    keys = ["1p:old-%d" % i for i in range(5)]
+    results = owner.seal_many([pending_of(k) for k in keys], 15)
+    assert counters(results) == [1, 2, 3, 4, 5] and owner.batching is False
+    assert_exactly_once(bench, store, keys)
+
+
+class LosingClient(CoreClient):
+    """Loses the answer to the last chunk of the first SEAL_BATCH (the device did seal it)."""
+
+    lost = False
+
+    def _await(self, seq):
+        answer = CoreClient._await(self, seq)
+        if answer is not None and not LosingClient.lost and messages.decode_response(answer)[0] == "SEAL_BATCH" \
+                and "results" in messages.decode_response(answer)[3]:
+            LosingClient.lost = True
+            raise DeviceUnavailable("device link lost: the answer never came")
+        return answer
+
+
+def test_a_lost_batch_answer_recovers_every_request_exactly_once(tmp_path):
+    from hostd.owner.owner import Owner
+    from hostd.store.store import Store
+    bench = Bench()
+    store = Store(str(tmp_path / "fiscal.sqlite"))
+    owner = Owner("memory", store, client_factory=lambda path, timeout, on_sent: LosingClient(bench, on_sent=on_sent))
+    owner.device(time.monotonic() + 5)
+    keys = ["1p:lost-%d" % i for i in range(10)]
+    results = owner.seal_many([pending_of(k) for k in keys], 15)
+    assert LosingClient.lost and [s for s, _ in results] == [200] * 10
+    assert counters(results) == list(range(1, 11))
+    assert_exactly_once(bench, store, keys)
+    for k, (status, body) in zip(keys, results):            # what each was told is what the device sealed
+        rid = record.request_id_for(k)
+        sealed = bench.ok("STATUS", request_id=rid)["sealed"]
+        assert json.loads(body)["payload"]["fiscal_number"] == sealed[record.S_FISCAL_NUMBER]
+
+
+def test_an_entry_that_cannot_be_filed_leaves_the_mirror_to_reconcile(tmp_path):
+    """A counter already filed with another record (a replaced device) refuses that request; the
+    others are answered, and the batch's records are left for reconcile rather than marked filed
+    past an invoice nobody filed."""
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.device(time.monotonic() + 5)
+    real = store.sealed_ledger
+    store.sealed_ledger = lambda counter: "00" * 32 if counter == 2 else real(counter)
+    results = owner.seal_many([pending_of("1p:part-%d" % i) for i in range(3)], 15)
+    assert [s for s, _ in results] == [200, 503, 200]
+    assert json.loads(results[1][1])["code"] == "DEVICE_UNAVAILABLE"
+    assert store.meta("filed_seq", 0) < bench.core.seq          # nothing marked filed past record 2
+    store.sealed_ledger = real
+    owner.info = owner.call(time.monotonic() + 5, "INFO")
+    owner.reconcile()                                            # the next connect files what is left
+    assert store.meta("filed_seq") == bench.core.seq and store.journal_seq() == bench.core.seq
+    assert [r[0] for r in store.db.execute("SELECT counter FROM invoices ORDER BY counter")] == [1, 2, 3]
