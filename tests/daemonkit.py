@@ -24,6 +24,18 @@ def utc_now():
     return timefmt.format_time(int(time.time()))
 
 
+_AUTHORED = []
+
+
+def authored():
+    """One timestamp for the whole test run (the first call's UTC time): a test that dates its
+    invoices itself sends the same bytes all run long, so a retry is a retry, inside the
+    device's -48 h window."""
+    if not _AUTHORED:
+        _AUTHORED.append(utc_now())
+    return _AUTHORED[0]
+
+
 def sample(name="invoice-002-services.json", **changes):
     """Sample invoice JSON bytes as shipped, with top-level or dotted changes (e.g. cashier_id="c-2").
     The samples carry no timestamp (the daemon dates an invoice without one as it accepts it), so

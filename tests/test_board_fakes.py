@@ -418,11 +418,12 @@ HEAP = 200 * 1024
 
 # What a deploy puts under /lib, lazily imported modules included (credits and closing load at the
 # first EVIDENCE or CLOSE, books at CLOSE and ARCHIVED): the session above needs every one of them.
-BOARD_MODULES = [("protocol", n) for n in ("__init__", "cbor", "cert", "closure", "errors", "frames", "invoice",
-                  "merkle", "messages", "p256", "profile_check", "record", "smt", "taxgroups", "timefmt", "usbids")] + \
-                [("device", n) for n in ("__init__", "archive", "block_flash", "board", "books", "closing", "core",
-                  "credits", "flash", "identity", "journal", "keystore", "link", "nonces", "p256_table", "ports",
-                  "profile", "recovery", "ring", "sealing", "signer", "table_file", "usb_link")]
+BOARD_MODULES = [("protocol", n) for n in (
+    "__init__", "batch", "cbor", "cert", "closure", "errors", "frames", "invoice", "merkle", "messages", "p256",
+    "profile_check", "record", "smt", "taxgroups", "timefmt", "usbids")] + [("device", n) for n in (
+        "__init__", "archive", "batch", "block_flash", "board", "books", "closing", "core", "credits", "flash",
+        "identity", "journal", "keystore", "link", "nonces", "p256_table", "ports", "profile", "recovery", "ring",
+        "sealing", "signer", "table_file", "usb_link")]
 
 
 @pytest.fixture(scope="module")
