@@ -20,7 +20,6 @@ the journal keeps the chain itself: ``head_hash``, and ``chain(seq)`` for any li
 
 from protocol import cbor, record
 from protocol.errors import JournalError
-from device import recovery
 from device.ring import HEAD, MAX_RECORD, TAIL, Ring, align, frame, stored_size
 
 
@@ -45,6 +44,7 @@ class Journal:
         self.profile_hash = None   # marks kept by note()
         self.credit_root = None
         self.closed = {}
+        from device import recovery   # power-up only: a board drops it after (device/core.py)
         recovery.scan(self)
 
     # -- finding records -------------------------------------------------------------------
