@@ -19,7 +19,7 @@ from hostd.cli.verify import verify
 from protocol import cert, messages
 from protocol.errors import code_of
 from device.signer import Signer
-from tests.devkit import T0, encode_invoice, make_invoice
+from tests.devkit import SEED_TG, T0, encode_invoice, make_invoice
 
 
 def _call(core, name, **fields):
@@ -181,6 +181,7 @@ def _certified_export(auth_dir, seed="id"):
     data = authority.issue(auth_dir, prov["device_id"], prov["public_key"])
     _call(core, "CERTIFY", certificate=data)
     _call(core, "SET_TIME", time=T0)
+    assert _call(core, "PROFILE", data=SEED_TG)[1] == 0      # protocol 3: no seal without a profile
     canonical = encode_invoice(make_invoice())
     nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical, request_id=b"\x01" * 16)[3]["nonce"]
     _call(core, "COMMIT", nonce=nonce)
@@ -233,6 +234,9 @@ class FakeClient:
 
     def handshake(self):
         return self.call("INFO")
+
+    def install_profile(self, data):
+        return self.call("PROFILE", data=data)
 
     def call(self, name, **fields):
         from hostd.errors import DeviceRefused
