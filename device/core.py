@@ -100,7 +100,8 @@ class Core(Sealing):
         if resident is None or len(modules) == len(resident) or self.closing is not None:
             return
         for name in [m for m in modules if m not in resident and (m[:7] == "device." or m[:9] == "protocol.")]:
-            modules[name].__dict__.clear()
+            if modules[name] is not None:
+                modules[name].__dict__.clear()
             modules[name] = None
             del modules[name]
             dot = name.rfind(".")
