@@ -13,12 +13,15 @@ device/archive.py (ARCHIVED), device/credits.py (EVIDENCE, credit notes), device
 (CLOSE, X), device/batch.py (SEAL_BATCH). PROTOCOL.md (version 3) is the spec.
 
 Unloading (``unload=True``, what device/board.py passes): a board pays for the modules imported on
-first use only while they run. Every module imported since the core was built is dropped from
-``sys.modules`` and from its package after the power-up and after each request, then garbage is
-collected, so the next request that needs one imports it again from flash (its bytecode; the
-names it interns stay). An M or Y closure received in chunks keeps its modules until its last
-chunk (``closing`` holds their objects). Nothing such a module holds may outlive its request
-except through the core's own attributes, which hold plain data.
+first use only while they run. Every module of ``device`` and ``protocol`` imported since the core
+was built (the journal's recovery walk included) is dropped after the power-up and after each
+request: its namespace cleared, its entries in ``sys.modules`` and its package removed, garbage
+collected. The next request that needs one imports it again from flash (tools/upy_reimport.py
+measures that: a fraction of the signature or verification the message does anyway); the names
+it interned stay. An M or Y closure received in chunks keeps its modules until its last chunk
+(``closing`` holds their objects). So what outlives a request holds plain data only, or objects
+of resident modules: this module imports device/signer.py for the Signer device/identity.py
+makes, and a board passes ``table`` (a Signer without one imports device/p256_table.py).
 """
 
 import gc
@@ -31,6 +34,7 @@ from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
 from device.sealing import Sealing
+from device.signer import Signer   # noqa: F401  resident: the core keeps one (device/identity.py makes it)
 
 FIRMWARE = "fiscal-core 0.3.0"
 PROTOCOL_VERSION = 3
@@ -87,16 +91,24 @@ class Core(Sealing):
         self._unload()
 
     def _unload(self):
-        """Forget the modules imported since the core was built (``unload`` only), unless an M or
-        Y closure is half received."""
+        """Forget the modules of ``device`` and ``protocol`` imported since the core was built
+        (``unload`` only), unless an M or Y closure is half received. Each one's namespace is
+        cleared, and its entries in ``sys.modules`` and its package are set to None before they
+        are deleted: a MicroPython dict keeps a deleted entry's value in its table until the slot
+        is reused, and the conservative collector keeps everything reachable from a stale word,
+        so a whole module could stay alive through one of them."""
         resident, modules = self.resident, sys.modules
         if resident is None or len(modules) == len(resident) or self.closing is not None:
             return
-        for name in [m for m in modules if m not in resident]:
+        for name in [m for m in modules if m not in resident and (m[:7] == "device." or m[:9] == "protocol.")]:
+            if modules[name] is not None:
+                modules[name].__dict__.clear()
+            modules[name] = None
             del modules[name]
             dot = name.rfind(".")
-            package = modules.get(name[:dot]) if dot > 0 else None
-            if package is not None and name[dot + 1:] in dir(package):
+            package = modules.get(name[:dot])
+            if package is not None and getattr(package, name[dot + 1:], None) is not None:
+                setattr(package, name[dot + 1:], None)
                 delattr(package, name[dot + 1:])
         gc.collect()
 

@@ -26,7 +26,6 @@ the journal keeps the chain itself: ``head_hash``, and ``chain(seq)`` for any li
 
 from protocol import cbor, record
 from protocol.errors import JournalError
-from device import recovery
 from device.ring import HEAD, MAX_RECORD, TAIL, Ring, align, frame, stored_size
 
 
@@ -53,6 +52,7 @@ class Journal:
         self.closed = {}
         self.deferred = False  # set while a SEAL_BATCH programs its records: one sync at its end
         self.unsynced = 0      # records programmed since the last sync
+        from device import recovery   # power-up only: a board drops it after (device/core.py)
         recovery.scan(self)
 
     # -- finding records -------------------------------------------------------------------

