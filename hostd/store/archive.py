@@ -18,6 +18,8 @@ import hashlib
 import os
 import struct
 
+from hostd.store.files import write_durably
+
 MAGIC = b"FMDSEG1\n"
 
 
@@ -45,22 +47,11 @@ class Archive:
 
     def write(self, first_seq, records, last_hash, now):
         """Write one durable segment of ``records`` (from ``first_seq``) and index it; return its row id."""
-        os.makedirs(self.directory, exist_ok=True)
         last_seq = first_seq + len(records) - 1
         name = "journal-%010d-%010d.seg" % (first_seq, last_seq)
         path = os.path.join(self.directory, name)
         data = MAGIC + b"".join(struct.pack(">I", len(r)) + bytes(r) for r in records)
-        tmp = path + ".new"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_durably(path, data)
         self._conn().execute("INSERT OR REPLACE INTO archives (first_seq, last_seq, file, sha256, last_hash, created, "
                              "acknowledged) VALUES (?, ?, ?, ?, ?, ?, 0)",
                              (first_seq, last_seq, name, hashlib.sha256(data).hexdigest(), last_hash, now))

@@ -21,20 +21,14 @@ import os
 import sqlite3
 
 from hostd.store import outbox
+from hostd.store.files import write_durably
 
 
 def write_file(directory, name, data, digest):
-    """Write a report file durably (temp file, fsync, rename) with a ``sha256sum -c`` sidecar;
-    return its path."""
-    os.makedirs(directory, exist_ok=True)
+    """Write a report file durably with a ``sha256sum -c`` sidecar; return its path."""
     path = os.path.join(directory, name)
-    for target, content in ((path, data), (path + ".sha256", ("%s  %s\n" % (digest, name)).encode())):
-        tmp = target + ".tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+    write_durably(path, data)
+    write_durably(path + ".sha256", ("%s  %s\n" % (digest, name)).encode())
     return path
 
 

@@ -117,6 +117,11 @@ MIGRATIONS = (
         seq INTEGER PRIMARY KEY, type TEXT NOT NULL, time INTEGER NOT NULL, name TEXT, detail TEXT);
     CREATE INDEX technical_time ON technical(time);
     """,
+    # Step 11 (issue 15, "Scale"): GET /invoices?status=synced found no row by scanning every one
+    # in counter order (182 ms at 100,000 invoices, linear); the index answers it at once.
+    """
+    CREATE INDEX invoices_status ON invoices(dgi_status, counter);
+    """,
 )
 
 
