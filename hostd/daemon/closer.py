@@ -23,6 +23,7 @@ log = logging.getLogger("fiscal.daemon")
 DEFAULT_AT = "23:55"
 LOOKBACK = 31      # days checked for a missing Z
 RETRY = 60.0       # seconds before a failed close is tried again
+WAIT = 2.0         # seconds between looks for a connected device before closing
 
 
 def parse_at(text):
@@ -61,6 +62,8 @@ class Closer:
 
     async def _close(self, at_start):
         while True:
+            while self.owner.client is None:   # never hold the owner thread waiting for an absent device
+                await asyncio.sleep(WAIT)
             try:
                 await asyncio.wrap_future(self.owner.run(self.close_due, at_start))
                 return
