@@ -20,7 +20,7 @@ no room for with READ_JOURNAL.
 import hashlib
 
 from protocol import batch, cbor, invoice, record
-from protocol.errors import FiscalError, InvoiceError, MessageError, NonceError
+from protocol.errors import FiscalError, MessageError, NonceError
 from protocol.frames import MAX_PAYLOAD
 
 NAME = "SEAL_BATCH"
@@ -53,19 +53,10 @@ def _receive(core, fields):
     total, offset, data = fields["total"], fields["offset"], fields["data"]
     if total < 1 or total > batch.MAX_BATCH:
         raise MessageError("BATCH_MALFORMED", "batch total %d; 1 to %d bytes" % (total, batch.MAX_BATCH))
-    upload = core.upload
-    if offset == 0:
-        upload = [NAME, total, None, bytearray()]
-    elif upload is None or upload[0] != NAME or upload[1] != total or offset != len(upload[3]):
-        raise InvoiceError("CHUNK_SEQUENCE", "chunk at %d does not continue the SEAL_BATCH upload" % offset)
-    if offset + len(data) > total:
-        raise InvoiceError("CHUNK_SEQUENCE", "chunk ends past the announced total %d" % total)
-    upload[3].extend(data)
-    core.upload = upload
-    if len(upload[3]) < total:
+    document = core._chunk(NAME, total, None, offset, data, core.upload)
+    if document is None:
         return None
-    core.upload = None
-    return total, batch.decode(bytes(upload[3]))
+    return total, batch.decode(document)
 
 
 def _item(core, rid, canonical, profile):

@@ -81,22 +81,11 @@ class Sealing:
         return None if seq is None or seq < self.journal.first_live else self._sealed_seq(seq)[1]
 
     # -- uploads ---------------------------------------------------------------------------------
-    def _upload(self, name, fields):
-        """Take one chunk. Returns (request id, None) while incomplete, else (request id, digest,
-        summary, earlier seal, pending) of the whole invoice."""
-        rid = _sized(fields["request_id"], "request_id", record.REQUEST_ID_LEN)
-        total, offset, data = fields["total"], fields["offset"], fields["data"]
-        if total > invoice.MAX_INVOICE:
-            raise InvoiceError("INVOICE_TOO_LARGE", "invoice of %d bytes; limit %d" % (total, invoice.MAX_INVOICE))
-        if total < 1:
-            raise InvoiceError("INVOICE_MALFORMED", "total must be at least 1 byte")
-        upload = self.upload
+    def _chunk(self, name, total, rid, offset, data, upload):
+        """Add one chunk of a ``name`` upload (PREPARE, SEAL, SEAL_BATCH) to ``upload`` (the one in
+        progress; ignored at offset 0, which starts a new one). Returns the whole document once
+        ``total`` bytes arrived, else None (the upload kept in ``self.upload``)."""
         if offset == 0:
-            if self._request(rid) == (None, None):
-                self._now()   # refuse before the host uploads up to 16 KiB for nothing
-                if name == "PREPARE":
-                    self.nonces.check_room()
-                self._check_room(MIN_INVOICE)
             upload = [name, total, rid, bytearray()]
         elif upload is None or upload[:3] != [name, total, rid] or offset != len(upload[3]):
             raise InvoiceError("CHUNK_SEQUENCE", "chunk at %d does not continue the %s upload" % (offset, name))
@@ -107,7 +96,25 @@ class Sealing:
         if len(upload[3]) < total:
             return None
         self.upload = None
-        canonical = bytes(upload[3])
+        return bytes(upload[3])
+
+    def _upload(self, name, fields):
+        """Take one chunk. Returns (request id, None) while incomplete, else (request id, digest,
+        summary, earlier seal, pending) of the whole invoice."""
+        rid = _sized(fields["request_id"], "request_id", record.REQUEST_ID_LEN)
+        total, offset, data = fields["total"], fields["offset"], fields["data"]
+        if total > invoice.MAX_INVOICE:
+            raise InvoiceError("INVOICE_TOO_LARGE", "invoice of %d bytes; limit %d" % (total, invoice.MAX_INVOICE))
+        if total < 1:
+            raise InvoiceError("INVOICE_MALFORMED", "total must be at least 1 byte")
+        if offset == 0 and self._request(rid) == (None, None):
+            self._now()   # refuse before the host uploads up to 16 KiB for nothing
+            if name == "PREPARE":
+                self.nonces.check_room()
+            self._check_room(MIN_INVOICE)
+        canonical = self._chunk(name, total, rid, offset, data, self.upload)
+        if canonical is None:
+            return None
         profile = self.profile_memo = self._the_profile()   # read, checked and decoded once per message
         summary = invoice.decode(canonical, profile)[1]
         summary["window"] = profile["window"]

@@ -25,7 +25,6 @@ import asyncio
 import binascii
 import json
 import logging
-import random
 import time
 
 import ssl
@@ -37,6 +36,7 @@ from hostd.books import events, upload
 from hostd.daemon.listeners import is_loopback
 from hostd.errors import ConfigError
 from hostd.store.sync import SyncLog
+from hostd.daemon.retrying import Retrying
 
 log = logging.getLogger("fiscal.sync")
 
@@ -72,7 +72,7 @@ def target(url, ca_file=None):
     return url.rstrip("/"), context
 
 
-class Syncer:
+class Syncer(Retrying):
     def __init__(self, store, url, ssl_context=None, max_retries=5, base=2.0, cap=300.0, archive=None,
                  on_event=None):
         """``on_event`` is called after sync events were stored (it wakes the webhook dispatcher)."""
@@ -88,14 +88,6 @@ class Syncer:
         self.limit = BATCH       # shrunk to pin a refusal on its record
         self.resumed = False
         self.retry_at = 0.0
-
-    def wake(self):
-        """Thread-safe: new records may be mirrored (called by the owner after filing)."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.wakeup.set)
-
-    def delay(self, attempt):
-        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
     async def run(self):
         self.loop = asyncio.get_running_loop()

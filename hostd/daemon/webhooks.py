@@ -22,13 +22,13 @@ A delivery interrupted by a crash is sent again with the same ``webhook-id``.
 import asyncio
 import json
 import logging
-import random
 import time
 
 import aiohttp
 
 from hostd.books import events, signing
 from hostd.store.outbox import Outbox
+from hostd.daemon.retrying import Retrying
 
 log = logging.getLogger("fiscal.webhooks")
 
@@ -36,7 +36,7 @@ TIMEOUT = 10.0
 PARALLEL = 8
 
 
-class Dispatcher:
+class Dispatcher(Retrying):
     def __init__(self, store, base=2.0, cap=3600.0, offline_grace=300.0, owner=None):
         self.outbox = Outbox(store)
         self.store = store
@@ -47,14 +47,6 @@ class Dispatcher:
         self.loop = None
         self.wakeup = None
         self.alerted_outage = None
-
-    def wake(self):
-        """Thread-safe: there may be new deliveries (called by the owner after filing)."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.wakeup.set)
-
-    def delay(self, attempt):
-        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
     async def run(self):
         self.loop = asyncio.get_running_loop()
