@@ -19,8 +19,9 @@ code of PROTOCOL.md section 5.
 
 import json
 import re
+from concurrent.futures.process import BrokenProcessPool
 
-from hostd.books import fastcbor
+from hostd.books import fastcbor, signatures
 from hostd.books.keys import fast_verifier, verify_certificate
 from hostd.errors import VerificationFailed
 from protocol import cert, p256, record, timefmt, verify
@@ -214,13 +215,16 @@ def _explain(exc, records, key_note, check):
     return "record %d is invalid: %s" % (want, rest)
 
 
-def verify_export(doc, public_key=None, progress=None, authority=None, challenge=None):
+def verify_export(doc, public_key=None, progress=None, authority=None, challenge=None, workers=0):
     """Verify an export document; return a JSON-ready summary or raise ExportError.
 
     ``public_key`` (64 or 65 bytes), when given, must equal the file's key. ``authority`` (64
     bytes), when given, must have certified that key and the device id (PROTOCOL.md 4.14).
     ``challenge`` (bytes), when given, must be the one the head was signed over. ``progress`` is
-    called with the number of records checked so far.
+    called with the number of records checked so far. ``workers`` (0 or 1; ``fiscal verify``
+    passes hostd.books.signatures.workers()): with 1, an export of PARALLEL_MIN records or more
+    has its signatures checked in a second process while this one walks the records; the answer
+    is the same either way (hostd/books/signatures.py says why).
     """
     parsed = _parse(doc)
     records = parsed["records"]
@@ -234,10 +238,14 @@ def verify_export(doc, public_key=None, progress=None, authority=None, challenge
         raise ExportError("the export's public key differs from the key given to check it", field="public_key",
                           reason="VERIFY_KEY")
     cert_note = _check_certificate(parsed, key, authority)
-    try:
-        summary = verify.verify_records(records, key, check, progress, decode=fastcbor.decode_record)
-    except VerifyError as exc:
-        raise ExportError(_explain(exc, records, "", check), exc.index, reason=exc.name)
+    summary = None
+    if workers and len(records) >= signatures.PARALLEL_MIN:
+        summary = _walk_beside(records, key, check, progress)
+    if summary is None:   # sequential: the reference walk, and the one that names a refusal
+        try:
+            summary = verify.verify_records(records, key, check, progress, decode=fastcbor.decode_record)
+        except VerifyError as exc:
+            raise ExportError(_explain(exc, records, "", check), exc.index, reason=exc.name)
     if records and summary["first_seq"] != parsed["from_seq"]:
         raise ExportError("from_seq is %d, the first record is %d" % (parsed["from_seq"], summary["first_seq"]),
                           0, "from_seq")
@@ -261,6 +269,23 @@ def verify_export(doc, public_key=None, progress=None, authority=None, challenge
             "head_time": timefmt.format_time(head[record.H_TIME]) if head[record.H_TIME] else None,
             "challenge": head[record.H_CHALLENGE].hex(), "checkpoints": summary["checkpoints"],
             "totals": summary["totals"]}
+
+
+def _walk_beside(records, key, check, progress):
+    """The walk's summary with the signatures checked in a worker process, or None when a record
+    or signature fails, or the worker cannot run: the sequential walk then gives the answer,
+    naming the first bad record exactly as it always does."""
+    try:
+        with signatures.Deferred(key) as deferred:
+            # progress counts records both walked and signature-checked
+            walked = None if progress is None else (lambda n: progress(min(n, deferred.checked())))
+            try:
+                summary = verify.verify_records(records, key, deferred.check, walked, decode=fastcbor.decode_record)
+            except VerifyError:
+                return None
+            return summary if deferred.all_good(check, progress) else None
+    except (OSError, BrokenProcessPool):   # no worker here (no fork, no /dev/shm): walk in line
+        return None
 
 
 def _check_head(parsed, summary, key, check, challenge):

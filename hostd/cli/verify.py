@@ -20,6 +20,7 @@ import click
 from hostd.cli.common import AuthorityDir
 
 from hostd.errors import VerificationFailed
+from hostd.books import signatures
 from hostd.books.export import load_export, verify_export
 from hostd.books.keys import load_public_key
 
@@ -113,10 +114,11 @@ def verify(export_file, receipt, proof, closure, pubkey, authority, challenge, a
                                hidden=not show, show_pos=True) as bar:
             done = [0]
 
-            def progress(n):
-                bar.update(n - done[0])
-                done[0] = n
-            summary = verify_export(doc, key, progress, auth, challenge)
+            def progress(n):   # never backwards: a refused export is walked again from the start
+                if n > done[0]:
+                    bar.update(n - done[0])
+                    done[0] = n
+            summary = verify_export(doc, key, progress, auth, challenge, signatures.workers())
     except VerificationFailed as exc:
         _fail(exc, as_json)
     if as_json:
