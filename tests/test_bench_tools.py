@@ -40,6 +40,12 @@ def test_bench_quick_json_has_the_four_ratios_and_a_verified_journal():
     assert doc["model"]["sum_ms"] == pytest.approx(sum(parts.values()))
     assert doc["ratios"]["single_p50_vs_primitives"] == pytest.approx(e2e["one_client"]["p50_ms"] / doc["model"]["sum_ms"])
     assert doc["verify"]["records"] == journal["journal_records"]
+    for phase in ("one_client", "clients_16", "batch"):   # where the CPU went, per process
+        cpu = e2e[phase]["cpu_ms_per_invoice"]
+        assert set(cpu) == {"daemon", "emulator", "client", "total"}
+        assert cpu["daemon"] > 0 and cpu["emulator"] > 0 and cpu["client"] >= 0
+        assert cpu["total"] == pytest.approx(cpu["daemon"] + cpu["emulator"] + cpu["client"])
+        assert 0 < e2e[phase]["cores_busy"] <= (os.cpu_count() or 1) * 1.25   # clock-tick rounding
 
 
 def test_bench_scale_smoke_at_1000_invoices():

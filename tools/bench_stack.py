@@ -13,6 +13,7 @@ raises BenchError naming the request: a bench that timed errors would report non
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -76,9 +77,39 @@ class Up:
             self.proc.kill()
             self.proc.wait()
 
+    def cpu(self):
+        """CPU seconds (user + system) used so far by the daemon (the `fiscal up` process), the
+        emulator (its child, PROFILE/emu.pid) and this process (the bench's client threads)."""
+        with open(os.path.join(self.profile, "emu.pid")) as fh:
+            emulator = int(fh.read())
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return {"daemon": cpu_seconds(self.proc.pid), "emulator": cpu_seconds(emulator),
+                "client": own.ru_utime + own.ru_stime}
+
     def tail(self, lines=15):
         with open(self.log, "rb") as fh:
             return b"\n".join(fh.read().splitlines()[-lines:]).decode("utf-8", "replace")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()   # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metered(up, phase, invoices_of):
+    """Run ``phase()`` (its stats dict) and add where the CPU went: ``cpu_ms_per_invoice`` for the
+    daemon, the emulator, the bench's clients and their sum, and ``cores_busy`` (all CPU over wall
+    time: near os.cpu_count() means the machine, not the stack, set the pace)."""
+    before, t0 = up.cpu(), time.perf_counter()
+    out = phase()
+    after, wall = up.cpu(), time.perf_counter() - t0
+    n = max(1, invoices_of(out))
+    per = {k: 1000.0 * (after[k] - before[k]) / n for k in before}
+    per["total"] = sum(per.values())
+    out.update({"cpu_ms_per_invoice": per, "cores_busy": per["total"] * n / 1000.0 / wall})
+    return out
 
 
 class Invoices:

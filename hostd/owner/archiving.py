@@ -1,8 +1,10 @@
 """Archive, then reclaim (issue 10), and the audit export (mixed into Owner).
 
-The daemon keeps the device's journal from filling: after every ``CHECK_EVERY`` seals, and at
-once when the device answered JOURNAL_FULL, it reads INFO; at or above ``archive_at`` (fill in
-parts per million of the space invoices may use, default 50 %) it archives:
+The daemon keeps the device's journal from filling: it reads INFO after as many seals as cannot
+reach the archiving mark from the fill the last INFO gave (``seals_before_mark``: thousands on an
+empty emulator journal, one at a time close to the mark; CHECK_EVERY before the first INFO), and
+at once when the device answered JOURNAL_FULL; at or above ``archive_at`` (fill in parts per
+million of the space invoices may use, default 50 %) it archives:
 
 1. reconcile, so the mirror holds every record up to the device's head; archive only up to the
    newest Z closure, closing the period first when all of it is still open (hostd/owner/closing.py);
@@ -37,9 +39,24 @@ from hostd.owner.closing import last_z
 from hostd.store.archive import ArchiveError
 
 log = logging.getLogger("fiscal.owner")
-CHECK_EVERY = 32
+CHECK_EVERY = 32        # seals between INFO checks until an INFO says how far the mark is
+MAX_CHECK_EVERY = 1024  # at most this many: INFO also keeps /status and the device watch fresh
+WORST_SEAL = 2048       # journal bytes one seal may take, with room: an invoice record is at most
+                        # 1 KiB stored, and a fill EVENT or a closure between two checks rides in the rest
 CATCH_UP = 512   # records mirrored per owner job while an export catches up
 DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
+
+
+def seals_before_mark(info, archive_at):
+    """Seals after which the journal may reach ``archive_at`` ppm, from the fill INFO reported
+    (1 to MAX_CHECK_EVERY). INFO's ``fill_ppm`` is (usable - room) / usable with ``invoice_room``
+    the room (PROTOCOL.md 4.3), so room x (mark - fill) / (1e6 - fill) bytes are left below the
+    mark, and no seal takes more than WORST_SEAL of them."""
+    fill, room = info["fill_ppm"], info["invoice_room"]
+    if fill >= archive_at or fill >= 1000000:
+        return 1
+    left = room * (archive_at - fill) // (1000000 - fill)
+    return max(1, min(MAX_CHECK_EVERY, left // WORST_SEAL))
 
 
 class Archiving:
@@ -47,15 +64,18 @@ class Archiving:
     ``erase_limit``, ``info``, ``call``, ``device``, ``reconcile``, ``sealed_since_check`` and
     ``journal_full``."""
 
+    def archive_due(self):
+        """Whether the next job boundary must read INFO (the journal may have reached the mark)."""
+        return self.archive is not None and (self.journal_full or self.sealed_since_check >= self.check_every)
+
     def maybe_archive(self, deadline):
-        """Archive when the journal is past ``archive_at`` (checked every CHECK_EVERY seals)."""
-        if self.archive is None or self.client is None:
-            return
-        if not self.journal_full and self.sealed_since_check < CHECK_EVERY:
+        """Archive when the journal is past ``archive_at`` (checked when ``archive_due``)."""
+        if self.client is None or not self.archive_due():
             return
         self.sealed_since_check = 0
         self.info = self.call(deadline, "INFO")
         self.watch.seen(self.info)
+        self.check_every = seals_before_mark(self.info, self.archive_at)
         if self.journal_full or self.info["fill_ppm"] >= self.archive_at:
             self.journal_full = False
             self.archive_now(deadline)

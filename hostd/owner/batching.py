@@ -94,7 +94,7 @@ def _resolve(item, fn, *args):
 class Batching:
     """Expects Owner's ``store``, ``run``, ``device``, ``client``, ``_drop``, ``_crash_point``,
     ``seal``, ``seal_new``, ``_filing``, ``_after_job``, ``on_event``, ``sealed_since_check``,
-    ``archive``, ``journal_full``."""
+    ``archive_due``, ``journal_full``."""
 
     def _group_init(self):
         self.queue = collections.deque()
@@ -224,7 +224,7 @@ class Batching:
             if not items and current is None:
                 return
             single = len(items) == 1 and (current is None or not self.batching or not batchable(items[0].pending))
-            early = bool(items) and not single and (current is None or (not current.later and not self._archive_due()))
+            early = bool(items) and not single and (current is None or (not current.later and not self.archive_due()))
             nxt = self._start_group(items) if early else None   # out before group i is filed: pipelined
             if current is not None:
                 self._file_group(current)
@@ -239,9 +239,6 @@ class Batching:
             if not items:
                 return
             current = nxt
-
-    def _archive_due(self):
-        return self.archive is not None and (self.journal_full or self.sealed_since_check >= 32)
 
     def _start_group(self, items):
         """Store the group's request rows (one commit, no sync) and send its SEAL_BATCH."""

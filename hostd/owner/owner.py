@@ -22,7 +22,7 @@ from device.core import IDENTITY_FAULTS
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
-from hostd.owner.archiving import DEFAULT_ARCHIVE_AT, Archiving
+from hostd.owner.archiving import CHECK_EVERY, DEFAULT_ARCHIVE_AT, Archiving
 from hostd.owner.batching import Batching
 from hostd.owner.closing import Closing
 from hostd.owner.credits import CreditBooks, Crediting
@@ -52,6 +52,7 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
         self.bundles_dir = bundles_dir
         self.scanned = 0   # journal records note() has passed over (hostd/owner/closing.py)
         self.sealed_since_check = 0
+        self.check_every = CHECK_EVERY   # seals before the next INFO check (hostd/owner/archiving.py)
         self.journal_full = False
         self.slots = Slots(store, prepare_share)
         self.books = CreditBooks(store, archive)   # the leaves of the device's credit tree (owner/credits.py)

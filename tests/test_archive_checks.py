@@ -1,0 +1,41 @@
+"""When the daemon reads INFO to decide on archiving (hostd/owner/archiving.py ``seals_before_mark``).
+
+Reading INFO every 32 seals stalled the group-commit pipeline for nothing on a large, mostly
+empty journal (issue 15); the interval now follows the distance to the archiving mark. It must
+never let the journal pass the mark unseen: however large each seal is (up to WORST_SEAL), the
+seals before the next check cannot reach it.
+"""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hostd.owner import archiving
+
+
+@st.composite
+def journals(draw):
+    usable = draw(st.integers(4096, 64 * 1024 * 1024))
+    room = draw(st.integers(0, usable))
+    fill = (usable - room) * 1000000 // usable          # as the device reports it (device/core.py _fill)
+    mark = draw(st.integers(1, 1000000))
+    return usable, room, fill, mark
+
+
+@given(journals())
+@settings(max_examples=500, deadline=None)
+def test_the_seals_before_the_next_check_cannot_pass_the_mark(journal):
+    usable, room, fill, mark = journal
+    n = archiving.seals_before_mark({"fill_ppm": fill, "invoice_room": room}, mark)
+    assert 1 <= n <= archiving.MAX_CHECK_EVERY
+    if n > 1:   # n worst-case seals later the fill is still at or below the mark (1 ppm: rounding)
+        after = (usable - (room - n * archiving.WORST_SEAL)) * 1000000 / usable
+        assert after <= mark + 1, (n, after)
+
+
+def test_an_empty_journal_is_checked_rarely_and_a_nearly_full_one_at_every_seal():
+    empty = {"fill_ppm": 1000, "invoice_room": 16 * 1024 * 1024}
+    assert archiving.seals_before_mark(empty, 500000) == archiving.MAX_CHECK_EVERY
+    board = {"fill_ppm": 100000, "invoice_room": 230 * 1024}    # a 256 KiB board journal at 10 %
+    assert 1 < archiving.seals_before_mark(board, 500000) < 64
+    assert archiving.seals_before_mark({"fill_ppm": 499000, "invoice_room": 130 * 1024}, 500000) == 1
+    assert archiving.seals_before_mark({"fill_ppm": 600000, "invoice_room": 100 * 1024}, 500000) == 1
