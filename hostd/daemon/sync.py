@@ -94,17 +94,13 @@ class Syncer(Retrying):
         self.wakeup = asyncio.Event()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
             while True:
-                self.wakeup.clear()
+                self.awake()
                 busy = False
                 if time.time() >= self.retry_at:
                     busy = await self.step(session)
                 if busy:
                     continue
-                wait = max(0.05, min(5.0, self.retry_at - time.time())) if self.retry_at > time.time() else 5.0
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                await self.sleep(max(0.05, min(5.0, self.retry_at - time.time())) if self.retry_at > time.time() else 5.0)
 
     def _device(self):
         device = self.store.meta("device")

@@ -54,18 +54,14 @@ class Dispatcher(Retrying):
         limit = asyncio.Semaphore(PARALLEL)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
             while True:
-                self.wakeup.clear()
+                self.awake()
                 await self._offline_alert()
                 due = await asyncio.to_thread(self.outbox.due, time.time())
                 if due:
                     await asyncio.gather(*(self._guarded(limit, session, d) for d in due))
                     continue
                 upcoming = await asyncio.to_thread(self.outbox.next_due)
-                wait = 5.0 if upcoming is None else max(0.0, min(5.0, upcoming - time.time()))
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                await self.sleep(5.0 if upcoming is None else max(0.0, min(5.0, upcoming - time.time())))
 
     async def _guarded(self, limit, session, delivery):
         async with limit:
