@@ -23,6 +23,7 @@ JSON text, numbers as the numbers they were (a Decimal as its exact text, never 
 
 import json
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring as _quote   # json.dumps(text, ensure_ascii=False), in C
 
 from hostd.errors import InvalidPayload
 
@@ -117,15 +118,26 @@ def _check_text(text, where):
 
 def dumps(value):
     """JSON text of what ``loads`` gives (dicts, lists, text, int, Decimal, bool, None), compact,
-    in the dicts' order; a Decimal is written as the exact number it is, not as a string."""
+    in the dicts' order; a Decimal is written as the exact number it is, not as a string. Text is
+    quoted by the json module's own C quoting (what ``json.dumps(text, ensure_ascii=False)``
+    calls): the daemon writes every undated invoice's completed document with this (issue 15)."""
+    if isinstance(value, str):
+        return _quote(value)
     if isinstance(value, dict):
-        return "{" + ",".join("%s:%s" % (json.dumps(k, ensure_ascii=False), dumps(v)) for k, v in value.items()) + "}"
+        return "{" + ",".join((_quote(k) if isinstance(k, str) else json.dumps(k)) + ":" + dumps(v)
+                              for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
+        return "[" + ",".join([dumps(v) for v in value]) + "]"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return int.__repr__(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("not a JSON number: %s" % value)
         return str(value)
-    if isinstance(value, (str, int, bool)) or value is None:
-        return json.dumps(value, ensure_ascii=False)
     raise TypeError("not JSON: %r" % (value,))
