@@ -27,9 +27,9 @@ def test_the_seals_before_the_next_check_cannot_pass_the_mark(journal):
     usable, room, fill, mark = journal
     n = archiving.seals_before_mark({"fill_ppm": fill, "invoice_room": room}, mark)
     assert 1 <= n <= archiving.MAX_CHECK_EVERY
-    if n > 1:   # n worst-case seals later the fill is still at or below the mark (1 ppm: rounding)
-        after = (usable - (room - n * archiving.WORST_SEAL)) * 1000000 / usable
-        assert after <= mark + 1, (n, after)
+    if fill < mark and n > 1:   # n worst-case seals later the fill is at or below the mark and
+        after = (usable - (room - n * archiving.WORST_SEAL)) * 1000000 / usable   # every warning level
+        assert after <= min([m for m in (mark,) + archiving.FILL_WARNINGS if m > fill]) + 1, (n, after)
 
 
 def test_an_empty_journal_is_checked_rarely_and_a_nearly_full_one_at_every_seal():
@@ -38,4 +38,13 @@ def test_an_empty_journal_is_checked_rarely_and_a_nearly_full_one_at_every_seal(
     board = {"fill_ppm": 100000, "invoice_room": 230 * 1024}    # a 256 KiB board journal at 10 %
     assert 1 < archiving.seals_before_mark(board, 500000) < 64
     assert archiving.seals_before_mark({"fill_ppm": 499000, "invoice_room": 130 * 1024}, 500000) == 1
-    assert archiving.seals_before_mark({"fill_ppm": 600000, "invoice_room": 100 * 1024}, 500000) == 1
+    # past the mark: an archive that could not free space is tried again at the old pace, not per seal
+    assert archiving.seals_before_mark({"fill_ppm": 600000, "invoice_room": 100 * 1024}, 500000) == \
+        archiving.CHECK_EVERY
+    assert archiving.seals_before_mark({}, 500000) == archiving.CHECK_EVERY
+
+
+def test_a_fill_warning_level_below_a_high_archiving_mark_is_checked_for_too():
+    info = {"fill_ppm": 790000, "invoice_room": 3 * 1024 * 1024}     # a 16 MiB journal at 79 %
+    at_warning = archiving.seals_before_mark(info, 800000)   # as if the mark were the 80 % warning
+    assert archiving.seals_before_mark(info, 990000) == at_warning < archiving.MAX_CHECK_EVERY

@@ -77,11 +77,13 @@ class Up:
             self.proc.kill()
             self.proc.wait()
 
-    def cpu(self):
-        """CPU seconds (user + system) used so far by the daemon (the `fiscal up` process), the
-        emulator (its child, PROFILE/emu.pid) and this process (the bench's client threads)."""
+    def emulator_pid(self):
         with open(os.path.join(self.profile, "emu.pid")) as fh:
-            emulator = int(fh.read())
+            return int(fh.read())
+
+    def cpu(self, emulator):
+        """CPU seconds (user + system) used so far by the daemon (the `fiscal up` process), the
+        emulator (process ``emulator``, its child) and this process (the bench's client threads)."""
         own = resource.getrusage(resource.RUSAGE_SELF)
         return {"daemon": cpu_seconds(self.proc.pid), "emulator": cpu_seconds(emulator),
                 "client": own.ru_utime + own.ru_stime}
@@ -102,9 +104,12 @@ def metered(up, phase, invoices_of):
     """Run ``phase()`` (its stats dict) and add where the CPU went: ``cpu_ms_per_invoice`` for the
     daemon, the emulator, the bench's clients and their sum, and ``cores_busy`` (all CPU over wall
     time: near os.cpu_count() means the machine, not the stack, set the pace)."""
-    before, t0 = up.cpu(), time.perf_counter()
+    emulator = up.emulator_pid()
+    before, t0 = up.cpu(emulator), time.perf_counter()
     out = phase()
-    after, wall = up.cpu(), time.perf_counter() - t0
+    if up.emulator_pid() != emulator:   # restarted mid-phase: two processes' CPU would mix
+        raise BenchError("the emulator restarted during a phase; log %s:\n%s" % (up.log, up.tail()))
+    after, wall = up.cpu(emulator), time.perf_counter() - t0
     n = max(1, invoices_of(out))
     per = {k: 1000.0 * (after[k] - before[k]) / n for k in before}
     per["total"] = sum(per.values())

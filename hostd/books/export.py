@@ -19,7 +19,6 @@ code of PROTOCOL.md section 5.
 
 import json
 import re
-from concurrent.futures.process import BrokenProcessPool
 
 from hostd.books import fastcbor, signatures
 from hostd.books.keys import fast_verifier, verify_certificate
@@ -279,12 +278,13 @@ def _walk_beside(records, key, check, progress):
         with signatures.Deferred(key) as deferred:
             # progress counts records both walked and signature-checked
             walked = None if progress is None else (lambda n: progress(min(n, deferred.checked())))
-            try:
-                summary = verify.verify_records(records, key, deferred.check, walked, decode=fastcbor.decode_record)
-            except VerifyError:
-                return None
+            summary = verify.verify_records(records, key, deferred.check, walked, decode=fastcbor.decode_record)
             return summary if deferred.all_good(check, progress) else None
-    except (OSError, BrokenProcessPool):   # no worker here (no fork, no /dev/shm): walk in line
+    except Exception:
+        # A refusal (VerifyError), no worker here (no fork or forkserver, no working semaphores,
+        # a worker that died: BrokenProcessPool), or anything else on records the walk went on
+        # past an unchecked signature: the sequential walk answers, naming the first bad record
+        # or raising what is really wrong. Nothing is decided here.
         return None
 
 

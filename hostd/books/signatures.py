@@ -56,6 +56,8 @@ class Deferred:
         self.pairs = []
         self.slices = []      # [future, pairs, pairs sent up to and including these]
         self.sent = 0
+        self.finished = 0     # slices[:finished] came back from the worker (their pairs dropped)
+        self.confirmed = 0    # pairs in them
         # fork is ~20 ms and safe in a one-thread process (the CLI); forkserver otherwise
         method = "fork" if threading.active_count() == 1 else "forkserver"
         self.executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
@@ -83,13 +85,15 @@ class Deferred:
             self.pairs = []
 
     def checked(self):
-        """How many queued signatures the worker has verified so far (in order; for a progress bar)."""
-        done = 0
-        for future, _, upto in self.slices:
-            if not future.done():
-                break
-            done = upto
-        return done
+        """How many queued signatures the worker has verified so far (in order; for a progress
+        bar). A cursor, so asking after every record stays linear; a slice that came back needs
+        its pairs no more (only a slice the worker never started is checked here)."""
+        while self.finished < len(self.slices) and self.slices[self.finished][0].done():
+            piece = self.slices[self.finished]
+            piece[1] = None
+            self.confirmed = piece[2]
+            self.finished += 1
+        return self.confirmed
 
     def all_good(self, check, progress=None):
         """Whether every queued signature verifies. The walk is over, so this process helps: it
@@ -98,7 +102,7 @@ class Deferred:
         ``progress`` with the number checked as each comes back."""
         self._send()
         for piece in reversed(self.slices):
-            if not piece[0].cancel():
+            if piece[1] is None or not piece[0].cancel():
                 break   # the worker has it (or had it): every earlier slice is the worker's too
             if not all([check(message, signature) for message, signature in piece[1]]):
                 return False

@@ -124,7 +124,7 @@ def dumps(value):
     if isinstance(value, str):
         return _quote(value)
     if isinstance(value, dict):
-        return "{" + ",".join((_quote(k) if isinstance(k, str) else json.dumps(k)) + ":" + dumps(v)
+        return "{" + ",".join((_quote(k) if isinstance(k, str) else json.dumps(k, ensure_ascii=False)) + ":" + dumps(v)
                               for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ",".join([dumps(v) for v in value]) + "]"

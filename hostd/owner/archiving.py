@@ -47,15 +47,22 @@ CATCH_UP = 512   # records mirrored per owner job while an export catches up
 DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
 
 
+FILL_WARNINGS = (800000, 900000, 950000)   # the fill levels /status and the device watch report
+
+
 def seals_before_mark(info, archive_at):
-    """Seals after which the journal may reach ``archive_at`` ppm, from the fill INFO reported
-    (1 to MAX_CHECK_EVERY). INFO's ``fill_ppm`` is (usable - room) / usable with ``invoice_room``
-    the room (PROTOCOL.md 4.3), so room x (mark - fill) / (1e6 - fill) bytes are left below the
-    mark, and no seal takes more than WORST_SEAL of them."""
-    fill, room = info["fill_ppm"], info["invoice_room"]
-    if fill >= archive_at or fill >= 1000000:
-        return 1
-    left = room * (archive_at - fill) // (1000000 - fill)
+    """Seals before the next INFO check, from the fill INFO reported: as many as cannot bring
+    the journal to the next mark above it (``archive_at`` ppm, or a fill warning level), 1 to
+    MAX_CHECK_EVERY; CHECK_EVERY when it is past every mark (past ``archive_at`` an archive that
+    could not free space is retried at that pace, as before; JOURNAL_FULL still checks at once).
+    INFO's ``fill_ppm`` is (usable - room) / usable with ``invoice_room`` the room (PROTOCOL.md
+    4.3), so room x (mark - fill) / (1e6 - fill) bytes are left below a mark, and no seal takes
+    more than WORST_SEAL of them."""
+    fill, room = info.get("fill_ppm"), info.get("invoice_room")
+    if fill is None or room is None or fill >= archive_at:   # (an INFO without them: the old pace)
+        return CHECK_EVERY
+    marks = [m for m in (archive_at,) + FILL_WARNINGS if m > fill]
+    left = min(room * (mark - fill) // (1000000 - fill) for mark in marks)
     return max(1, min(MAX_CHECK_EVERY, left // WORST_SEAL))
 
 
@@ -73,12 +80,14 @@ class Archiving:
         if self.client is None or not self.archive_due():
             return
         self.sealed_since_check = 0
+        self.check_every = min(self.check_every, CHECK_EVERY)   # until this INFO answers
         self.info = self.call(deadline, "INFO")
         self.watch.seen(self.info)
         self.check_every = seals_before_mark(self.info, self.archive_at)
         if self.journal_full or self.info["fill_ppm"] >= self.archive_at:
             self.journal_full = False
             self.archive_now(deadline)
+            self.check_every = CHECK_EVERY   # the next INFO sees what the archive freed
 
     def archive_now(self, deadline):
         """Archive everything up to the head and let the device reclaim it; the ARCHIVED answer."""

@@ -194,6 +194,7 @@ class Crediting:
         (another credit may have come first). False when the row got its answer."""
         sealed = self._sealed_for(row["request_id"], deadline)
         if sealed is not None:
+            self.sealed_since_check += 1   # it may be a record the archiving check has not counted
             self._filed(row, sealed)
             return False
         original = self._original(order)

@@ -22,7 +22,7 @@ from device.core import IDENTITY_FAULTS
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError
 from hostd.link import discovery
 from hostd.link.client import DeviceClient
-from hostd.owner.archiving import CHECK_EVERY, DEFAULT_ARCHIVE_AT, Archiving
+from hostd.owner.archiving import CHECK_EVERY, DEFAULT_ARCHIVE_AT, Archiving, seals_before_mark
 from hostd.owner.batching import Batching
 from hostd.owner.closing import Closing
 from hostd.owner.credits import CreditBooks, Crediting
@@ -144,6 +144,7 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
         client = self.client_factory(port, timeout=self.timeout, on_sent=self._sent)
         try:
             self.info = client.handshake()
+            self.check_every = seals_before_mark(self.info, self.archive_at)   # hostd/owner/archiving.py
             if self.info["fault"] in IDENTITY_FAULTS:
                 raise DeviceUnavailable("device on %s is read-only (%s): its key and journal do not belong "
                                         "together; do not provision it again, keep it for the audit"

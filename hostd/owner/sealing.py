@@ -177,6 +177,7 @@ class Sealing:
         id (answered from the journal, so also after a device power cut)."""
         answer = self.call(deadline, "STATUS", request_id=self._request_id(row))
         if answer["state"] == messages.COMMITTED:
+            self.sealed_since_check += 1   # it may be a record the archiving check has not counted
             self.reconcile_one(row, answer["sealed"])
         elif answer["state"] == messages.PREPARED and answer["nonce"] == row["nonce"]:
             self._commit(row, deadline)
