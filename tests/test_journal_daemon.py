@@ -146,3 +146,28 @@ def test_a_lost_store_and_an_undated_retry_never_seal_twice(tmp_path):
         assert status == 200 and got["payload"]["invoice"] is None     # filed from the journal alone
     finally:
         stack.close()
+
+
+def test_a_z_closure_archives_the_closed_day_by_itself(tmp_path):
+    """Issue 10: the daemon archives after each daily closure, not only at the fill mark: right
+    after the Z is answered, a segment up to the Z is written, acknowledged by ARCHIVED, and the
+    device checkpoints there; sealing goes on and the whole history still verifies."""
+    stack = Stack(tmp_path / "z")        # a 2 MiB journal: 40 invoices are far below the 50 % mark
+    try:
+        stack.start_daemon()
+        assert {r["http_status"] for r in batch(stack, 0, 40)} == {200}
+        status, data = stack.pos.post("/api/v1/reports", json.dumps({"type": "Z"}).encode(), timeout=60)
+        assert status == 201, data
+        closed = json.loads(data)["payload"]["closure_seq"]
+        archive = Archive(Store(stack.db), os.path.join(os.path.dirname(stack.db), "archive"))
+        deadline = time.monotonic() + 30
+        while archive.acknowledged_seq() < closed and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert archive.acknowledged_seq() == closed          # everything up to the Z, nothing after it
+        status, st = stack.pos.get("/api/v1/outlets/local/status")
+        assert st["payload"]["archived_seq"] == closed and st["payload"]["journal_fill"] < 0.5
+        assert {r["http_status"] for r in batch(stack, 40, 10)} == {200}
+        summary = verify_export(load_export(export(stack)))
+        assert summary["invoices"] == 50 and summary["counter"] == 50
+    finally:
+        stack.close()

@@ -1,6 +1,7 @@
 """Archive, then reclaim (issue 10), and the audit export (mixed into Owner).
 
-The daemon keeps the device's journal from filling: it reads INFO after as many seals as cannot
+The daemon keeps the device's journal from filling: after each Z (daily) closure it archives up
+to it (``archive_closed``); it also reads INFO after as many seals as cannot
 reach the archiving mark from the fill the last INFO gave (``seals_before_mark``: thousands on an
 empty emulator journal, one at a time close to the mark; CHECK_EVERY before the first INFO), and
 at once when the device answered JOURNAL_FULL; at or above ``archive_at`` (fill in parts per
@@ -34,7 +35,7 @@ import time
 from protocol import cbor, record, timefmt
 from hostd.books.export import build_export, dump_export
 from hostd.books.keys import fast_verifier
-from hostd.errors import DeviceRefused, DeviceUnavailable, InvalidPayload
+from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError, InvalidPayload
 from hostd.owner.closing import last_z
 from hostd.store.archive import ArchiveError
 
@@ -97,7 +98,7 @@ class Archiving:
         rows = self.store.journal_from(start)
         closed = last_z(rows)
         if rows and closed is None:   # all of it is the open period: close it, the journal needs the space
-            self.close_z(deadline)
+            self.close_z(deadline, archive=False)
             rows = self.store.journal_from(start)
             closed = last_z(rows)
         if closed is not None:        # the device never erases the open period (PROTOCOL.md 4.17)
@@ -129,6 +130,16 @@ class Archiving:
             self.client.set_time(max(int(time.time()), self.info["last_time"]))
         self.reconcile()
         return answer
+
+    def archive_closed(self):
+        """Owner job after a Z (hostd/owner/closing.py ``close_z``): archive up to it. A failure
+        is logged, never the Z's answer (it was given already); the fill mark and JOURNAL_FULL
+        archive later, as always."""
+        try:
+            self.archive_now(time.monotonic() + 30.0)
+        except (HostdError, OSError, ArchiveError) as exc:
+            log.error("archiving after the Z failed; it is tried again at the fill mark: %s",
+                      getattr(exc, "detail", exc))
 
     def _check_segment(self, first, records, prev, last_hash):
         """Seq continuity, the chain and every signature, before the device may erase anything."""

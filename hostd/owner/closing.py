@@ -50,7 +50,7 @@ def report_id(kind, period, seq):
 
 class Closing:
     """Expects Owner's ``call``, ``store``, ``closures`` (hostd/store/closures.py), ``bundles_dir``,
-    ``reconcile`` and ``on_event``."""
+    ``reconcile``, ``on_event``, ``run``, ``archive`` and ``archive_closed``."""
 
     def z_period(self, deadline):
         """Today's UTC date by the device clock (its last record's time when the clock is unset),
@@ -61,12 +61,18 @@ class Closing:
         newest = self.closures.newest("Z")
         return max(day, newest["period"]) if newest is not None else day
 
-    def close_z(self, deadline, period=None):
-        """CLOSE Z of ``period`` (default :meth:`z_period`); file it; return its report row."""
+    def close_z(self, deadline, period=None, archive=True):
+        """CLOSE Z of ``period`` (default :meth:`z_period`); file it; return its report row. With
+        archiving on, an owner job right after this one archives up to the new Z (issue 10: the
+        daemon archives after each daily closure, so the device reclaims the closed day), without
+        holding up the Z's answer; ``archive`` False is archiving's own Z."""
         period = period or self.z_period(deadline)
         answer = self._close(deadline, "Z", period, [])
         log.info("closed Z %s at record %d", period, answer["seq"])
-        return self._closure_report(answer["seq"])
+        row = self._closure_report(answer["seq"])
+        if archive and self.archive is not None:
+            self.run(self.archive_closed)
+        return row
 
     def close_outer(self, deadline, kind, period):
         """CLOSE M (``YYYY-MM``) or Y (``YYYY``) from the closures below it the store holds."""
