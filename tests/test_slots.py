@@ -76,3 +76,38 @@ def test_one_terminal_holding_its_share_leaves_room_for_the_others(tmp_path):
         assert st["payload"]["pending"] == 4
     finally:
         stack.close()
+
+
+@pytest.mark.slow
+def test_a_scoped_token_holds_its_share_over_all_the_terminals_it_names(tmp_path):
+    """Issue 8, "per token where tokens are scoped": a client that names a new terminal for each
+    PREPARE still holds at most its share; another token (and a token of every outlet, which
+    is held to the terminal share only) can still prepare."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("till-token-aaaaaaaaaa outlet-kin001\nother-token-bbbbbbbbbb outlet-kin001\nback-office-cccccccccc *\n")
+    stack = Stack(tmp_path)
+    try:
+        stack.start_daemon(extra=["--tokens-file", str(tokens)])          # 10 slots: a share is 3
+
+        def prepare(token, i, terminal):
+            return stack.pos.post("/api/v1/invoices/prepare", sample(cashier_id="t-%s-%d" % (token[:4], i),
+                                                                     pos_terminal_id=terminal),
+                                  key="%s-%d" % (token[:4], i), headers={"Authorization": "Bearer " + token})
+        for i in range(3):
+            status, data = prepare("till-token-aaaaaaaaaa", i, "POS-%d" % i)   # a new terminal each time
+            assert status == 200, data
+        status, data = prepare("till-token-aaaaaaaaaa", 3, "POS-3")
+        doc = json.loads(data)
+        assert status == 429 and doc["field"] == "Authorization" and doc["retry_after"] >= 1, doc
+        assert "this token holds 3 open PREPAREs" in doc["detail"]
+        status, data = prepare("other-token-bbbbbbbbbb", 0, "POS-3")         # another token: its own share
+        assert status == 200, data
+        for i in range(3):                                                   # '*': terminals only
+            status, data = prepare("back-office-cccccccccc", i, "BO-%d" % i)
+            assert status == 200, data
+        store = Store(stack.db)
+        callers = {row["caller"] for row in store.db.execute("SELECT caller FROM requests")}
+        assert None in callers and len(callers - {None}) == 2               # two scoped labels
+        assert not any(c and ("aaaa" in c or "bbbb" in c) for c in callers)  # a label, never the token
+    finally:
+        stack.close()

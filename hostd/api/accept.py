@@ -22,6 +22,7 @@ import time
 import uuid
 from decimal import Decimal
 
+from hostd.api.auth import CALLER
 from hostd.errors import InvalidRequest
 from hostd.intake.canonical import parse_invoice
 from hostd.intake.shapes import accepted_at
@@ -72,6 +73,7 @@ def accept(api, request, key, raw, document=None, reference=None, now=None):
     parsed = parse_invoice(sealed_text, api.merchant, now if now is not None else accepted_at())
     api.check_outlet(request, parsed.doc["outlet_id"])
     pending = pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
+    pending["caller"] = request.get(CALLER)   # a scoped token's share of the PREPARE slots (owner/slots.py)
     if parsed.original is not None:   # a credit note: the token must also act for its original's outlet
         pending["authorise"] = lambda outlet_id: outlet_id is None or api.check_outlet(request, outlet_id)
     return pending

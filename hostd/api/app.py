@@ -14,7 +14,7 @@ import sqlite3
 from aiohttp import web
 
 from hostd.api.audit import Audit
-from hostd.api.auth import Tokens, check_scope
+from hostd.api.auth import CALLER, Tokens, caller_of, check_scope
 from hostd.api.batch import Batch
 from hostd.api.connectors import Connectors
 from hostd.api.cors import Cors
@@ -111,7 +111,9 @@ class Api:
         if tokens is None:
             request[SCOPE] = None
             return None
-        request[SCOPE] = scope = tokens.scope(request.headers.get("Authorization", ""))
+        header = request.headers.get("Authorization", "")
+        request[SCOPE] = scope = tokens.scope(header)
+        request[CALLER] = caller_of(header, scope)
         return scope
 
     def authorise_page(self, request):

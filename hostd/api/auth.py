@@ -21,6 +21,7 @@ and without ``--outlet`` "token *". Tokens are compared as bytes, in constant ti
 every entry: a lookup never tells by its timing how much of a token was right.
 """
 
+import hashlib
 import hmac
 import re
 
@@ -28,6 +29,7 @@ from hostd.api.replies import Refusal
 from hostd.errors import ConfigError
 
 ALL = None   # the scope of a token for every outlet
+CALLER = "fiscal.caller"   # request key: the label of a token scoped to outlets (``caller_of``)
 MIN_TOKEN, MAX_TOKEN = 16, 256
 _TOKEN = re.compile(r"\A[\x21-\x7e]+\Z")
 _OUTLET = re.compile(r"\A[^\s,]{1,128}\Z")
@@ -99,6 +101,15 @@ class Tokens:
         if not found:
             raise Refusal("UNAUTHORIZED", "missing or invalid bearer token", field="Authorization")
         return scope
+
+
+def caller_of(header, scope):
+    """The label a token scoped to outlets is known by in the store (``tok-`` and 12 hex digits
+    of SHA-256 of the header: never the token itself), for its share of the device's PREPARE
+    slots (hostd/owner/slots.py); None for a token of every outlet, or no token."""
+    if scope is ALL:
+        return None
+    return "tok-" + hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def check_scope(scope, outlet_id):

@@ -4,8 +4,11 @@ The device holds at most ``max_pending`` open PREPAREs (10 by default, DRC e-MCF
 PREPARE holds its slot until the POS commits or aborts it, or the nonce expires (120 s by
 default), so one terminal that prepares and walks away could lock every other terminal out.
 So each terminal (``outlet_id/pos_terminal_id``) may hold at most ``share`` open two-phase
-PREPAREs (default a third of the device's slots, at least 1). One-call seals need no slot at all
-(protocol 2's SEAL), so they are never locked out.
+PREPAREs (default a third of the device's slots, at least 1), and so may each token scoped to
+outlets (hostd/api/auth.py), whatever terminals its invoices name: a client cannot take every
+slot by naming a new terminal each time. A token of every outlet (``*``, the back office) is held
+to the terminal share only. One-call seals need no slot at all (protocol 2's SEAL), so they are
+never locked out.
 
 A slot can also leak: PREPARE succeeds on the device, then the store cannot record the nonce
 (disk full). Such a nonce is an *orphan*: the owner aborts it at once, and if the device cannot
@@ -40,6 +43,13 @@ class Slots:
             raise ShareExhausted("terminal %s holds %d open PREPAREs, its share of the device's %d; commit or "
                                  "abort one" % (terminal, held, info["max_pending"]), "pos_terminal_id",
                                  max(1, int(oldest + info["nonce_ttl"] - now + 1)))
+        caller = row["caller"]
+        if caller is not None:
+            held, oldest = self.store.open_prepares(prefix, since, caller=caller)
+            if held >= share:
+                raise ShareExhausted("this token holds %d open PREPAREs, its share of the device's %d (over all "
+                                     "its terminals); commit or abort one" % (held, info["max_pending"]),
+                                     "Authorization", max(1, int(oldest + info["nonce_ttl"] - now + 1)))
 
     def orphan(self, nonce):
         self.orphans.append(nonce)

@@ -122,6 +122,12 @@ MIGRATIONS = (
     """
     CREATE INDEX invoices_status ON invoices(dgi_status, counter);
     """,
+    # Step 12 (issue 8, "per token where tokens are scoped"): the label of the scoped token that
+    # sent a request (never the token), for that token's share of the device's PREPARE slots.
+    """
+    ALTER TABLE requests ADD COLUMN caller TEXT;
+    CREATE INDEX requests_caller ON requests(state, caller);
+    """,
 )
 
 

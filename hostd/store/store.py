@@ -55,17 +55,19 @@ class Store:
     def request(self, key):
         return self.conn().execute("SELECT * FROM requests WHERE key=?", (key,)).fetchone()
 
-    def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None, request_id=None):
+    def add_request(self, key, body_hash, canonical, invoice_json, now, columns=None, request_id=None, caller=None):
         """Insert a new request row; returns False when the key already exists.
 
         ``columns`` (hostd.intake.canonical.Parsed.columns) are what the invoice will be filed
         under; taken once here so filing never parses the POS's JSON again. ``request_id`` is the
-        id the device will sign into the record (protocol.record.request_id_for of the key)."""
+        id the device will sign into the record (protocol.record.request_id_for of the key);
+        ``caller`` the label of the scoped token that sent it (hostd/api/auth.py ``caller_of``)."""
         columns = columns or {}
         try:
             self.db.execute("INSERT INTO requests (key, body_hash, canonical, invoice_json, state, created, request_id, "
-                            "%s) VALUES (?, ?, ?, ?, 'new', ?, ?, %s)" % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))),
-                            (key, body_hash, canonical, invoice_json, now, request_id)
+                            "caller, %s) VALUES (?, ?, ?, ?, 'new', ?, ?, ?, %s)"
+                            % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))),
+                            (key, body_hash, canonical, invoice_json, now, request_id, caller)
                             + tuple(columns.get(c) for c in COLUMNS))
             return True
         except sqlite3.IntegrityError:
@@ -89,7 +91,8 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
             return self.add_request(pending["key"], pending["body_hash"], pending["canonical"], pending["invoice_json"],
-                                    pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"])
+                                    pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"],
+                                    pending.get("caller"))
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
@@ -104,7 +107,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 out = [self.add_request(p["key"], p["body_hash"], p["canonical"], p["invoice_json"], p["created"],
-                                        {c: p[c] for c in COLUMNS}, p["request_id"]) for p in pendings]
+                                        {c: p[c] for c in COLUMNS}, p["request_id"], p.get("caller")) for p in pendings]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -116,15 +119,19 @@ class Store:
     def set_prepared(self, key, nonce, now=None):
         self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
 
-    def open_prepares(self, prefix, since, terminal=None):
-        """(count, oldest time) of requests under key ``prefix`` (of ``terminal``, or of all) that
-        hold a PREPARE made after ``since`` (older ones have expired on the device)."""
+    def open_prepares(self, prefix, since, terminal=None, caller=None):
+        """(count, oldest time) of requests under key ``prefix`` (of ``terminal`` and/or of
+        ``caller``, or of all) that hold a PREPARE made after ``since`` (older ones have expired
+        on the device)."""
         sql = ("SELECT COUNT(*), MIN(prepared_at) FROM requests WHERE state='prepared' AND substr(key, 1, ?)=? "
                "AND prepared_at > ?")
         args = [len(prefix), prefix, since]
         if terminal is not None:
             sql += " AND terminal=?"
             args.append(terminal)
+        if caller is not None:
+            sql += " AND caller=?"
+            args.append(caller)
         return tuple(self.db.execute(sql, args).fetchone())
 
     def reset_request(self, key):
