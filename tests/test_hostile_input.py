@@ -28,6 +28,13 @@ def goods():
         return fh.read()
 
 
+def many(field, count=501):
+    """The goods sample with ``count`` copies of its first ``field`` entry (the limit is 500)."""
+    doc = json.loads(goods())
+    doc[field] = doc[field][:1] * count
+    return json.dumps(doc).encode()
+
+
 def refused(raw):
     with pytest.raises(InvalidPayload) as info:
         parse_invoice(raw)
@@ -144,10 +151,24 @@ CORPUS = [
     ("key-not-utf8", goods(), (("Idempotency-Key", b"\xff\xfekey"),), 400, "Idempotency-Key"),
     ("key-empty", goods(), (("Idempotency-Key", b""),), 400, "Idempotency-Key"),
     ("key-too-long", goods(), (("Idempotency-Key", b"k" * 256),), 400, "Idempotency-Key"),
+    ("501-items", many("items"), (), 400, "items"),
+    ("501-tax-lines", many("tax_groups"), (), 400, "tax_groups"),
+    ("501-payments", many("payments"), (), 400, "payments"),
 ]
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_batch_of_501_invoices_is_refused_whole_before_any_is_parsed(stack):
+    item = json.loads(goods())
+    body = json.dumps({"invoices": [{"idempotency_key": "b-%d" % i, "invoice": item} for i in range(501)]}).encode()
+    before = device_state(stack)
+    status, hdrs, data = post(stack, body, path="/api/v1/invoices/batch")
+    doc = rawhttp.envelope(status, hdrs, data)
+    assert status == 400 and doc["field"] == "invoices" and "1 to 500 items" in doc["detail"], doc
+    assert device_state(stack) == before
+
+
 @pytest.mark.parametrize("name,body,headers,want,field", CORPUS, ids=[c[0] for c in CORPUS])
 def test_corpus_gets_typed_errors_and_never_reaches_the_device(stack, name, body, headers, want, field):
     before = device_state(stack)
