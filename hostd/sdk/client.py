@@ -83,7 +83,7 @@ class Client:
         if doc is not None:
             body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         try:
-            status, _, data = request(self.target, method, path, body, headers, self.timeout)
+            status, got, data = request(self.target, method, path, body, headers, self.timeout)
         except HostdError as exc:
             raise errors.DeviceUnavailable(exc.detail)
         try:
@@ -91,6 +91,9 @@ class Client:
         except ValueError:
             raise errors.SdkError("the daemon answered HTTP %d without JSON" % status, status=status)
         if status >= 400:
+            wait = {k.lower(): v for k, v in got.items()}.get("retry-after", "")
+            if isinstance(answer, dict) and answer.get("retry_after") is None and wait.isdigit():
+                answer["retry_after"] = int(wait)   # RFC 9110 10.2.3, when the envelope leaves it out
             raise errors.from_envelope(status, answer)
         return answer
 
@@ -173,7 +176,8 @@ class Flusher:
         pending = self.queue.pending()
         for i, draft in enumerate(pending):
             try:
-                sealed = self.send(draft, attempts=len(self.client.retry_delays))
+                # the first try, then one retry after each delay (seed 003: 100 ms -> 5 s -> 20 s)
+                sealed = self.send(draft, attempts=len(self.client.retry_delays) + 1)
             except errors.SdkError:
                 done["error"] += 1
                 continue
