@@ -255,6 +255,10 @@ def test_audit_report_and_the_technical_log(stack, tmp_path):
     assert status == 200
     names = [e["event"] for e in log["payload"]]
     assert "power_up" in names and "clock_set" in names and "closure_Z" in names and "profile" in names
+    # each Z is archived by the daemon (issue 10): the device's checkpoint names the Z it archived up to
+    archived = [e for e in log["payload"] if e["event"] == "archived"]
+    z_seqs = {r["closure_seq"] for r in _reports(stack, "Z")}
+    assert archived and {e["detail"]["archived_seq"] for e in archived} <= z_seqs, (archived, z_seqs)
     assert [e["seq"] for e in log["payload"]] == sorted(e["seq"] for e in log["payload"])
     status, none = stack.pos.get("/api/v1/events?from=2099-01-01")
     assert status == 200 and none["payload"] == []

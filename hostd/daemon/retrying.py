@@ -4,7 +4,7 @@ the owner thread can ring after filing, and the retry delay both follow.
 The wake-up is coalesced: a ring already on its way to the loop is not sent again, and a sender
 woken by one lets SETTLE pass before it reads the store, so a burst of seals costs it one pass
 (two store reads in worker threads) instead of one per invoice. Measured on the single lane
-(issue 15): a pass per seal cost the daemon about 1 ms of CPU per invoice. Nothing is missed:
+(issue 15, py-spy): a pass per seal was about a tenth of the daemon's CPU. Nothing is missed:
 ``awake()`` clears the flag before the pass reads the store, so a filing after that rings again.
 
 The delay is exponential with jitter (``base * 2^(attempt-1)``, capped, times 0.5-1.5: AWS
