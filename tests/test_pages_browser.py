@@ -13,6 +13,7 @@ import zxingcpp
 from PIL import Image
 
 from hostd.sdk.transport import request
+from hostd.store.store import Store
 from tests import browser
 from tests.daemonkit import Stack, sample
 
@@ -90,6 +91,25 @@ def test_the_status_page_renders_the_device_and_its_invoices(served):
     assert page.count('class="bar"') == 30 and 'data-total="0"' in page
     path = browser.screenshot("%s/?token=%s" % (base, TOKEN), "status-page.png", height=780)
     assert os.path.getsize(path) > 10000
+
+
+def test_each_sync_state_gets_the_seeds_badge(served):
+    """Seed 002's dashboard: green Real-time (synced), yellow Queued, red Retry (failed). The
+    states are set in the store here (tests/test_sync.py drives them through a real authority);
+    what is checked is the page Chromium draws from them."""
+    stack, base, sealed = served
+    store = Store(stack.db)
+    states = {sealed[0]["counter"]: "synced", sealed[1]["counter"]: "failed"}
+    try:
+        for counter, state in states.items():
+            store.db.execute("UPDATE invoices SET dgi_status=? WHERE counter=?", (state, counter))
+        page = browser.dump_dom("%s/?token=%s" % (base, TOKEN))
+        for colour, status, label in (("green", "synced", "Real-time"), ("red", "failed", "Retry"),
+                                      ("yellow", "queued", "Queued")):
+            badge = '<span class="badge %s" data-status="%s">%s</span>' % (colour, status, label)
+            assert page.count(badge) == 1, (badge, page)
+    finally:
+        store.db.execute("UPDATE invoices SET dgi_status='queued'")
 
 
 def test_the_status_page_needs_the_token(served):
