@@ -1,11 +1,11 @@
 """Archive, then reclaim (issue 10), and the audit export (mixed into Owner).
 
 The daemon keeps the device's journal from filling: after each Z (daily) closure it archives up
-to it (``archive_closed``); it also reads INFO after as many seals as cannot
-reach the archiving mark from the fill the last INFO gave (``seals_before_mark``: thousands on an
-empty emulator journal, one at a time close to the mark; CHECK_EVERY before the first INFO), and
-at once when the device answered JOURNAL_FULL; at or above ``archive_at`` (fill in parts per
-million of the space invoices may use, default 50 %) it archives:
+to it (``archive_closed``); it also reads INFO after as many seals as cannot reach the archiving
+mark from the fill the last INFO gave (``seals_before_mark``: a thousand on an empty emulator
+journal, one at a time close to the mark), and at once when the device answered JOURNAL_FULL; at
+or above ``archive_at`` (fill in parts per million of the space invoices may use, default 50 %)
+it archives:
 
 1. reconcile, so the mirror holds every record up to the device's head; archive only up to the
    newest Z closure, closing the period first when all of it is still open (hostd/owner/closing.py);
@@ -44,11 +44,9 @@ CHECK_EVERY = 32        # seals between INFO checks until an INFO says how far t
 MAX_CHECK_EVERY = 1024  # at most this many: INFO also keeps /status and the device watch fresh
 WORST_SEAL = 2048       # journal bytes one seal may take, with room: an invoice record is at most
                         # 1 KiB stored, and a fill EVENT or a closure between two checks rides in the rest
+FILL_WARNINGS = (800000, 900000, 950000)   # the fill levels /status and the device watch report
 CATCH_UP = 512   # records mirrored per owner job while an export catches up
 DEFAULT_ARCHIVE_AT = 500000   # ppm of the journal space invoices may use
-
-
-FILL_WARNINGS = (800000, 900000, 950000)   # the fill levels /status and the device watch report
 
 
 def seals_before_mark(info, archive_at):
@@ -69,8 +67,8 @@ def seals_before_mark(info, archive_at):
 
 class Archiving:
     """Expects Owner's ``store``, ``archive`` (hostd.store.archive.Archive or None), ``archive_at``,
-    ``erase_limit``, ``info``, ``call``, ``device``, ``reconcile``, ``sealed_since_check`` and
-    ``journal_full``."""
+    ``erase_limit``, ``info``, ``call``, ``device``, ``reconcile``, ``watch``, ``close_z``,
+    ``sealed_since_check``, ``check_every`` and ``journal_full``."""
 
     def archive_due(self):
         """Whether the next job boundary must read INFO (the journal may have reached the mark)."""
@@ -87,8 +85,8 @@ class Archiving:
         self.check_every = seals_before_mark(self.info, self.archive_at)
         if self.journal_full or self.info["fill_ppm"] >= self.archive_at:
             self.journal_full = False
-            self.archive_now(deadline)
-            self.check_every = CHECK_EVERY   # the next INFO sees what the archive freed
+            self.archive_now(deadline)   # which reads INFO again once the device reclaimed
+            self.check_every = seals_before_mark(self.info, self.archive_at)
 
     def archive_now(self, deadline):
         """Archive everything up to the head and let the device reclaim it; the ARCHIVED answer."""

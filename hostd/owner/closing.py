@@ -71,7 +71,10 @@ class Closing:
         log.info("closed Z %s at record %d", period, answer["seq"])
         row = self._closure_report(answer["seq"])
         if archive and self.archive is not None:
-            self.run(self.archive_closed)
+            try:
+                self.run(self.archive_closed)
+            except RuntimeError:   # the owner is shutting down: the fill mark archives it later
+                log.info("not archiving after Z %s: the daemon is stopping", period)
         return row
 
     def close_outer(self, deadline, kind, period):
