@@ -95,6 +95,10 @@ def test_a_receiver_down_three_times_gets_the_event_when_it_recovers(tmp_path):
         event = json.loads(receiver.deliveries[-1][1])
         assert event["event"] == "invoice.fiscalized" and event["fiscal_number"] == number   # the seed's name
         assert len({signing.verify(SECRET, h, b) for h, b, _ in receiver.deliveries}) == 1  # one webhook-id
+        deadline = time.monotonic() + 30   # the attempt is stored just after the receiver answered
+        while stack.pos.get("/api/v1/webhooks/%s/deliveries" % hook)[1]["payload"][0]["state"] == "pending":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         status, log = stack.pos.get("/api/v1/webhooks/%s/deliveries" % hook)
         entry = log["payload"][0]
         assert entry["state"] == "delivered" and [a["status"] for a in entry["attempts"]] == [500, 500, 500, 200]
