@@ -90,9 +90,7 @@ class Store:
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            return self.add_request(pending["key"], pending["body_hash"], pending["canonical"], pending["invoice_json"],
-                                    pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"],
-                                    pending.get("caller"))
+            return self._add_pending_row(pending)
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
@@ -106,8 +104,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                out = [self.add_request(p["key"], p["body_hash"], p["canonical"], p["invoice_json"], p["created"],
-                                        {c: p[c] for c in COLUMNS}, p["request_id"], p.get("caller")) for p in pendings]
+                out = [self._add_pending_row(p) for p in pendings]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -115,6 +112,12 @@ class Store:
             return out
         finally:
             conn.execute("PRAGMA synchronous=FULL")
+
+    def _add_pending_row(self, pending):
+        """add_request with what a ``pending`` dict (hostd/api/accept.py) holds."""
+        return self.add_request(pending["key"], pending["body_hash"], pending["canonical"], pending["invoice_json"],
+                                pending["created"], {c: pending[c] for c in COLUMNS}, pending["request_id"],
+                                pending.get("caller"))
 
     def set_prepared(self, key, nonce, now=None):
         self.db.execute("UPDATE requests SET state='prepared', nonce=?, prepared_at=? WHERE key=?", (nonce, now, key))
