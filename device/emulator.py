@@ -192,13 +192,11 @@ def serve(profile, seed=None, cut_after=None, cut_bytes=0, fail_program=None,
         except BlockingIOError:
             continue
         try:
-            answer = link.feed(data)
+            link.feed(data, lambda answer: _write_all(master, answer, stop))
         except PowerCut:
             sys.stderr.write("simulated power cut after flash program %d\n" % flash.programs)
             sys.stderr.flush()
             os._exit(75)
-        if answer:
-            _write_all(master, answer, stop)
     flash.close()
     os.close(slave)
     os.close(master)

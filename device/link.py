@@ -25,19 +25,23 @@ class Link:
         if self.decoder.buf:
             self.decoder = frames.FrameDecoder(self.decoder.max_payload)
 
-    def feed(self, data):
-        """Bytes from the host -> bytes to send back (zero or more whole frames)."""
+    def feed(self, data, emit=None):
+        """Bytes from the host -> bytes to send back (zero or more whole frames). With ``emit``,
+        each answer is handed to ``emit`` as soon as it is made instead (and b"" returned): a host
+        that pipelines finds the answer to one request while the next one executes."""
         out = []
         for kind, seq, item in self.decoder.feed(data):
-            if kind == "frame":
-                key = (seq, bytes(item))   # at most MAX_PAYLOAD bytes kept: compare exactly
-                if key == self._last_key:
-                    self.replays += 1
-                    out.append(self._last_answer)
-                    continue
+            key = (seq, bytes(item)) if kind == "frame" else None   # at most MAX_PAYLOAD bytes kept
+            if key is None:
+                answer = frames.encode_frame(seq if seq is not None else 0, messages.encode_error(0, item))
+            elif key == self._last_key:   # compared exactly
+                self.replays += 1
+                answer = self._last_answer
+            else:
                 answer = frames.encode_frame(seq, self.core.handle(item))
                 self._last_key, self._last_answer = key, answer
+            if emit is None:
                 out.append(answer)
             else:
-                out.append(frames.encode_frame(seq if seq is not None else 0, messages.encode_error(0, item)))
+                emit(answer)
         return b"".join(out)

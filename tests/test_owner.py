@@ -28,15 +28,19 @@ class CoreClient(DeviceClient):
         self.decoder = frames.FrameDecoder()
         self.seq = 0
         self.info = None
+        self.awaited, self.early = set(), {}
+        self._rx = b""   # answers written by the device and not read yet, as a serial port holds them
 
     def _write(self, data):
-        self._pending = self.bench.link.feed(data)
+        self._rx += self.bench.link.feed(data)
 
     def _await(self, seq):
-        for kind, got, item in self.decoder.feed(self._pending):
-            if kind == "frame" and got == seq:
-                return item
-        return None
+        """DeviceClient._await over the in-memory link: an answer not there now never comes."""
+        data, self._rx = self._rx, b""
+        for kind, got, item in self.decoder.feed(data):
+            if kind == "frame" and (got == seq or got in self.awaited):
+                self.early[got] = item
+        return self.early.pop(seq, None)
 
     def close(self):
         pass

@@ -49,6 +49,8 @@ class DeviceClient:
             raise DeviceUnavailable("cannot open %s: %s" % (port, exc))
         self.info = None
         self.first_live = None
+        self.awaited = set()   # sequence bytes of requests sent by ``start`` whose answers are unread
+        self.early = {}        # sequence byte -> answer payload read while waiting for another one
 
     def close(self):
         self.serial.close()
@@ -69,7 +71,13 @@ class DeviceClient:
             self.on_sent(name)
 
     def _await(self, seq):
-        """The payload of the answer carrying ``seq``, or None when none came within the timeout."""
+        """The payload of the answer carrying ``seq``, or None when none came within the timeout.
+
+        Answers to other requests still awaited (``self.awaited``: sent with ``start`` and not
+        finished yet) are kept for their own ``_await``; any other sequence is a stale answer and
+        dropped. One read may bring several answers: all of them are looked at."""
+        if seq in self.early:
+            return self.early.pop(seq)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             try:
@@ -79,10 +87,14 @@ class DeviceClient:
             except (serial.SerialException, OSError) as exc:
                 raise DeviceUnavailable("device link lost: %s" % exc)
             for kind, got_seq, item in self.decoder.feed(data):
-                # A stale answer to an earlier request is never ours; a damaged frame is treated as
-                # no answer, so the retransmission gets the device's stored answer again.
-                if kind == "frame" and got_seq == seq:
-                    return item
+                # A damaged frame is treated as no answer, so the retransmission gets the device's
+                # stored answer again.
+                if kind == "frame" and got_seq != seq and got_seq in self.awaited:
+                    self.early[got_seq] = item
+                elif kind == "frame" and got_seq == seq:
+                    self.early[seq] = item
+            if seq in self.early:
+                return self.early.pop(seq)
         return None
 
     def _write(self, data):
@@ -102,26 +114,45 @@ class DeviceClient:
         return self._answer(name, seq, frame, self._exchange(frame, seq, name))
 
     def start(self, name, **fields):
-        """Send one request and return at once; ``finish`` waits for its answer. Nothing else may
-        be sent in between (the owner pipelines SEAL_BATCH: it files one batch while the device
-        seals the next)."""
+        """Send one request and return at once; ``finish`` waits for its answer.
+
+        Several requests may be out at once (the owner pipelines SEAL_BATCH, hostd/owner/
+        batching.py): the device executes frames in the order they arrive and answers each in
+        turn, and answers read while waiting for another one are kept. Only the request sent last
+        may be retransmitted, though: the device replays only the previous request's answer
+        (device/link.py), so an earlier one sent again would execute again. ``finish`` of an
+        earlier request that hears nothing within the timeout is DeviceTimeout at once."""
         seq, frame = self._frame(name, fields)
+        self.awaited.add(seq)
         self._send(frame, name)
         return name, seq, frame
 
     def finish(self, started):
         """The response fields of a request ``start`` sent."""
         name, seq, frame = started
-        return self._answer(name, seq, frame, self._await(seq))
+        payload = self._await(seq)
+        self.awaited.discard(seq)
+        if payload is None and seq != self.seq:
+            raise DeviceTimeout("%s got no answer within %.1f s, and requests sent after it keep it from being "
+                                "sent again" % (name, self.timeout))
+        return self._answer(name, seq, frame, payload, resend=seq == self.seq)
+
+    def abandon(self, started):
+        """Give up on a request ``start`` sent: its answer, when it comes, is dropped."""
+        self.awaited.discard(started[1])
+        self.early.pop(started[1], None)
 
     def _frame(self, name, fields):
         self.seq = self.seq % 255 + 1   # 1..255: seq 0 is what the device uses for unreadable frames
         return self.seq, frames.encode_frame(self.seq, messages.encode_request(name, **fields))
 
-    def _answer(self, name, seq, frame, payload):
+    def _answer(self, name, seq, frame, payload, resend=True):
         """The fields of the first usable answer, ``payload`` being the first try's; on silence
-        the identical frame is sent again, up to ``retries`` times."""
+        the identical frame is sent again, up to ``retries`` times (never when ``resend`` is
+        false: a request sent before the last one would execute again)."""
         for attempt in range(self.retries + 1):
+            if attempt and not resend:
+                break
             if attempt:
                 payload = self._exchange(frame, seq, name)
             if payload is None:
@@ -191,24 +222,38 @@ class DeviceClient:
                 return answer["sealed"]
             raise
 
-    def seal_batch_start(self, entries):
-        """SEAL_BATCH of [(request id, canonical invoice)] (PROTOCOL.md 4.24): every chunk but the
-        last is sent and answered; the last one is only sent. ``seal_batch_finish`` reads its answer."""
+    def seal_batch_start(self, entries, pipelined=False):
+        """SEAL_BATCH of [(request id, canonical invoice)] (PROTOCOL.md 4.24); ``seal_batch_finish``
+        reads its answer. Every chunk but the last is sent and answered, unless ``pipelined``: then
+        every chunk is only sent (behind a batch the device is still sealing), and their answers
+        are read by ``seal_batch_finish``."""
         doc = batch.encode(entries)
-        offset = 0
+        offset, acks = 0, []
         while len(doc) - offset > CHUNK:
-            self.call("SEAL_BATCH", total=len(doc), offset=offset, data=doc[offset:offset + CHUNK])
+            fields = {"total": len(doc), "offset": offset, "data": doc[offset:offset + CHUNK]}
+            if pipelined:
+                acks.append(self.start("SEAL_BATCH", **fields))
+            else:
+                self.call("SEAL_BATCH", **fields)
             offset += CHUNK
-        return self.start("SEAL_BATCH", total=len(doc), offset=offset, data=doc[offset:]), entries
+        return acks, self.start("SEAL_BATCH", total=len(doc), offset=offset, data=doc[offset:]), entries
 
     def seal_batch_finish(self, started):
         """The outcome of a SEAL_BATCH: {"outcomes": one per entry, ("sealed", sealed result,
         replayed) or ("refused", error name, detail); "first", "prev", "records": every record
-        the batch wrote, in order}. The records the answer had no room for are read with
+        the batch wrote, in order; "in_answer": how many of them the answer itself carried}. The records the answer had no room for are read with
         READ_JOURNAL, the sealed result of an entry sealed before the batch with STATUS."""
-        token, entries = started
+        acks, token, entries = started
+        try:
+            for ack in acks:
+                self.finish(ack)
+        except (DeviceRefused, DeviceUnavailable):
+            for left in acks + [token]:
+                self.abandon(left)
+            raise
         answer = self.finish(token)
         first, last, records = answer["first"], answer["last"], list(answer["records"])
+        in_answer = len(records)
         while first + len(records) <= last:
             page = self.call("READ_JOURNAL", first=first + len(records), count=last + 1 - first - len(records))
             if not page["records"]:
@@ -232,7 +277,8 @@ class DeviceClient:
                 outcomes.append(("sealed", state["sealed"], True))
         if len(outcomes) != len(entries):
             raise DeviceUnavailable("SEAL_BATCH answered %d results for %d entries" % (len(outcomes), len(entries)))
-        return {"outcomes": outcomes, "first": first, "prev": answer["prev"], "records": records}
+        return {"outcomes": outcomes, "first": first, "prev": answer["prev"], "records": records,
+                "in_answer": in_answer}
 
     def seal_batch(self, entries):
         return self.seal_batch_finish(self.seal_batch_start(entries))

@@ -10,10 +10,17 @@ returns a future; one owner job at a time drains the queue:
   4.24): one frame upload, one flash sync, and one durable SQLite transaction for the whole
   group (``Store.record_sealed_batch``): the requests' answers, the invoices, their events, the
   journal mirror of every record the batch wrote and the filing mark.
-- **Pipelined.** As soon as the device has answered group i (its records read), group i+1 is sent,
-  and group i is filed while the device signs group i+1; nothing else uses the link until group
-  i+1's answer is read. A drain seals at most MAX_ROUNDS groups and then gives the owner back to
-  the other jobs in its queue (exports in slices, INFO, archiving).
+- **Pipelined.** While a group's answer comes back within a quarter of the link timeout (an
+  emulator; not a board, where a group takes seconds), two groups are out at once: group i+1 is
+  written, chunks and all, while the device seals group i, so the device finds it waiting when it
+  answers, and group i is filed while the device seals group i+1. The device executes frames in
+  the order they arrive (device/link.py); the client keeps answers for whoever awaits them and
+  never retransmits a request sent before the last one (hostd/link/client.py). While pipelined,
+  a group holds no more requests than the last answer had room for the records of, since a
+  READ_JOURNAL for the rest would wait behind the next group. Anything that needs the link alone
+  (requests to seal one by one, archiving) first reads every group that is out. A drain seals
+  at most MAX_ROUNDS groups and then gives the owner back to the other jobs in its queue
+  (exports in slices, INFO, archiving).
 - **Credit types stay single.** A credit note or export credit needs its EVIDENCE first, so it is
   never batched: it goes through ``seal_new`` as its own job (the device would refuse it in a
   batch with BATCH_CREDIT anyway, and that refusal, too, sends it down the single path).
@@ -71,6 +78,7 @@ class _Group:
         self.sent = []       # indices of the items in the batch document, in order
         self.later = []      # indices that go on in ``seal`` one by one
         self.started = None  # the client's token while the last chunk's answer is awaited
+        self.sent_at = 0.0   # time.monotonic() once its last chunk was written
         self.outcome = None  # DeviceClient.seal_batch_finish's answer
         self.filed = []      # (index, sealed result, record fields)
         self.failed = []     # (index, http status, response) final refusals
@@ -102,6 +110,9 @@ class Batching:
         self.draining = False
         self.batching = True   # False once the device refused SEAL_BATCH as unknown (older firmware)
         self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent: /status and the bench read them
+        self.group_seconds = None   # the device's time for the last group answered (``_depth``)
+        self.answered_at = 0.0      # time.monotonic() when that answer was read
+        self.answer_fits = None     # records a SEAL_BATCH answer carried when it could not carry all
 
     # -- the one-call path, grouped ----------------------------------------------------------------
     def seal_grouped(self, pending, budget):
@@ -133,7 +144,7 @@ class Batching:
                 rounds[0] += 1
                 if idle and len(self.queue) == 1:
                     return [self.queue.popleft()]
-                return self._take(self.queue)
+                return self._take(self.queue, self._group_cap())
         try:
             self._pipeline(take)
         finally:
@@ -144,10 +155,10 @@ class Batching:
                     self.draining = False
 
     @staticmethod
-    def _take(queue):
-        """Pop the longest prefix of ``queue`` that fits one batch document."""
+    def _take(queue, cap=batch.MAX_ITEMS):
+        """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``)."""
         out, sizes = [], []
-        while queue and len(out) < batch.MAX_ITEMS:
+        while queue and len(out) < cap:
             n = len(queue[0].pending["canonical"])
             if out and batch.document_size(sizes + [n]) > batch.MAX_BATCH:
                 break
@@ -180,8 +191,8 @@ class Batching:
                 return []
             if not self.batching or not batchable(queue[0].pending):
                 return [queue.popleft()]
-            got = []
-            while queue and batchable(queue[0].pending) and len(got) < batch.MAX_ITEMS:
+            got, cap = [], self._group_cap()
+            while queue and batchable(queue[0].pending) and len(got) < cap:
                 got.append(queue[0])
                 sizes = [len(i.pending["canonical"]) for i in got]
                 if len(got) > 1 and batch.document_size(sizes) > batch.MAX_BATCH:
@@ -196,11 +207,10 @@ class Batching:
 
     # -- the pipeline -------------------------------------------------------------------------------
     def _pipeline(self, take):
-        """Seal the groups ``take(idle)`` hands out ([] when none is left) until it runs dry: group
-        i+1 goes out once group i's answer is in, and group i is filed while the device works.
-        Nothing but group i+1 uses the link until its answer is read: when group i has requests
-        to seal alone, or archiving is due, group i+1 waits until group i is done. Should anything
-        unforeseen fail, every request taken and not answered yet hears that error."""
+        """Seal the groups ``take(idle)`` hands out ([] when none is left) until it runs dry, with
+        up to ``_depth()`` groups out on the link and each group filed while the next one is
+        sealed (module docstring). Should anything unforeseen fail, every request taken and not
+        answered yet hears that error."""
         taken = []
 
         def counted(idle):
@@ -216,32 +226,65 @@ class Batching:
             raise
 
     def _run_pipeline(self, take):
-        current = None
-        while True:
-            if current is not None:
-                self._finish_group(current)
-            items = take(current is None)
-            if not items and current is None:
-                return
-            single = len(items) == 1 and (current is None or not self.batching or not batchable(items[0].pending))
-            early = bool(items) and not single and (current is None or (not current.later and not self.archive_due()))
-            nxt = self._start_group(items) if early else None   # out before group i is filed: pipelined
-            if current is not None:
-                self._file_group(current)
-                self._later(current)
-                if not early:
-                    self._after_job()                   # archiving, when due, while nothing is out
-            if single:
-                item = items[0]
-                _resolve(item, self.seal_new, item.pending, max(0.0, item.deadline - time.monotonic()))
-            elif items and not early:
-                nxt = self._start_group(items)
-            if not items:
-                return
-            current = nxt
+        out = collections.deque()   # groups sent whose answers are not read yet, oldest first
+        held = []                   # a request taken that must be sealed alone, once nothing is out
 
-    def _start_group(self, items):
-        """Store the group's request rows (one commit, no sync) and send its SEAL_BATCH."""
+        def top_up(idle):
+            while not held and len(out) < self._depth():
+                items = take(idle and not out)
+                if not items:
+                    return
+                if len(items) == 1 and ((idle and not out) or not self.batching or not batchable(items[0].pending)):
+                    held.extend(items)   # a lone request on an idle link: one plain SEAL
+                    return
+                group = self._start_group(items, pipelined=bool(out))
+                if group is not None:
+                    out.append(group)
+        while True:
+            top_up(True)
+            if not out:
+                if not held:
+                    return
+                item = held.pop()
+                _resolve(item, self.seal_new, item.pending, max(0.0, item.deadline - time.monotonic()))
+                continue
+            group = out.popleft()
+            self._finish_group(group)
+            if group.later or held or self.archive_due():
+                # requests to seal alone, or archiving: nothing else may be out on the link then
+                done = [group]
+                while out:
+                    done.append(out.popleft())
+                    self._finish_group(done[-1])
+                for each in done:
+                    self._file_group(each)
+                for each in done:
+                    self._later(each)
+                self._after_job()
+                continue
+            top_up(False)               # group i+1 out before group i is filed: pipelined
+            self._file_group(group)
+
+    def _depth(self):
+        """How many groups may be out at once: two while a group's answer comes back within a
+        quarter of the link timeout (an emulator, a fast board), so the device finds the next
+        group waiting when it answers one; else one (a slow board: the answer to a group sent
+        behind another would wait for both, and an earlier request cannot be retransmitted)."""
+        took = self.group_seconds
+        return 2 if took is not None and took < self.timeout / 4 else 1
+
+    def _group_cap(self):
+        """Requests per group: MAX_ITEMS, or while groups are pipelined as many as the device's
+        answer last had room for the records of. A record that is not in the answer is read with
+        READ_JOURNAL, which would wait behind the group sent after it, and the device would then
+        find nothing waiting when it is done."""
+        if self._depth() < 2 or self.answer_fits is None:
+            return batch.MAX_ITEMS
+        return max(2, min(batch.MAX_ITEMS, self.answer_fits))
+
+    def _start_group(self, items, pipelined=False):
+        """Store the group's request rows (one commit, no sync) and send its SEAL_BATCH; with
+        ``pipelined`` behind a group the device is still sealing, without waiting for any answer."""
         group = _Group(items)
         try:
             inserted = self.store.add_pendings([item.pending for item in items])
@@ -257,7 +300,8 @@ class Batching:
         deadline = min(items[i].deadline for i in group.sent)
         entries = [(items[i].pending["request_id"], items[i].pending["canonical"]) for i in group.sent]
         try:
-            group.started = self.device(deadline).seal_batch_start(entries)
+            group.started = self.device(deadline).seal_batch_start(entries, pipelined)
+            group.sent_at = time.monotonic()
         except DeviceUnavailable as exc:
             self._drop(exc.detail)
             self._lost(group, exc)
@@ -293,6 +337,14 @@ class Batching:
             if self.client is None:
                 raise DeviceUnavailable("the link was lost before the batch's answer")
             group.outcome = self.client.seal_batch_finish(started)
+            now = time.monotonic()
+            # the device's time for this group: from its sending, or from the answer to the
+            # group before it when it was sent behind that one
+            self.group_seconds = now - max(group.sent_at, self.answered_at)
+            self.answered_at = now
+            carried = group.outcome["in_answer"]
+            if carried < len(group.outcome["records"]):
+                self.answer_fits = carried
         except DeviceUnavailable as exc:
             self._drop(exc.detail)
             self._lost(group, exc)

@@ -1,0 +1,178 @@
+"""Pipelined SEAL_BATCH (issue 15): the next group is on the link while the device seals one.
+
+The host half is hostd/link/client.py (several requests out, answers kept for whoever awaits
+them, only the newest request retransmitted) and hostd/owner/batching.py (two groups out while
+a group's answer comes back fast, groups no larger than the answer has room for). These run the
+real DeviceClient over an in-memory serial port wired to the real Link and Core, and the owner
+over tests/test_owner.py's CoreClient, against the real core.
+"""
+
+import time
+
+import pytest
+
+from hostd.errors import DeviceTimeout, DeviceUnavailable
+from hostd.link import client as client_mod
+from hostd.link.client import DeviceClient
+from hostd.owner.owner import Owner
+from hostd.store.store import Store
+from protocol import frames, messages
+from tests.devkit import Bench
+from tests.test_group_commit import Spy, assert_exactly_once, counters, pending_of
+from tests.test_owner import CoreClient
+
+
+class MemorySerial:
+    """A serial port whose far end is the real device Link: what is written is executed at
+    once, and the answers wait in the receive buffer until read, as a pty or CDC port holds
+    them. ``drop`` names request sequence bytes whose next answer is lost on the way."""
+
+    def __init__(self, link):
+        self.link, self.rx, self.drop, self.written = link, bytearray(), set(), []
+
+    def write(self, data):
+        self.written.append(bytes(data))
+        for kind, seq, payload in frames.FrameDecoder().feed(data):
+            if kind == "frame" and seq in self.drop:
+                self.drop.discard(seq)
+                self.link.feed(data)          # executed, but the answer never arrives
+                return len(data)
+        self.rx.extend(self.link.feed(data))
+        return len(data)
+
+    @property
+    def in_waiting(self):
+        return len(self.rx)
+
+    def read(self, n):
+        if not self.rx:
+            time.sleep(0.001)
+            return b""
+        out = bytes(self.rx[:n])
+        del self.rx[:n]
+        return out
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    bench = Bench()
+    port = MemorySerial(bench.link)
+    monkeypatch.setattr(client_mod.serial, "Serial", lambda *args, **kw: port)
+    client = DeviceClient("memory", timeout=0.3, retries=2)
+    client.handshake()
+    return bench, port, client
+
+
+def test_answers_that_arrive_in_one_read_all_reach_their_requests(wired):
+    bench, port, client = wired
+    pings = [client.start("PING", data=b"p%d" % i) for i in range(3)]
+    info = client.start("INFO")
+    assert len(port.rx) > 0 and client.awaited == {p[1] for p in pings} | {info[1]}
+    # the last one first: the three answers before it are read on the way and kept
+    assert client.finish(info)["counter"] == bench.core.counter
+    assert [client.finish(p)["data"] for p in pings] == [b"p0", b"p1", b"p2"]
+    assert client.awaited == set() and client.early == {}
+
+
+def test_an_answer_nobody_awaits_is_dropped(wired):
+    bench, port, client = wired
+    stale = client.start("PING", data=b"old")
+    client.abandon(stale)
+    assert client.call("PING", data=b"new")["data"] == b"new"
+    assert client.early == {}
+
+
+def test_an_earlier_request_whose_answer_is_lost_is_not_sent_again(wired):
+    bench, port, client = wired
+    port.drop.add((client.seq % 255) + 1)
+    first = client.start("PING", data=b"first")
+    second = client.start("PING", data=b"second")
+    port.written.clear()
+    assert client.finish(second)["data"] == b"second"
+    with pytest.raises(DeviceTimeout, match="sent after it"):
+        client.finish(first)
+    assert port.written == []                 # the first frame was never retransmitted
+
+
+def test_the_newest_request_is_still_retransmitted_and_replayed(wired):
+    bench, port, client = wired
+    port.drop.add((client.seq % 255) + 1)     # the next request's first answer is lost
+    assert client.call("PING", data=b"again")["data"] == b"again"
+    assert bench.link.replays == 1            # the device answered the retransmission from its slot
+
+
+class Watching(CoreClient):
+    """CoreClient that records, whenever a SEAL_BATCH frame goes out, how many requests are out."""
+
+    out_at_send = []
+
+    def _send(self, frame, name):
+        CoreClient._send(self, frame, name)
+        if name == "SEAL_BATCH":
+            Watching.out_at_send.append(len(self.awaited))
+
+
+def pipelined_owner(tmp_path, bench, factory):
+    store = Store(str(tmp_path / "fiscal.sqlite"))
+    owner = Owner("memory", store, client_factory=lambda path, timeout, on_sent: factory(bench, on_sent=on_sent))
+    owner.device(time.monotonic() + 5)
+    return owner, store
+
+
+def test_groups_are_pipelined_and_sized_to_what_the_answer_carries(tmp_path):
+    bench = Bench()
+    Watching.out_at_send = []
+    owner, store = pipelined_owner(tmp_path, bench, Watching)
+    spy = Spy(owner, store, bench)
+    keys = ["1p:pipe-%d" % i for i in range(60)]
+    results = owner.seal_many([pending_of(k) for k in keys], 30)
+    assert [s for s, _ in results] == [200] * 60 and counters(results) == list(range(1, 61))
+    assert_exactly_once(bench, store, keys)
+    assert owner._depth() == 2
+    assert max(Watching.out_at_send) >= 2    # a group went out while another one's answer was unread
+    # once the owner knows how many records an answer has room for, groups fit it: READ_JOURNAL
+    # is needed for the first group at most
+    assert owner.answer_fits is not None and max(owner.group_sizes) == 16
+    assert spy.messages.count("READ_JOURNAL") <= 1
+    assert spy.batches == sum(owner.group_sizes.values())
+
+
+class LosingSecond(CoreClient):
+    """Loses the answer to the second SEAL_BATCH group (the device did seal it), while the third
+    is already out behind it."""
+
+    answers = 0
+
+    def _await(self, seq):
+        answer = CoreClient._await(self, seq)
+        if answer is not None and "results" in messages.decode_response(answer)[3]:
+            LosingSecond.answers += 1
+            if LosingSecond.answers == 2:
+                raise DeviceUnavailable("device link lost: the answer never came")
+        return answer
+
+
+def test_a_lost_answer_with_a_group_behind_it_seals_everything_exactly_once(tmp_path):
+    bench = Bench()
+    LosingSecond.answers = 0
+    owner, store = pipelined_owner(tmp_path, bench, LosingSecond)
+    keys = ["1p:lose-%d" % i for i in range(40)]
+    results = owner.seal_many([pending_of(k) for k in keys], 30)
+    assert LosingSecond.answers >= 2
+    assert [s for s, _ in results] == [200] * 40 and counters(results) == list(range(1, 41))
+    assert_exactly_once(bench, store, keys)
+
+
+def test_a_slow_device_gets_one_group_at_a_time(tmp_path):
+    bench = Bench()
+    Watching.out_at_send = []
+    owner, store = pipelined_owner(tmp_path, bench, Watching)
+    owner.timeout = 0.0      # any group is slow against this link timeout: never pipelined
+    keys = ["1p:slow-%d" % i for i in range(40)]
+    results = owner.seal_many([pending_of(k) for k in keys], 30)
+    assert counters(results) == list(range(1, 41))
+    assert_exactly_once(bench, store, keys)
+    assert owner._depth() == 1 and max(Watching.out_at_send) == 1
