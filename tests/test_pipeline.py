@@ -16,7 +16,7 @@ from hostd.link import client as client_mod
 from hostd.link.client import DeviceClient
 from hostd.owner.owner import Owner
 from hostd.store.store import Store
-from protocol import frames, messages
+from protocol import batch, frames, messages
 from tests.devkit import Bench
 from tests.test_group_commit import Spy, assert_exactly_once, counters, pending_of
 from tests.test_owner import CoreClient
@@ -176,3 +176,72 @@ def test_a_slow_device_gets_one_group_at_a_time(tmp_path):
     assert counters(results) == list(range(1, 41))
     assert_exactly_once(bench, store, keys)
     assert owner._depth() == 1 and max(Watching.out_at_send) == 1
+
+
+class FailFirstBatchWrite(CoreClient):
+    """The first SEAL_BATCH frame written after ``armed`` fails (the emulator restarted: EIO on
+    the old pty); the reconnect that follows works."""
+
+    armed = False
+
+    def _write(self, data):
+        for kind, seq, payload in frames.FrameDecoder().feed(data):
+            if kind == "frame" and FailFirstBatchWrite.armed and \
+                    messages.MESSAGES[messages.parse_request(payload)[0]][0] == "SEAL_BATCH":
+                FailFirstBatchWrite.armed = False
+                raise DeviceUnavailable("device link lost: EIO")
+        CoreClient._write(self, data)
+
+
+def test_a_group_that_cannot_go_out_keeps_the_order_of_a_batch_request(tmp_path):
+    bench = Bench()
+    owner, store = pipelined_owner(tmp_path, bench, FailFirstBatchWrite)
+    warm = ["1p:warm-%d" % i for i in range(20)]
+    assert [s for s, _ in owner.seal_many([pending_of(k) for k in warm], 30)] == [200] * 20
+    assert owner._depth() == 2
+    FailFirstBatchWrite.armed = True
+    keys = ["1p:order-%d" % i for i in range(30)]
+    results = owner.seal_many([pending_of(k) for k in keys], 30)
+    assert [s for s, _ in results] == [200] * 30
+    assert counters(results) == list(range(21, 51))      # the failed group's items before the next group's
+    assert_exactly_once(bench, store, warm + keys)
+
+
+class SlowBoard(Watching):
+    """Seals like a board: each invoice of a SEAL_BATCH takes ``EACH`` seconds, which the host
+    sees as the wait for the answer (the in-memory device answers as it is written)."""
+
+    EACH = 0.01
+    delay = 0.0
+
+    def _write(self, data):
+        for kind, seq, payload in frames.FrameDecoder().feed(data):
+            mid, mapping = messages.parse_request(payload)
+            if kind == "frame" and messages.MESSAGES[mid][0] == "SEAL_BATCH":
+                fields = messages.request_fields(mid, mapping)
+                if fields["offset"] == 0:
+                    self.document = bytearray()
+                self.document.extend(fields["data"])
+                if len(self.document) == fields["total"]:
+                    self.delay += SlowBoard.EACH * len(batch.decode(bytes(self.document)))
+        Watching._write(self, data)
+
+    def _await(self, seq):
+        time.sleep(self.delay)
+        self.delay = 0.0
+        return Watching._await(self, seq)
+
+
+def test_a_slow_board_is_never_pipelined_even_after_a_group_of_one(tmp_path):
+    bench = Bench()
+    Watching.out_at_send = []
+    owner, store = pipelined_owner(tmp_path, bench, SlowBoard)
+    owner.timeout = 0.5      # a group of 16 at 10 ms each is 0.16 s: more than a quarter of it
+    lost = []
+    owner._drop = lambda why, real=owner._drop: (lost.append(why), real(why))
+    keys = ["1p:board-%d" % i for i in range(17)]          # 16, then a group of 1
+    assert counters(owner.seal_many([pending_of(k) for k in keys], 30)) == list(range(1, 18))
+    more = ["1p:board-more-%d" % i for i in range(40)]
+    assert counters(owner.seal_many([pending_of(k) for k in more], 30)) == list(range(18, 58))
+    assert_exactly_once(bench, store, keys + more)
+    assert owner._depth() == 1 and max(Watching.out_at_send) == 1 and lost == []

@@ -166,6 +166,9 @@ class DeviceClient:
             if status != messages.OK:
                 raise DeviceRefused(status, name_of(status), detail)
             return answer
+        if not resend:
+            raise DeviceTimeout("%s got no usable answer within %.1f s, and requests sent after it keep it from "
+                                "being sent again" % (name, self.timeout))
         raise DeviceTimeout("%s got no answer within %d tries of %.1f s" % (name, self.retries + 1, self.timeout))
 
     # -- operations ----------------------------------------------------------------------------

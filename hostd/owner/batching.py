@@ -35,7 +35,9 @@ device answers the seal it made or seals now, exactly once. Final refusals (the 
 REQUEST_ID_REUSED) are stored as the answer in the group's transaction.
 
 ``seal_many`` (POST /api/v1/invoices/batch) takes the same path for the items of one request, in
-one owner job and in order, so its good items get consecutive fiscal numbers.
+one owner job and in order, so its good items get consecutive fiscal numbers. One exception: when
+two groups are out and the first one's entries are refused for a transient reason (or its answer
+is damaged on a serial line and cannot be sent again), the second is sealed before them.
 """
 
 import collections
@@ -110,7 +112,7 @@ class Batching:
         self.draining = False
         self.batching = True   # False once the device refused SEAL_BATCH as unknown (older firmware)
         self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent: /status and the bench read them
-        self.group_seconds = None   # the device's time for the last group answered (``_depth``)
+        self.group_seconds = None   # the device's time per request of the last group answered (``_depth``)
         self.answered_at = 0.0      # time.monotonic() when that answer was read
         self.answer_fits = None     # records a SEAL_BATCH answer carried when it could not carry all
 
@@ -230,7 +232,9 @@ class Batching:
         held = []                   # a request taken that must be sealed alone, once nothing is out
 
         def top_up(idle):
-            while not held and len(out) < self._depth():
+            # a group that did not go out (link lost, refused as a whole, rows stored before) has
+            # requests to seal alone: nothing more goes out before them, so the order holds
+            while not held and len(out) < self._depth() and not (out and out[-1].later):
                 items = take(idle and not out)
                 if not items:
                     return
@@ -266,12 +270,14 @@ class Batching:
             self._file_group(group)
 
     def _depth(self):
-        """How many groups may be out at once: two while a group's answer comes back within a
-        quarter of the link timeout (an emulator, a fast board), so the device finds the next
-        group waiting when it answers one; else one (a slow board: the answer to a group sent
-        behind another would wait for both, and an earlier request cannot be retransmitted)."""
-        took = self.group_seconds
-        return 2 if took is not None and took < self.timeout / 4 else 1
+        """How many groups may be out at once: two while the device's last measured time per
+        request, for a full group of MAX_ITEMS, stays within a quarter of the link timeout (an
+        emulator, a fast board), so the device finds the next group waiting when it answers one;
+        else one (a slow board: the answer to a group sent behind another would wait for both,
+        and an earlier request cannot be retransmitted). Unknown (no group answered since the
+        last connect or lost answer) is one."""
+        each = self.group_seconds
+        return 2 if each is not None and each * batch.MAX_ITEMS < self.timeout / 4 else 1
 
     def _group_cap(self):
         """Requests per group: MAX_ITEMS, or while groups are pipelined as many as the device's
@@ -311,6 +317,7 @@ class Batching:
         return group
 
     def _lost(self, group, exc):
+        self.group_seconds = None   # measure the device again before pipelining to it
         log.warning("a SEAL_BATCH of %d requests got no answer (%s): each goes on by its request id",
                     len(group.sent), exc.detail)
         self._fall_back(group)
@@ -338,9 +345,9 @@ class Batching:
                 raise DeviceUnavailable("the link was lost before the batch's answer")
             group.outcome = self.client.seal_batch_finish(started)
             now = time.monotonic()
-            # the device's time for this group: from its sending, or from the answer to the
-            # group before it when it was sent behind that one
-            self.group_seconds = now - max(group.sent_at, self.answered_at)
+            # the device's time per request of this group: from its sending, or from the answer to
+            # the group before it when it was sent behind that one
+            self.group_seconds = (now - max(group.sent_at, self.answered_at)) / max(1, len(group.sent))
             self.answered_at = now
             carried = group.outcome["in_answer"]
             if carried < len(group.outcome["records"]):

@@ -142,6 +142,7 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
         # (or moved to another port) after the daemon started is found by this reconnect loop.
         port = discovery.resolve(self.path)
         client = self.client_factory(port, timeout=self.timeout, on_sent=self._sent)
+        self.group_seconds = self.answer_fits = None   # another device may answer now (batching.py _depth)
         try:
             self.info = client.handshake()
             self.check_every = seals_before_mark(self.info, self.archive_at)   # hostd/owner/archiving.py
