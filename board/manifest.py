@@ -22,10 +22,12 @@ package("device", base_path="..", files=(
     "p256_table.py",
     "ports.py",
     "profile.py",
+    "readout.py",
     "recovery.py",
     "ring.py",
     "sealing.py",
     "signer.py",
+    "status.py",
     "table_file.py",
     "usb_link.py",
 ))

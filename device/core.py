@@ -6,11 +6,12 @@ head, the request-id index, the marks of device/journal.py) or computed from it 
 (running totals, closure figures), or is allowed to vanish with power (pending nonces, armed
 credit evidence, the upload buffer, the clock). One sealed invoice is one journal record. Every
 refusal is a typed FiscalError answered on the wire, raised before any state changes. The
-messages a seal needs are here and in the mixin device/sealing.py (PREPARE, SEAL, COMMIT, ABORT,
-STATUS); the others are imported only when used, to spare a board's heap: device/identity.py
-(power-up, PROVISION, CERTIFY), device/profile.py (power-up, PROFILE, PROFILE_READ),
-device/archive.py (ARCHIVED), device/credits.py (EVIDENCE, credit notes), device/closing.py
-(CLOSE, X), device/batch.py (SEAL_BATCH). PROTOCOL.md (version 3) is the spec.
+messages a seal needs are here (SET_TIME) and in the mixin device/sealing.py (PREPARE, SEAL,
+COMMIT); the others are imported only when used, to spare a board's heap (``LAZY`` names their
+modules): device/readout.py (INFO, PING, READ_JOURNAL, HEAD), device/status.py (STATUS, ABORT),
+device/identity.py (power-up, PROVISION, CERTIFY), device/profile.py (power-up, PROFILE,
+PROFILE_READ), device/archive.py (ARCHIVED), device/credits.py (EVIDENCE, credit notes),
+device/closing.py (CLOSE, X), device/batch.py (SEAL_BATCH). PROTOCOL.md (version 3) is the spec.
 
 Unloading (``unload=True``, what device/board.py passes): a board pays for the modules imported on
 first use only while they run. Every module of ``device`` and ``protocol`` imported since the core
@@ -28,8 +29,7 @@ import gc
 import sys
 
 from protocol import invoice, messages, record, timefmt
-from protocol.errors import ClockError, FiscalError, IdentityError, JournalError, MessageError
-from protocol.frames import MAX_PAYLOAD
+from protocol.errors import ClockError, FiscalError, IdentityError, JournalError
 from device.journal import Journal
 from device.nonces import Nonces
 from device.ports import DeviceClock
@@ -39,7 +39,7 @@ from device.signer import Signer   # noqa: F401  resident: the core keeps one (d
 FIRMWARE = "fiscal-core 0.3.0"
 PROTOCOL_VERSION = 3
 TIME_SLACK = 2          # clock adjustments up to this many seconds are not journalled
-MAX_PING = 64
+MAX_PING = 64          # device/readout.py
 # Erased sectors a record may not take (device/journal.py): index = record type. A CLOSURE may take
 # the last one (device/closing.py keeps room for the checkpoint after it).
 RESERVE = (0, 2, 1, 1, 0, 1, 0)
@@ -51,6 +51,11 @@ UNSIGNED = ("INFO", "PING", "PROVISION", "READ_JOURNAL")
 READ_ONLY = ("INFO", "PING", "READ_JOURNAL")
 IDENTITY_FAULTS = ("KEY_MISSING", "JOURNAL_MISMATCH", "KEYSTORE_FAILURE")
 FILL_LEVELS = (800000, 900000, 950000)
+# " NAME=module ...": messages handled by device/<module>.py ``on_<name>(core, fields)``, imported
+# when one arrives (and dropped after it on a board): one string instead of a method per message.
+LAZY = (" INFO=readout PING=readout READ_JOURNAL=readout HEAD=readout STATUS=status ABORT=status "
+        "PROVISION=identity CERTIFY=identity PROFILE=profile PROFILE_READ=profile ARCHIVED=archive "
+        "EVIDENCE=credits CLOSE=closing X=closing SEAL_BATCH=batch ")
 
 
 class Core(Sealing):
@@ -72,8 +77,9 @@ class Core(Sealing):
         self.closing = None  # an M or Y closure being received in chunks (device/closing.py)
         self.profile_memo = None   # the decoded profile while one message runs (device/sealing.py)
         self.counter, self.last_time = 0, 0
-        if self.journal.last is not None:
-            fields = record.decode(self.journal.last)[0]
+        last = self.journal.last
+        if last is not None:
+            fields = record.decode(last)[0]
             self.counter, self.last_time = fields[record.K_COUNTER], fields[record.K_TIME]
         self.fault = ""
         self.fault_detail = ""
@@ -213,7 +219,13 @@ class Core(Sealing):
                 raise JournalError("JOURNAL_FULL", "the journal is full and read-only for sales; archive it "
                                    "(READ_JOURNAL, then ARCHIVED) to make room: %s" % self.fault_detail)
             self.nonces.expire(self.clock.now())
-            return messages.encode_response(name, getattr(self, "_on_" + name.lower())(fields))
+            at = LAZY.find(" %s=" % name)
+            if at < 0:
+                answer = getattr(self, "_on_" + name.lower())(fields)
+            else:   # device.<module>.on_<name>(core, fields), the module imported now (a board's heap)
+                module = LAZY[at + len(name) + 2:LAZY.find(" ", at + 1)]
+                answer = getattr(getattr(__import__("device." + module), module), "on_" + name.lower())(self, fields)
+            return messages.encode_response(name, answer)
         except FiscalError as exc:
             return messages.encode_error(mid, exc)
         finally:
@@ -231,25 +243,6 @@ class Core(Sealing):
         return self.last_time if now is None else max(now, self.last_time)
 
     # -- messages ----------------------------------------------------------------------------
-    def _on_info(self, fields):
-        j = self.journal
-        return {"device_id": self.device_id, "firmware": self.firmware, "protocol": PROTOCOL_VERSION,
-                "public_key": self.signer.public_key() if self.signer else b"", "counter": self.counter,
-                "seq": j.last_seq, "last_hash": j.head_hash, "clock": self.clock.now(),
-                "pending": len(self.nonces.pending), "journal_used": j.used(), "journal_size": j.capacity(),
-                "max_pending": self.nonces.max_pending, "nonce_ttl": self.nonces.ttl,
-                "max_payload": MAX_PAYLOAD, "max_invoice": invoice.MAX_INVOICE, "last_time": self.last_time,
-                "fault": self.fault, "certificate": self.certificate, "first_live": j.first_live,
-                "archived_seq": j.archived[0] if j.archived else 0, "fill_ppm": self._fill(),
-                "invoice_room": j.room(RESERVE[record.INVOICE]),
-                "reserve": RESERVE[record.INVOICE] * j.ring.sector,
-                "profile_id": self.profile_id, "profile_hash": self.profile_hash or b""}
-
-    def _on_ping(self, fields):
-        if len(fields["data"]) > MAX_PING:
-            raise MessageError("MESSAGE_FIELD", "PING data is limited to %d bytes" % MAX_PING)
-        return {"data": fields["data"]}
-
     def _on_set_time(self, fields):
         t = fields["time"]
         if t < timefmt.MIN_TIME or t > timefmt.MAX_TIME:
@@ -265,66 +258,3 @@ class Core(Sealing):
         self.clock.set(t)
         self.nonces.expire(t)
         return {"time": t, "journaled": journaled}
-
-    def _on_read_journal(self, fields):
-        first, count = fields["first"], fields["count"]
-        j = self.journal
-        if first < j.first_live:
-            raise JournalError("RANGE_INVALID", "records before %d were archived and erased: first_live is %d"
-                               % (j.first_live, j.first_live))
-        if first > j.last_seq + 1 or count < 1:
-            raise JournalError("RANGE_INVALID", "live records are %d..%d; asked for %d (+%d)"
-                               % (j.first_live, j.last_seq, first, count))
-        out, size, nxt = [], 0, first
-        for seq, payload in j.records(first):
-            if len(out) == count or size + len(payload) > MAX_PAYLOAD - 64:
-                break
-            out.append(payload)
-            size += len(payload) + 3
-            nxt = seq + 1
-        return {"records": out, "next": nxt, "last": j.last_seq, "first_live": j.first_live}
-
-    def _on_head(self, fields):
-        challenge = fields["challenge"]
-        if len(challenge) > record.MAX_CHALLENGE:
-            raise MessageError("MESSAGE_FIELD", "a HEAD challenge is 0..%d bytes" % record.MAX_CHALLENGE)
-        statement = record.head_statement(self.device_id, self.journal.last_seq, self.counter,
-                                          self.journal.head_hash, self._time_or_last(), challenge)
-        return {"statement": statement, "signature": self.signer.sign(record.HEAD_DOMAIN + statement)}
-
-    # -- imported when used (a board's heap) ----------------------------------------------------
-    def _on_provision(self, fields):
-        from device import identity
-        return identity.on_provision(self, fields)
-
-    def _on_certify(self, fields):
-        from device import identity
-        return identity.on_certify(self, fields)
-
-    def _on_profile(self, fields):
-        from device import profile
-        return profile.on_profile(self, fields)
-
-    def _on_profile_read(self, fields):
-        from device import profile
-        return profile.on_profile_read(self, fields)
-
-    def _on_archived(self, fields):
-        from device import archive
-        return archive.on_archived(self, fields)
-
-    def _on_evidence(self, fields):
-        from device import credits
-        return credits.on_evidence(self, fields)
-
-    def _on_close(self, fields):
-        from device import closing
-        return closing.on_close(self, fields)
-
-    def _on_x(self, fields):
-        from device import closing
-        return closing.on_x(self, fields)
-
-    def _on_seal_batch(self, fields):
-        from device import batch
-        return batch.on_seal_batch(self, fields)

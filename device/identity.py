@@ -57,9 +57,8 @@ def load(core):
         return
     core.signer = Signer(secret, core.table)
     core.device_id = core.keystore.device_id(core.signer.public_key())
-    last_device = None
-    if core.journal.last is not None:
-        last_device = record.decode(core.journal.last)[0][record.K_DEVICE]
+    last = core.journal.last
+    last_device = None if last is None else record.decode(last)[0][record.K_DEVICE]
     # Record 1 is erased once archived: then only a journal that says so (a checkpoint with
     # ``archived``) may lack it; a blank or swapped-in journal may not.
     if core.journal.first_seq() == 1:

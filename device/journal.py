@@ -40,7 +40,6 @@ class Journal:
         self.torn = 0
         self.garbage = []      # sectors to erase at power-up (an interrupted erase or torn write)
         self.head_hash = record.genesis()
-        self.last = None
         self.last_seq = 0
         self.first_live = 1
         self.archived = None   # [S, H] of the newest CHECKPOINT carrying one
@@ -78,6 +77,12 @@ class Journal:
             pos = self.next_position(pos)
             s += 1
         return pos
+
+    @property
+    def last(self):
+        """The newest record as stored, or None on an empty journal. Read from flash when asked
+        (the power-up asks): RAM keeps no copy of up to MAX_RECORD bytes between requests."""
+        return self.read(self.last_seq) if self.last_seq else None
 
     def first_seq(self):
         return self.run[0][1] if self.run else 0
@@ -235,7 +240,7 @@ class Journal:
             self.first_live = live
 
     def note(self, payload, seq):
-        """Book one record found (recovery) or written: request-id index, last record, the marks
+        """Book one record found (recovery) or written: request-id index, last seq, the marks
         below, and for a CHECKPOINT its decoded body (returned; None for other types).
 
         Marks, so nothing needs a second walk: ``profile_hash`` (the newest ``profile`` EVENT or
@@ -244,7 +249,7 @@ class Journal:
         CLOSURE and EVENT bodies are decoded, and an invoice whose body ends in key 18 (credit_root)."""
         rtype = record.type_of(payload)
         self.rids.extend(payload[3:7] if rtype == record.INVOICE else b"\x00\x00\x00\x00")
-        self.last, self.last_seq = payload, seq
+        self.last_seq = seq
         end = len(payload) - record.SIG_LEN
         if rtype == record.INVOICE:
             if payload[end - 35:end - 32] == b"\x12\x58\x20":

@@ -1,6 +1,7 @@
-"""Sealing and exactly-once: PREPARE, SEAL, COMMIT, ABORT and STATUS (PROTOCOL.md 4.6-4.10, 4.16).
+"""Sealing and exactly-once: PREPARE, SEAL and COMMIT (PROTOCOL.md 4.6, 4.7, 4.16).
 
-Mixed into device.core.Core. Every invoice carries a 16-byte request id the host derives from the
+Mixed into device.core.Core; STATUS and ABORT, which a seal does not need, are device/status.py's
+and use the lookups here. Every invoice carries a 16-byte request id the host derives from the
 POS Idempotency-Key; the device signs it into the invoice record, so a repeated request is
 answered from the journal itself and never sealed twice, even when the host lost its own store
 (DESIGN-NOTES invariant 9). Lookups never scan the journal: request ids through the 4-byte index
@@ -18,7 +19,7 @@ PREPARE and again when it is sealed, and its record carries the original and the
 
 import hashlib
 
-from protocol import cbor, invoice, messages, record, taxgroups, timefmt
+from protocol import cbor, invoice, record, taxgroups, timefmt
 from protocol.errors import IdentityError, InvoiceError, JournalError, MessageError, NonceError, ProfileError
 from device.ring import stored_size
 
@@ -26,7 +27,7 @@ NONCE_LEN = 16
 MIN_INVOICE = 160            # no invoice record is smaller (stored bytes): the early room check
 
 
-def _sized(value, name, length):
+def sized(value, name, length):
     if len(value) != length:
         raise MessageError("MESSAGE_FIELD", "%s must be %d bytes" % (name, length))
     return bytes(value)
@@ -101,7 +102,7 @@ class Sealing:
     def _upload(self, name, fields):
         """Take one chunk. Returns (request id, None) while incomplete, else (request id, digest,
         summary, earlier seal, pending) of the whole invoice."""
-        rid = _sized(fields["request_id"], "request_id", record.REQUEST_ID_LEN)
+        rid = sized(fields["request_id"], "request_id", record.REQUEST_ID_LEN)
         total, offset, data = fields["total"], fields["offset"], fields["data"]
         if total > invoice.MAX_INVOICE:
             raise InvoiceError("INVOICE_TOO_LARGE", "invoice of %d bytes; limit %d" % (total, invoice.MAX_INVOICE))
@@ -213,7 +214,7 @@ class Sealing:
         return {"received": total, "sealed": self._seal(rid, digest, summary, now, credit, nonce), "replayed": False}
 
     def _on_commit(self, fields):
-        nonce = _sized(fields["nonce"], "nonce", NONCE_LEN)
+        nonce = sized(fields["nonce"], "nonce", NONCE_LEN)
         sealed = self._committed(nonce)
         if sealed is not None:
             return {"sealed": sealed, "replayed": True}
@@ -225,36 +226,3 @@ class Sealing:
         credit = self._credit(entry["summary"])   # evidence and balance again: another credit may have come first
         return {"sealed": self._seal(entry["rid"], entry["hash"], entry["summary"], now, credit, nonce),
                 "replayed": False}
-
-    def _on_abort(self, fields):
-        nonce = _sized(fields["nonce"], "nonce", NONCE_LEN)
-        if nonce in self.nonces.pending:
-            self.nonces.abort(nonce)
-            return {"state": messages.ABORTED}
-        state = self.nonces.ended_state(nonce)
-        if state is not None:
-            return {"state": state}
-        if self._committed(nonce) is not None:
-            raise NonceError("NONCE_COMMITTED", "nonce is committed; issue a credit note instead")
-        raise NonceError("NONCE_UNKNOWN", "nonce is not pending nor recent")
-
-    def _on_status(self, fields):
-        nonce, rid = fields.get("nonce"), fields.get("request_id")
-        if (nonce is None) == (rid is None):
-            raise MessageError("MESSAGE_FIELD", "STATUS takes exactly one of nonce or request_id")
-        if rid is not None:
-            sealed, pending = self._request(_sized(rid, "request_id", record.REQUEST_ID_LEN))
-            if pending is not None:
-                return {"state": messages.PREPARED, "nonce": pending[0], "expires": pending[1]["expires"]}
-        else:
-            nonce = _sized(nonce, "nonce", NONCE_LEN)
-            entry = self.nonces.pending.get(nonce)
-            if entry is not None:
-                return {"state": messages.PREPARED, "expires": entry["expires"]}
-            state = self.nonces.ended_state(nonce)
-            if state is not None:
-                return {"state": state}
-            sealed = self._committed(nonce)
-        if sealed is not None:
-            return {"state": messages.COMMITTED, "sealed": sealed}
-        return {"state": messages.UNKNOWN}

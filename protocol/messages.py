@@ -71,8 +71,6 @@ MESSAGES = {
 # one of nonce or request_id; the handler checks that.
 OPTIONAL = {7: (3, 4)}
 
-_IDS = {}
-
 
 def fields_of(spec):
     """{key: (name, type)} of a field list of MESSAGES."""
@@ -84,10 +82,10 @@ def fields_of(spec):
 
 
 def msg_id(name):
-    if not _IDS:
-        for mid in MESSAGES:
-            _IDS[MESSAGES[mid][0]] = mid
-    return _IDS[name]
+    for mid in MESSAGES:
+        if MESSAGES[mid][0] == name:
+            return mid
+    raise KeyError(name)
 
 
 def _type_ok(value, kind):

@@ -423,8 +423,8 @@ BOARD_MODULES = [("protocol", n) for n in (
     "__init__", "batch", "cbor", "cert", "closure", "errors", "frames", "invoice", "merkle", "messages", "p256",
     "profile_check", "record", "smt", "taxgroups", "timefmt", "usbids")] + [("device", n) for n in (
         "__init__", "archive", "batch", "block_flash", "board", "books", "closing", "core", "credits", "flash",
-        "identity", "journal", "keystore", "link", "nonces", "p256_table", "ports", "profile", "recovery", "ring",
-        "sealing", "signer", "table_file", "usb_link")]
+        "identity", "journal", "keystore", "link", "nonces", "p256_table", "ports", "profile", "readout", "recovery",
+        "ring", "sealing", "signer", "status", "table_file", "usb_link")]
 
 
 @pytest.fixture(scope="module")
@@ -449,7 +449,7 @@ def test_board_modules_are_listed_once(mpy_lib):
     manifest deploys."""
     lib, empty = mpy_lib
     out = run_upy("import sys\nfrom device import board, archive, batch, books, closing, credits, identity, profile, "
-                  "recovery\nfrom protocol import batch, cert, profile_check\n"
+                  "readout, recovery, status\nfrom protocol import batch, cert, profile_check\n"
                   "print(sorted(k for k in sys.modules if k.split('.')[0] in ('protocol', 'device')))",
                   lib=lib, root=empty)
     imported = set(tuple((k.split(".") + ["__init__"])[:2]) for k in eval(out))
@@ -463,7 +463,7 @@ def test_board_modules_are_listed_once(mpy_lib):
 # (device/core.py ``unload``): after the session none of them is loaded, and everything else is.
 TRANSIENT = [("protocol", n) for n in ("batch", "cert", "closure", "merkle", "profile_check", "smt")] + \
             [("device", n) for n in ("archive", "batch", "books", "closing", "credits", "identity", "profile",
-                                     "recovery")]
+                                     "readout", "recovery", "status")]
 
 
 def test_board_keeps_only_what_every_request_needs(session):

