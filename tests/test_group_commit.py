@@ -187,6 +187,30 @@ def test_a_device_without_seal_batch_seals_one_by_one(tmp_path):
     assert_exactly_once(bench, store, keys)
 
 
+def test_requests_queued_when_the_device_refuses_seal_batch_go_alone(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    real, batches = bench.core.handle, []
+
+    def old_firmware(payload):
+        if messages.parse_request(payload)[0] == messages.msg_id("SEAL_BATCH"):
+            batches.append(1)
+            return messages.encode_error(0, messages.MessageError("MESSAGE_UNKNOWN", "message id 19 is not known"))
+        return real(payload)
+    bench.core.handle = old_firmware
+    gate = threading.Event()
+    owner.run(gate.wait, 10)                                   # the owner is busy: requests queue up
+    keys = ["1p:old-queued-%d" % i for i in range(30)]
+    futures = [owner.seal_grouped(pending_of(k), 15) for k in keys]
+    gate.set()
+    results = [f.result(20) for f in futures]
+    assert [s for s, _ in results] == [200] * 30 and counters(results) == list(range(1, 31))
+    assert owner.batching is False and len(batches) == 1       # refused once; the rest go as plain SEALs
+    assert_exactly_once(bench, store, keys)
+    owner.close()
+
+
 class LosingClient(CoreClient):
     """Loses the answer to the last chunk of the first SEAL_BATCH (the device did seal it)."""
 

@@ -144,7 +144,7 @@ class Batching:
                 if rounds[0] >= MAX_ROUNDS or not self.queue:
                     return []
                 rounds[0] += 1
-                if idle and len(self.queue) == 1:
+                if (idle and len(self.queue) == 1) or not self.batching:   # alone: idle, or old firmware
                     return [self.queue.popleft()]
                 return self._take(self.queue, self._group_cap())
         try:
@@ -327,12 +327,14 @@ class Batching:
         group.sent, group.started = [], None
 
     def _batch_refused(self, group, exc):
-        """The whole batch refused (no entry ran): every request goes on alone."""
+        """The batch refused as a whole, or a READ_JOURNAL or STATUS reading its results refused:
+        every request goes on alone by its request id (the device answers those it sealed)."""
         if exc.name == "MESSAGE_UNKNOWN":
             log.warning("the device does not know SEAL_BATCH (older firmware): sealing one invoice at a time")
             self.batching = False
         else:
-            log.error("the device refused a SEAL_BATCH as a whole (%s): its requests go on one by one", exc.detail)
+            log.error("the device refused a SEAL_BATCH or the reading of its results (%s: %s): its requests go on "
+                      "one by one by request id", exc.name, exc.detail)
         self._fall_back(group)
 
     def _finish_group(self, group):
