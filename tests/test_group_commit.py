@@ -103,6 +103,15 @@ def test_batch_endpoint_seals_in_groups_one_transaction_each(tmp_path):
     assert again == results and bench.core.counter == 40
 
 
+def queued(owner, keys):
+    """Each key's one-call seal, all queued while the owner is busy: their (status, body)."""
+    gate = threading.Event()
+    owner.run(gate.wait, 10)
+    futures = [owner.seal_grouped(pending_of(k), 15) for k in keys]
+    gate.set()
+    return [f.result(20) for f in futures]
+
+
 def test_queued_seals_go_together_and_an_idle_one_alone(tmp_path):
     bench = Bench()
     owner, store = make_owner(tmp_path, bench)
@@ -110,12 +119,8 @@ def test_queued_seals_go_together_and_an_idle_one_alone(tmp_path):
     spy = Spy(owner, store, bench)
     alone = owner.seal_grouped(pending_of("1p:idle"), 15).result(10)
     assert alone[0] == 200 and spy.messages == ["SEAL"] and spy.batches == 0   # K=1: a plain SEAL
-    gate = threading.Event()
-    owner.run(gate.wait, 10)                                   # the owner is busy: requests queue up
     keys = ["1p:queued-%d" % i for i in range(20)]
-    futures = [owner.seal_grouped(pending_of(k), 15) for k in keys]
-    gate.set()
-    results = [f.result(20) for f in futures]
+    results = queued(owner, keys)
     assert [s for s, _ in results] == [200] * 20 and counters(results) == list(range(2, 22))
     assert spy.messages.count("SEAL") == 1 and spy.batches == 2          # 16, then 4 pipelined
     assert sorted(owner.group_sizes.items()) == [(4, 1), (16, 1)]
@@ -199,12 +204,8 @@ def test_requests_queued_when_the_device_refuses_seal_batch_go_alone(tmp_path):
             return messages.encode_error(0, messages.MessageError("MESSAGE_UNKNOWN", "message id 19 is not known"))
         return real(payload)
     bench.core.handle = old_firmware
-    gate = threading.Event()
-    owner.run(gate.wait, 10)                                   # the owner is busy: requests queue up
     keys = ["1p:old-queued-%d" % i for i in range(30)]
-    futures = [owner.seal_grouped(pending_of(k), 15) for k in keys]
-    gate.set()
-    results = [f.result(20) for f in futures]
+    results = queued(owner, keys)
     assert [s for s, _ in results] == [200] * 30 and counters(results) == list(range(1, 31))
     assert owner.batching is False and len(batches) == 1       # refused once; the rest go as plain SEALs
     assert_exactly_once(bench, store, keys)
