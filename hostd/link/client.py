@@ -89,10 +89,8 @@ class DeviceClient:
             for kind, got_seq, item in self.decoder.feed(data):
                 # A damaged frame is treated as no answer, so the retransmission gets the device's
                 # stored answer again.
-                if kind == "frame" and got_seq != seq and got_seq in self.awaited:
+                if kind == "frame" and (got_seq == seq or got_seq in self.awaited):
                     self.early[got_seq] = item
-                elif kind == "frame" and got_seq == seq:
-                    self.early[seq] = item
             if seq in self.early:
                 return self.early.pop(seq)
         return None
@@ -121,7 +119,7 @@ class DeviceClient:
         turn, and answers read while waiting for another one are kept. Only the request sent last
         may be retransmitted, though: the device replays only the previous request's answer
         (device/link.py), so an earlier one sent again would execute again. ``finish`` of an
-        earlier request that hears nothing within the timeout is DeviceTimeout at once."""
+        earlier request with no usable answer within the timeout is DeviceTimeout at once."""
         seq, frame = self._frame(name, fields)
         self.awaited.add(seq)
         self._send(frame, name)
@@ -132,9 +130,6 @@ class DeviceClient:
         name, seq, frame = started
         payload = self._await(seq)
         self.awaited.discard(seq)
-        if payload is None and seq != self.seq:
-            raise DeviceTimeout("%s got no answer within %.1f s, and requests sent after it keep it from being "
-                                "sent again" % (name, self.timeout))
         return self._answer(name, seq, frame, payload, resend=seq == self.seq)
 
     def abandon(self, started):
@@ -244,8 +239,9 @@ class DeviceClient:
     def seal_batch_finish(self, started):
         """The outcome of a SEAL_BATCH: {"outcomes": one per entry, ("sealed", sealed result,
         replayed) or ("refused", error name, detail); "first", "prev", "records": every record
-        the batch wrote, in order; "in_answer": how many of them the answer itself carried}. The records the answer had no room for are read with
-        READ_JOURNAL, the sealed result of an entry sealed before the batch with STATUS."""
+        the batch wrote, in order; "in_answer": how many of them the answer itself carried}. The
+        records the answer had no room for are read with READ_JOURNAL, the sealed result of an
+        entry sealed before the batch with STATUS."""
         acks, token, entries = started
         try:
             for ack in acks:

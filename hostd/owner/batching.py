@@ -157,7 +157,7 @@ class Batching:
                     self.draining = False
 
     @staticmethod
-    def _take(queue, cap=batch.MAX_ITEMS):
+    def _take(queue, cap):
         """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``)."""
         out, sizes = [], []
         while queue and len(out) < cap:
