@@ -262,3 +262,80 @@ def test_an_entry_that_cannot_be_filed_leaves_the_mirror_to_reconcile(tmp_path):
     owner.reconcile()                                            # the next connect files what is left
     assert store.meta("filed_seq") == bench.core.seq and store.journal_seq() == bench.core.seq
     assert [r[0] for r in store.db.execute("SELECT counter FROM invoices ORDER BY counter")] == [1, 2, 3]
+
+
+def queued_batches(owner, *requests, between=None):
+    """Each batch request's ``seal_queued`` (and ``between``, an owner job, after the first one),
+    all queued while the owner is busy: ([results of each request], the job's result)."""
+    gate = threading.Event()
+    owner.run(gate.wait, 10)
+    futures = [owner.seal_queued([pending_of(k) for k in requests[0]], 15)]
+    job = owner.run(between) if between is not None else None
+    futures += [owner.seal_queued([pending_of(k) for k in keys], 15) for keys in requests[1:]]
+    gate.set()
+    return [f.result(30) for f in futures], job.result(30) if job is not None else None
+
+
+def counting_drains(owner):
+    drains = []
+    real = owner._drain
+    owner._drain = lambda: (drains.append(1), real())[1]
+    return drains
+
+
+def test_batch_requests_follow_on_in_one_pipeline_each_consecutive(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    drains = counting_drains(owner)
+    a, b = ["1p:qa-%d" % i for i in range(20)], ["1p:qb-%d" % i for i in range(20)]
+    (first, second), _ = queued_batches(owner, a, b)
+    assert counters(first) == list(range(1, 21)) and counters(second) == list(range(21, 41))
+    assert len(drains) == 1                      # one drain: the link never ran empty between them
+    assert sum(owner.group_sizes.elements()) == 40 and max(owner.group_sizes) == 16
+    assert_exactly_once(bench, store, a + b)
+    owner.close()
+
+
+def test_a_drain_gives_way_to_a_waiting_job_only_between_requests(tmp_path, monkeypatch):
+    from hostd.owner import batching
+    monkeypatch.setattr(batching, "MAX_ROUNDS", 1)
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    a, b = ["1p:wa-%d" % i for i in range(40)], ["1p:wb-%d" % i for i in range(10)]
+    (first, second), seen = queued_batches(owner, a, b, between=lambda: bench.core.counter)
+    assert seen == 40                            # after all of a (3 groups), before any of b
+    assert counters(first) == list(range(1, 41)) and counters(second) == list(range(41, 51))
+    assert_exactly_once(bench, store, a + b)
+    owner.close()
+
+
+def test_with_no_job_waiting_a_drain_goes_on_past_its_rounds(tmp_path, monkeypatch):
+    from hostd.owner import batching
+    monkeypatch.setattr(batching, "MAX_ROUNDS", 1)
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    drains = counting_drains(owner)
+    a, b = ["1p:na-%d" % i for i in range(40)], ["1p:nb-%d" % i for i in range(40)]
+    (first, second), _ = queued_batches(owner, a, b)
+    assert counters(first + second) == list(range(1, 81)) and len(drains) == 1
+    assert_exactly_once(bench, store, a + b)
+    owner.close()
+
+
+def test_a_batch_request_with_a_credit_type_is_one_job_in_order(tmp_path):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    credit = pending_of("1p:qcredit", canonical=encode_invoice(make_invoice(itype="credit_note", credit="X",
+                                                                             timestamp=authored())))
+    credit["invoice_type"] = "credit_note"
+    jobs = []
+    real = owner.seal_many
+    owner.seal_many = lambda pendings, budget: (jobs.append(len(pendings)), real(pendings, budget))[1]
+    results = owner.seal_queued([pending_of("1p:qc-0"), credit, pending_of("1p:qc-1")], 2).result(30)
+    assert jobs == [3] and [s for s, _ in results][0::2] == [200, 200] and results[1][0] != 200
+    assert counters(results[0::2]) == [1, 2]
+    owner.close()

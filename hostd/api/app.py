@@ -161,6 +161,11 @@ class Api:
         owner (hostd/owner/batching.py): (http status, response bytes)."""
         return await self._queued(lambda: self.owner.seal_grouped(pending, budget))
 
+    async def seal_many(self, pendings, budget):
+        """The requests of one batch, sealed in order behind the queued ones (``seal_queued`` in
+        hostd/owner/batching.py): [(http status, response bytes)]."""
+        return await self._queued(lambda: self.owner.seal_queued(pendings, budget))
+
     async def _queued(self, submit):
         if self.queued >= MAX_QUEUE:
             raise Refusal("RATE_LIMIT_EXCEEDED", "%d requests are waiting for the device" % self.queued, retry=1)

@@ -18,9 +18,10 @@ returns a future; one owner job at a time drains the queue:
   never retransmits a request sent before the last one (hostd/link/client.py). While pipelined,
   a group holds no more requests than the last answer had room for the records of, since a
   READ_JOURNAL for the rest would wait behind the next group. Anything that needs the link alone
-  (requests to seal one by one, archiving) first reads every group that is out. A drain seals
-  at most MAX_ROUNDS groups and then gives the owner back to the other jobs in its queue
-  (exports in slices, INFO, archiving).
+  (requests to seal one by one, archiving) first reads every group that is out. Once a drain has
+  sealed MAX_ROUNDS groups and another owner job waits (exports in slices, INFO, archiving), it
+  finishes the batch request it is in and gives the owner back; with no job waiting it goes on,
+  so the link never runs empty between requests.
 - **Credit types stay single.** A credit note or export credit needs its EVIDENCE first, so it is
   never batched: it goes through ``seal_new`` as its own job (the device would refuse it in a
   batch with BATCH_CREDIT anyway, and that refusal, too, sends it down the single path).
@@ -34,10 +35,13 @@ on in ``seal``, the state machine on the stored row: it SEALs the same request i
 device answers the seal it made or seals now, exactly once. Final refusals (the invoice family,
 REQUEST_ID_REUSED) are stored as the answer in the group's transaction.
 
-``seal_many`` (POST /api/v1/invoices/batch) takes the same path for the items of one request, in
-one owner job and in order, so its good items get consecutive fiscal numbers. One exception: when
-two groups are out and the first one's entries are refused for a transient reason (or its answer
-is damaged on a serial line and cannot be sent again), the second is sealed before them.
+``seal_queued`` (POST /api/v1/invoices/batch) puts the items of one request into the same queue,
+together and in order, so the pipeline runs on from one request into the next without an empty
+link between them; a drain never stops inside one request's items, so its good items get
+consecutive fiscal numbers. A request with a credit type, or one the device cannot batch, goes as
+one ``seal_many`` job, in order, through the same pipeline. One exception to the order: when two
+groups are out and the first one's entries are refused for a transient reason (or its answer is
+damaged on a serial line and cannot be sent again), the second is sealed before them.
 """
 
 import collections
@@ -61,10 +65,11 @@ MAX_ROUNDS = 16     # groups one drain job seals before it lets other owner jobs
 class _Item:
     """One queued request: its pending row, its deadline and where its answer goes (once)."""
 
-    __slots__ = ("pending", "deadline", "_done", "answered")
+    __slots__ = ("pending", "deadline", "_done", "answered", "joined")
 
-    def __init__(self, pending, deadline, done):
+    def __init__(self, pending, deadline, done, joined=False):
         self.pending, self.deadline, self._done, self.answered = pending, deadline, done, False
+        self.joined = joined   # the item before it in the queue is of the same batch request
 
     def done(self, result, exc):
         if not self.answered:
@@ -141,12 +146,15 @@ class Batching:
 
         def take(idle):
             with self.queue_lock:
-                if rounds[0] >= MAX_ROUNDS or not self.queue:
+                if not self.queue:
                     return []
+                giving_way = rounds[0] >= MAX_ROUNDS and self.jobs_waiting()
+                if giving_way and not self.queue[0].joined:
+                    return []   # between two requests: the jobs waiting go first
                 rounds[0] += 1
                 if (idle and len(self.queue) == 1) or not self.batching:   # alone: idle, or old firmware
                     return [self.queue.popleft()]
-                return self._take(self.queue, self._group_cap())
+                return self._take(self.queue, self._group_cap(), giving_way)
         try:
             self._pipeline(take)
         finally:
@@ -157,10 +165,11 @@ class Batching:
                     self.draining = False
 
     @staticmethod
-    def _take(queue, cap):
-        """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``)."""
+    def _take(queue, cap, this_request=False):
+        """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``); with
+        ``this_request``, no item of the next request."""
         out, sizes = [], []
-        while queue and len(out) < cap:
+        while queue and len(out) < cap and not (this_request and out and not queue[0].joined):
             n = len(queue[0].pending["canonical"])
             if out and batch.document_size(sizes + [n]) > batch.MAX_BATCH:
                 break
@@ -169,6 +178,36 @@ class Batching:
         return out
 
     # -- POST /api/v1/invoices/batch ----------------------------------------------------------------
+    def seal_queued(self, pendings, budget):
+        """A concurrent.futures.Future of [(http status, response bytes)] for the requests of one
+        batch, in order: queued together behind whatever waits (module docstring), or one
+        ``seal_many`` job when one of them cannot go into a SEAL_BATCH."""
+        if not self.batching or not all(batchable(p) for p in pendings):
+            return self.run(self.seal_many, pendings, budget)
+        whole = concurrent.futures.Future()
+        out = [None] * len(pendings)
+        left = [len(pendings)]
+
+        def answer(i):
+            def done(result, exc):   # on the owner thread, once per item
+                if exc is None:
+                    out[i] = result
+                elif isinstance(exc, HostdError):
+                    out[i] = envelope.error_of(exc)[:2]
+                elif not whole.done():
+                    whole.set_exception(exc)   # a bug: the request hears it, as from seal_many
+                left[0] -= 1
+                if not left[0] and not whole.done():
+                    whole.set_result(out)
+            return done
+        deadline = time.monotonic() + budget
+        with self.queue_lock:
+            self.queue.extend(_Item(p, deadline, answer(i), joined=i > 0) for i, p in enumerate(pendings))
+            if not self.draining:
+                self.draining = True
+                self.run(self._drain)
+        return whole
+
     def seal_many(self, pendings, budget):
         """Seal each request in order, one job: [(http status, response bytes)]. A request the
         device cannot take now answers its own error envelope; the others go on."""

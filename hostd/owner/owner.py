@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import os
 import signal
+import threading
 import time
 
 from device.core import IDENTITY_FAULTS
@@ -65,6 +66,8 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
         self.info = None
         self.last_error = None
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device-owner")
+        self._jobs_lock = threading.Lock()
+        self._jobs_queued = 0
         self._group_init()
         # Crash-test hook: SIGKILL ourselves at a named step (tests/test_daemon_crash.py).
         self.crash_at = os.environ.get("FISCAL_TEST_CRASH_AT")
@@ -75,9 +78,17 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
 
     def run(self, fn, *args):
         """Queue ``fn(*args)`` on the owner thread; returns a concurrent.futures.Future."""
+        with self._jobs_lock:
+            self._jobs_queued += 1
         return self.executor.submit(self._job, fn, args)
 
+    def jobs_waiting(self):
+        """How many owner jobs are queued and not started (a drain gives way to them)."""
+        return self._jobs_queued
+
     def _job(self, fn, args):
+        with self._jobs_lock:
+            self._jobs_queued -= 1
         if self.slots.orphans and self.client is not None:
             self.slots.release(self.call, time.monotonic() + 2.0)
         try:
