@@ -159,7 +159,7 @@ def new_state(profile=None):
 def step(st, rec, index, check_sig, decode=record.decode):
     """Check one record against the walk's state ``st`` (from :func:`new_state` for the first) and
     advance it; return the record's fields. On a VerifyError ``st`` is left part-way: start again.
-    ``decode``: record.decode, or a faster one with its exact contract (hostd/books/fastcbor.py)."""
+    ``decode``: record.decode, or a faster one with its exact contract (hostd/intake/fastcbor.py)."""
     fields, body, sig = decode(rec, index)
     if len(rec) > record.MAX_RECORD:
         fail("VERIFY_RECORD", index, "record is %d bytes, more than %d" % (len(rec), record.MAX_RECORD))

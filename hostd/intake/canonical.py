@@ -25,10 +25,10 @@ host refuses early what the device would refuse, and the device still checks aga
 
 import re
 
-from protocol import cbor, invoice, taxgroups
+from protocol import invoice, taxgroups
 from protocol.errors import InvoiceError
 from hostd.errors import InvalidPayload
-from hostd.intake import strictjson
+from hostd.intake import fastcbor, strictjson
 from hostd.intake.amounts import scaled
 from hostd.intake.shapes import complete
 
@@ -91,11 +91,14 @@ class Parsed:
         return strictjson.dumps(self.doc)
 
 
-def parse(raw, merchant=None, now=None):
+def parse(raw, merchant=None, now=None, sent=None):
     """JSON bytes (or text) -> (canonical map, document, stamped); checks the top-level field order
     (seed 002). ``now``: the timestamp an invoice without one gets (default: the current time);
-    ``stamped`` says it got it."""
-    sent = strictjson.loads(raw)
+    ``stamped`` says it got it. ``sent``: what strictjson reads ``raw`` as, when the caller has
+    it already (a batch item the daemon wrote itself from a body strictjson read), so the
+    document is not read twice."""
+    if sent is None:
+        sent = strictjson.loads(raw)
     doc = complete(sent, merchant, now)
     if not isinstance(doc, dict):
         raise InvalidPayload("invoice must be a JSON object")
@@ -125,16 +128,17 @@ def parse(raw, merchant=None, now=None):
     return mapping, doc, stamped
 
 
-def parse_invoice(raw, merchant=None, now=None):
+def parse_invoice(raw, merchant=None, now=None, sent=None):
     """JSON invoice -> Parsed. Refuses with InvalidPayload naming the field. ``merchant``
     (hostd/intake/merchant.py) fills the merchant fields a payload leaves out, ``now`` (default:
-    the current UTC time) the timestamp."""
-    mapping, doc, stamped = parse(raw, merchant, now)
+    the current UTC time) the timestamp; ``sent`` as for ``parse``. The canonical bytes are the
+    reference codec's, made by the host's faster encoder (hostd/intake/fastcbor.py)."""
+    mapping, doc, stamped = parse(raw, merchant, now, sent)
     try:
         summary = invoice.check(mapping)
     except InvoiceError as exc:
         raise InvalidPayload("%s: %s" % (exc.name, exc.detail), _field_of(exc.detail))
-    return Parsed(cbor.encode(mapping), summary, doc, stamped)
+    return Parsed(fastcbor.encode(mapping), summary, doc, stamped)
 
 
 def to_canonical(raw, now=None):

@@ -23,7 +23,7 @@ import serial
 
 from protocol import batch, frames, messages
 from protocol.errors import FiscalError, code_of, name_of
-from hostd.books import fastcbor
+from hostd.intake import fastcbor
 from hostd.link.discovery import permission_error
 from hostd.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
 

@@ -53,8 +53,9 @@ import threading
 import time
 
 from protocol import batch, invoice, record
-from hostd.books import envelope, fastcbor
+from hostd.books import envelope
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError, KeyReused, StoreUnavailable
+from hostd.intake import fastcbor
 from hostd.owner.reconcile import UNFILEABLE
 from hostd.owner.sealing import FINAL_REFUSALS
 

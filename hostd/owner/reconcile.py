@@ -29,7 +29,8 @@ import time
 
 from protocol import record
 from protocol.errors import FiscalError
-from hostd.books import envelope, events, fastcbor
+from hostd.books import envelope, events
+from hostd.intake import fastcbor
 from hostd.books.views import summary_columns
 from hostd.errors import DeviceRefused, DeviceUnavailable
 from hostd.store.store import COLUMNS
