@@ -198,3 +198,31 @@ def test_a_batch_items_bytes_read_by_json_alone_as_strictjson_reads_them(value):
 
     raw = document_bytes(value)
     assert repr(json.loads(raw)) == repr(strictjson.loads(raw))
+
+
+def _exact_or_none(value, scale):
+    """The reference for hostd/intake/amounts.py ``scaled``: exact rational arithmetic."""
+    from fractions import Fraction
+    number = Fraction(str(value)) if not isinstance(value, int) else Fraction(value)
+    if number and abs(number) >= 10 ** 16:
+        return "too large"
+    product = number * scale
+    return int(product) if product.denominator == 1 else "not exact"
+
+
+@given(st.one_of(st.integers(-10 ** 17, 10 ** 17), st.integers(0, 10 ** 6),
+                 st.decimals(0, 10 ** 17, allow_nan=False, allow_infinity=False, places=4),
+                 st.decimals(0, 10 ** 6, allow_nan=False, allow_infinity=False, places=8).map(str).filter(
+                     lambda t: "E" not in t and "e" not in t)),
+       st.sampled_from([1, 100, 1000, 10 ** 6]))
+@settings(max_examples=500, deadline=None)
+def test_scaled_amounts_are_exact_rational_arithmetic(value, scale):
+    from hostd.intake.amounts import scaled
+
+    want = _exact_or_none(value, scale)
+    if isinstance(want, int):
+        assert scaled(value, scale, "x", "unit") == want
+    else:
+        with pytest.raises(InvalidPayload) as raised:
+            scaled(value, scale, "x", "unit")
+        assert want in raised.value.detail and raised.value.field == "x"

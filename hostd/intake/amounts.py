@@ -13,7 +13,7 @@ grows with its exponent.
 """
 
 import re
-from decimal import Context, Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 
 from protocol import invoice
 from hostd.errors import InvalidPayload
@@ -22,6 +22,7 @@ _NUMBER = re.compile(r"\A[0-9]{1,40}(\.[0-9]{1,40})?\Z")
 _MAX_MAGNITUDE = 16          # values at or above 10^16 (before scaling) are refused outright
 _MAX_FRACTION = 40           # more fractional digits than this can never be exact in any unit here
 _PRECISION = 100             # > 40 + 16 + 6 digits: every product below is exact
+_EXACT = Context(prec=_PRECISION, traps=[InvalidOperation])
 
 
 def _decimal(value, path):
@@ -38,21 +39,31 @@ def _decimal(value, path):
     if not number.is_finite():
         raise InvalidPayload("%s is not a finite number" % path, path)
     if number and number.adjusted() >= _MAX_MAGNITUDE:
-        raise InvalidPayload("%s=%s is too large (amounts are at most %d minor units)" % (path, value, invoice.MAX_AMOUNT),
-                             path)
+        raise _too_large(path, value)
     return number
 
 
+def _too_large(path, value):
+    return InvalidPayload("%s=%s is too large (amounts are at most %d minor units)" % (path, value, invoice.MAX_AMOUNT),
+                          path)
+
+
 def scaled(value, scale, path, unit):
-    """``value`` (JSON int, Decimal or decimal string) x ``scale`` as an exact int, or InvalidPayload."""
+    """``value`` (JSON int, Decimal or decimal string) x ``scale`` as an exact int, or InvalidPayload.
+    A JSON integer is exact as it is: only its magnitude is checked (the same bound). Otherwise the
+    arithmetic runs in the exact context by its own methods, not by switching the thread's context
+    (a quarter of the time, for the dozen amounts of every invoice)."""
+    if type(value) is int:   # bool is refused by _decimal
+        if abs(value) >= 10 ** _MAX_MAGNITUDE:
+            raise _too_large(path, value)
+        return value * scale
     number = _decimal(value, path)
     if number.as_tuple().exponent < -_MAX_FRACTION:
         raise InvalidPayload("%s=%s is not exact in %s" % (path, value, unit), path)
-    with localcontext(Context(prec=_PRECISION, traps=[InvalidOperation])):
-        scaled = number * scale
-        if scaled != scaled.to_integral_value():
-            raise InvalidPayload("%s=%s is not exact in %s" % (path, value, unit), path)
-        return int(scaled)
+    product = _EXACT.multiply(number, scale)
+    if product != _EXACT.to_integral_value(product):
+        raise InvalidPayload("%s=%s is not exact in %s" % (path, value, unit), path)
+    return int(product)
 
 
 def money_text(minor, digits=2):
