@@ -226,3 +226,90 @@ def test_scaled_amounts_are_exact_rational_arithmetic(value, scale):
         with pytest.raises(InvalidPayload) as raised:
             scaled(value, scale, "x", "unit")
         assert want in raised.value.detail and raised.value.field == "x"
+
+
+# -- the strict reader against its first, plainer walk ----------------------------------------
+
+def _reference_walk(value, path, depth):
+    """hostd/intake/strictjson.py's walk as first written (every path named, every text encoded)."""
+    from hostd.intake import strictjson as sj
+    where = path or "body"
+    if isinstance(value, (sj._Object, list)):
+        if depth >= sj.MAX_DEPTH:
+            raise InvalidPayload("%s is nested deeper than %d levels" % (where, sj.MAX_DEPTH), where)
+        if isinstance(value, sj._Object):
+            out = {}
+            for key, item in value:
+                sub = "%s.%s" % (path, key) if path else key
+                _reference_check_text(key, sub)
+                if key in out:
+                    raise InvalidPayload("duplicate key %s" % sub, sub)
+                out[key] = _reference_walk(item, sub, depth + 1)
+            return out
+        return [_reference_walk(value[i], "%s[%d]" % (where if path else "", i), depth + 1) for i in range(len(value))]
+    if isinstance(value, sj._Number):
+        if len(value) > sj.MAX_NUMBER:
+            raise InvalidPayload("%s is a number of %d characters; at most %d" % (where, len(value), sj.MAX_NUMBER),
+                                 where)
+        if value.lstrip("-").isdigit():
+            return int(value)
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            raise InvalidPayload("%s=%s is out of range" % (where, value), where)
+    if isinstance(value, str):
+        _reference_check_text(value, where)
+    return value
+
+
+def _reference_check_text(text, where):
+    from hostd.intake import strictjson as sj
+    if len(text) > sj.MAX_STRING:
+        raise InvalidPayload("%s is a text of %d characters; at most %d" % (where, len(text), sj.MAX_STRING), where)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("%s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"
+                             % where, where)
+
+
+def _outcome(fn):
+    try:
+        return "value", repr(fn())
+    except InvalidPayload as exc:
+        return "refused", exc.field, exc.detail
+
+
+_json_scalars = st.one_of(
+    st.integers(-10 ** 45, 10 ** 45).map(str), st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.sampled_from(["true", "false", "null", "1e999999", "0.5", "-0", '"\\ud800"', '"a\\udfffb"', '"\\u00e9"',
+                     '"\\\\u"', '""']),
+    st.builds(lambda t, a: json.dumps(t, ensure_ascii=a), st.text(max_size=8), st.booleans()),
+    st.sampled_from([4095, 4096, 4097]).map(lambda n: '"' + "x" * n + '"'))
+_json_keys = st.one_of(st.sampled_from(["a", "b", "", "items", "\\ud800", "k" * 4097]), st.text(max_size=3))
+_json_texts = st.recursive(_json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]"),
+    st.lists(st.tuples(_json_keys.map(lambda k: k if k.startswith("\\") else json.dumps(k)[1:-1]), inner),
+             max_size=3).map(lambda kvs: "{" + ",".join('"%s":%s' % kv for kv in kvs) + "}")), max_leaves=12)
+
+
+@given(_json_texts, st.booleans())
+@settings(max_examples=600, deadline=None)
+def test_the_strict_reader_answers_as_its_plainer_first_walk(text, as_bytes):
+    """The faster walk (paths named only for an error, texts encoded only after a \\u escape or
+    when given text) returns the same values and refuses with the same field and detail."""
+    from hostd.intake import strictjson as sj
+
+    raw = text.encode("utf-8", "surrogatepass") if as_bytes else text
+
+    def reference():
+        parsed = json.loads(sj.text_of(raw), object_pairs_hook=sj._Object, parse_float=sj._Number,
+                            parse_int=sj._Number, parse_constant=sj._no_constant)
+        return _reference_walk(parsed, "", 0)
+    want = _outcome(reference) if _outcome(lambda: sj.text_of(raw))[0] == "value" else None
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return                                  # not JSON at all: both refuse before any walk
+    if want is not None:
+        assert _outcome(lambda: sj.loads(raw)) == want

@@ -71,28 +71,44 @@ def loads(raw, field="body"):
         raise InvalidPayload("%s is nested deeper than %d levels" % (field, MAX_DEPTH), field)
     except ValueError as exc:   # JSONDecodeError is a ValueError
         raise InvalidPayload("%s is not valid JSON: %s" % (field, exc), field)
-    return _walk(parsed, "", 0)
+    # text decoded from UTF-8 holds no lone surrogate: only a \u escape can make one
+    return _walk(parsed, None, 0, isinstance(raw, str) or "\\u" in text)
 
 
-def _walk(value, path, depth):
+def _name(path):
+    """The field name of a walk position: ``None`` (the body), or (parent, key or index)."""
+    if path is None:
+        return ""
+    parent, part = path
+    above = _name(parent)
+    if type(part) is int:
+        return "%s[%d]" % (above, part)
+    return "%s.%s" % (above, part) if above else part
+
+
+def _walk(value, path, depth, escaped):
     """Check one parsed value (limits, duplicates, strings) and convert it; iterative enough:
-    depth is bounded by MAX_DEPTH before recursing further."""
-    where = path or "body"
-    if isinstance(value, (_Object, list)):
+    depth is bounded by MAX_DEPTH before recursing further. ``path`` is named only for an error
+    (``_name``); ``escaped``: the text had a \\u escape, so a string may hold a lone surrogate."""
+    kind = type(value)
+    if kind is _Object or kind is list:
         if depth >= MAX_DEPTH:
+            where = _name(path) or "body"
             raise InvalidPayload("%s is nested deeper than %d levels" % (where, MAX_DEPTH), where)
-        if isinstance(value, _Object):
-            out = {}
-            for key, item in value:
-                sub = "%s.%s" % (path, key) if path else key
-                _check_text(key, sub)
-                if key in out:
-                    raise InvalidPayload("duplicate key %s" % sub, sub)
-                out[key] = _walk(item, sub, depth + 1)
-            return out
-        return [_walk(value[i], "%s[%d]" % (where if path else "", i), depth + 1) for i in range(len(value))]
-    if isinstance(value, _Number):
+        if kind is list:
+            return [_walk(value[i], (path, i), depth + 1, escaped) for i in range(len(value))]
+        out = {}
+        for key, item in value:
+            if escaped or len(key) > MAX_STRING:
+                _check_text(key, (path, key))
+            if key in out:
+                sub = _name((path, key))
+                raise InvalidPayload("duplicate key %s" % sub, sub)
+            out[key] = _walk(item, (path, key), depth + 1, escaped)
+        return out
+    if kind is _Number:
         if len(value) > MAX_NUMBER:
+            where = _name(path) or "body"
             raise InvalidPayload("%s is a number of %d characters; at most %d" % (where, len(value), MAX_NUMBER),
                                  where)
         if value.lstrip("-").isdigit():
@@ -100,18 +116,21 @@ def _walk(value, path, depth):
         try:
             return Decimal(value)
         except InvalidOperation:   # an exponent beyond what Decimal represents at all
+            where = _name(path) or "body"
             raise InvalidPayload("%s=%s is out of range" % (where, value), where)
-    if isinstance(value, str):
-        _check_text(value, where)
+    if kind is str and (escaped or len(value) > MAX_STRING):
+        _check_text(value, path)
     return value
 
 
-def _check_text(text, where):
+def _check_text(text, path):
     if len(text) > MAX_STRING:
+        where = _name(path) or "body"
         raise InvalidPayload("%s is a text of %d characters; at most %d" % (where, len(text), MAX_STRING), where)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        where = _name(path) or "body"
         raise InvalidPayload("%s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"
                              % where, where)
 
