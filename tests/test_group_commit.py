@@ -339,3 +339,62 @@ def test_a_batch_request_with_a_credit_type_is_one_job_in_order(tmp_path):
     assert jobs == [3] and [s for s, _ in results][0::2] == [200, 200] and results[1][0] != 200
     assert counters(results[0::2]) == [1, 2]
     owner.close()
+
+
+def test_an_item_stored_before_keeps_each_requests_numbers_consecutive(tmp_path):
+    """b0's row was stored before (a 503 earlier) and goes on alone; c's items, in the same group
+    behind b's, go alone after it rather than between b1 and b0."""
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    b = [pending_of("1p:sb-0"), pending_of("1p:sb-1")]
+    store.add_pending(dict(b[0]))
+    gate = threading.Event()
+    owner.run(gate.wait, 10)
+    fb = owner.seal_queued(b, 15)
+    fc = owner.seal_queued([pending_of("1p:sc-0"), pending_of("1p:sc-1")], 15)
+    gate.set()
+    rb, rc = counters(fb.result(30)), counters(fc.result(30))
+    assert sorted(rb) == [1, 2] and rc == [3, 4]
+    assert_exactly_once(bench, store, ["1p:sb-0", "1p:sb-1", "1p:sc-0", "1p:sc-1"])
+    owner.close()
+
+
+def test_a_failing_drain_answers_the_rest_of_its_request_and_seals_none_of_it(tmp_path, caplog):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    real, calls = owner._finish_group, []
+
+    def flaky(group):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(group)
+    owner._finish_group = flaky
+    gate = threading.Event()
+    owner.run(gate.wait, 10)
+    a = ["1p:xa-%d" % i for i in range(40)]
+    whole = owner.seal_queued([pending_of(k) for k in a], 15)
+    job = owner.run(owner.seal_new, pending_of("1p:xjob"), 15)
+    gate.set()
+    with pytest.raises(RuntimeError):
+        whole.result(30)
+    counter = json.loads(job.result(30)[1])["payload"]["counter"]
+    taken = [k for k in a if store.request(k) is not None]
+    assert taken == a[:len(taken)] and 0 < len(taken) < 40      # the rest was never stored ...
+    assert counter == len(taken) + 1 == bench.core.counter       # ... nor sealed
+    assert "a seal drain failed" in caplog.text
+    owner.close()
+
+
+def test_a_job_cancelled_before_it_ran_no_longer_waits(tmp_path):
+    owner, _ = make_owner(tmp_path, Bench())
+    gate = threading.Event()
+    owner.run(gate.wait, 10)
+    cancelled = owner.run(lambda: None)
+    assert cancelled.cancel() and owner.jobs_waiting() == 0     # what wrap_future does for a gone client
+    gate.set()
+    owner.run(lambda: None).result(5)
+    assert owner.jobs_waiting() == 0
+    owner.close()

@@ -161,7 +161,7 @@ class Api:
         owner (hostd/owner/batching.py): (http status, response bytes)."""
         return await self._queued(lambda: self.owner.seal_grouped(pending, budget))
 
-    async def seal_many(self, pendings, budget):
+    async def seal_items(self, pendings, budget):
         """The requests of one batch, sealed in order behind the queued ones (``seal_queued`` in
         hostd/owner/batching.py): [(http status, response bytes)]."""
         return await self._queued(lambda: self.owner.seal_queued(pendings, budget))

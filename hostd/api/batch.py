@@ -5,7 +5,7 @@ answer is ``payload.results``: one ``{index, http_status, response}`` per item i
 where ``response`` is exactly the envelope a single ``POST /api/v1/invoices`` with that key and
 invoice would have answered. One bad item does not stop the others; a retried batch replays
 each item by its key, so nothing is sealed twice. Items are accepted in order and queued together
-on the device owner thread, so the good items get consecutive fiscal numbers: SEAL_BATCH groups
+for the device owner thread, so the good items get consecutive fiscal numbers: SEAL_BATCH groups
 of up to 16, each filed in one SQLite transaction, the next group signed by the device while the
 last one is filed, the groups of the next request following on (hostd/owner/batching.py, the
 queue the one-call API feeds too).
@@ -50,7 +50,7 @@ class Batch(Resource):
             except HostdError as exc:
                 results[i] = _error(i, exc)
         if keys:
-            answers = await self.api.seal_many([p for _, p in keys], SEAL_BUDGET)
+            answers = await self.api.seal_items([p for _, p in keys], SEAL_BUDGET)
             for (i, _), (status, body) in zip(keys, answers):
                 results[i] = {"index": i, "http_status": status, "response": json.loads(body)}
         return json_response(200, {"status": "ok", "code": "BATCH_PROCESSED", "payload": {"results": results}})

@@ -37,11 +37,15 @@ REQUEST_ID_REUSED) are stored as the answer in the group's transaction.
 
 ``seal_queued`` (POST /api/v1/invoices/batch) puts the items of one request into the same queue,
 together and in order, so the pipeline runs on from one request into the next without an empty
-link between them; a drain never stops inside one request's items, so its good items get
-consecutive fiscal numbers. A request with a credit type, or one the device cannot batch, goes as
-one ``seal_many`` job, in order, through the same pipeline. One exception to the order: when two
-groups are out and the first one's entries are refused for a transient reason (or its answer is
-damaged on a serial line and cannot be sent again), the second is sealed before them.
+link between them (a group may hold the end of one request and the start of the next). A drain
+gives way to other owner jobs only between two requests; an item stored before (it goes on alone)
+sends every later request's items in its group alone after it; and should a drain fail, the rest
+of the request it was in is answered with that failure and never sealed: so a request's good
+items get consecutive fiscal numbers. A request with a credit type, or one the device cannot
+batch, goes as one ``seal_many`` job, in order, through the same pipeline. One exception to the
+order: when two groups are out and the first one's entries are refused for a transient reason
+(or its answer is damaged on a serial line and cannot be sent again), the second, which may hold
+the next request's items, is sealed before them.
 """
 
 import collections
@@ -60,11 +64,12 @@ from hostd.owner.reconcile import UNFILEABLE
 from hostd.owner.sealing import FINAL_REFUSALS
 
 log = logging.getLogger("fiscal.owner")
-MAX_ROUNDS = 16     # groups one drain job seals before it lets other owner jobs run
+MAX_ROUNDS = 16     # groups a drain seals before it gives way, between two requests, to a waiting owner job
 
 
 class _Item:
-    """One queued request: its pending row, its deadline and where its answer goes (once)."""
+    """One queued request, or one item of a batch request: its pending row, its deadline and where
+    its answer goes (once)."""
 
     __slots__ = ("pending", "deadline", "_done", "answered", "joined")
 
@@ -99,6 +104,14 @@ def batchable(pending):
             and batch.document_size([len(pending["canonical"])]) <= batch.MAX_BATCH)
 
 
+def _running_future():
+    """A Future already running: a ``cancel()`` from the event loop (a client gone, shutdown) is
+    then refused instead of making the owner thread's ``set_result`` raise InvalidStateError."""
+    future = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
+    return future
+
+
 def _resolve(item, fn, *args):
     """Run ``fn(*args)`` for one item and hand its result (or error) to the item."""
     try:
@@ -128,7 +141,7 @@ class Batching:
         request, sealed with whatever else is queued (module docstring)."""
         if not self.batching or not batchable(pending):
             return self.run(self.seal_new, pending, budget)
-        future = concurrent.futures.Future()
+        future = _running_future()
 
         def done(result, exc):
             if exc is None:
@@ -158,6 +171,16 @@ class Batching:
                 return self._take(self.queue, self._group_cap(), giving_way)
         try:
             self._pipeline(take)
+        except BaseException as exc:
+            log.exception("a seal drain failed; the requests it had taken and the rest of the batch request it "
+                          "was in hear it")
+            with self.queue_lock:
+                rest = []
+                while self.queue and self.queue[0].joined:
+                    rest.append(self.queue.popleft())
+            for item in rest:   # never stored: nothing of them was sealed
+                item.done(None, exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc))
+            raise
         finally:
             with self.queue_lock:
                 if self.queue:
@@ -182,10 +205,11 @@ class Batching:
     def seal_queued(self, pendings, budget):
         """A concurrent.futures.Future of [(http status, response bytes)] for the requests of one
         batch, in order: queued together behind whatever waits (module docstring), or one
-        ``seal_many`` job when one of them cannot go into a SEAL_BATCH."""
-        if not self.batching or not all(batchable(p) for p in pendings):
+        ``seal_many`` job when one of them cannot go into a SEAL_BATCH. ``budget`` counts from
+        now, as a one-call seal's does."""
+        if not pendings or not self.batching or not all(batchable(p) for p in pendings):
             return self.run(self.seal_many, pendings, budget)
-        whole = concurrent.futures.Future()
+        whole = _running_future()
         out = [None] * len(pendings)
         left = [len(pendings)]
 
@@ -225,7 +249,7 @@ class Batching:
                 else:
                     bugs.append(exc)
             return done
-        items = [_Item(p, deadline, answer(i)) for i, p in enumerate(pendings)]
+        items = [_Item(p, deadline, answer(i), joined=i > 0) for i, p in enumerate(pendings)]
         queue = collections.deque(items)
 
         def take(idle):
@@ -341,6 +365,14 @@ class Batching:
             return None
         for i, fresh in enumerate(inserted):
             (group.sent if fresh else group.later).append(i)
+        if group.later and group.sent:
+            # an item stored before goes on alone, after the group: the items of the requests
+            # after its own go alone behind it, so each request's numbers stay consecutive
+            end = group.later[0]
+            while end + 1 < len(items) and items[end + 1].joined:
+                end += 1
+            group.later += [i for i in group.sent if i > end]
+            group.sent = [i for i in group.sent if i <= end]
         if not group.sent:
             return group
         deadline = min(items[i].deadline for i in group.sent)

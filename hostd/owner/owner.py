@@ -80,15 +80,25 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
         """Queue ``fn(*args)`` on the owner thread; returns a concurrent.futures.Future."""
         with self._jobs_lock:
             self._jobs_queued += 1
-        return self.executor.submit(self._job, fn, args)
+        try:
+            future = self.executor.submit(self._job, fn, args)
+        except BaseException:   # shut down: that job never waits
+            self._job_left()
+            raise
+        # a job cancelled before it started never runs _job: it waits no more either
+        future.add_done_callback(lambda f: f.cancelled() and self._job_left())
+        return future
 
     def jobs_waiting(self):
         """How many owner jobs are queued and not started (a drain gives way to them)."""
         return self._jobs_queued
 
-    def _job(self, fn, args):
+    def _job_left(self):
         with self._jobs_lock:
             self._jobs_queued -= 1
+
+    def _job(self, fn, args):
+        self._job_left()
         if self.slots.orphans and self.client is not None:
             self.slots.release(self.call, time.monotonic() + 2.0)
         try:
