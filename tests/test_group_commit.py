@@ -398,3 +398,17 @@ def test_a_job_cancelled_before_it_ran_no_longer_waits(tmp_path):
     owner.run(lambda: None).result(5)
     assert owner.jobs_waiting() == 0
     owner.close()
+
+
+def test_a_failing_orphan_release_does_not_strand_the_queue(tmp_path, caplog):
+    bench = Bench()
+    owner, store = make_owner(tmp_path, bench)
+    owner.run(owner.device, time.monotonic() + 5).result()
+    owner.slots.orphans.append(b"\x01" * 16)
+
+    def broken(call, deadline):
+        raise RuntimeError("a bug")
+    owner.slots.release = broken
+    assert owner.seal_grouped(pending_of("1p:after-orphans"), 15).result(10)[0] == 200
+    assert "releasing orphan nonces failed" in caplog.text and not owner.draining
+    owner.close()

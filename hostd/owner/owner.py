@@ -100,7 +100,10 @@ class Owner(Sealing, Batching, Crediting, Archiving, Closing, Reconciler):
     def _job(self, fn, args):
         self._job_left()
         if self.slots.orphans and self.client is not None:
-            self.slots.release(self.call, time.monotonic() + 2.0)
+            try:
+                self.slots.release(self.call, time.monotonic() + 2.0)
+            except Exception:   # the job must run all the same: a drain that never ran would strand its queue
+                log.exception("releasing orphan nonces failed; tried again before the next job")
         try:
             return fn(*args)
         finally:
