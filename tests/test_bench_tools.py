@@ -39,6 +39,12 @@ def test_bench_quick_json_has_the_four_ratios_and_a_verified_journal():
     assert set(parts) == {"http_rtt", "pty_rtt", "sign", "flash_program", "sqlite_commit"}
     assert doc["model"]["sum_ms"] == pytest.approx(sum(parts.values()))
     assert doc["ratios"]["single_p50_vs_primitives"] == pytest.approx(e2e["one_client"]["p50_ms"] / doc["model"]["sum_ms"])
+    beside = {k: v["rate"] for k, v in e2e["signer_beside"].items()}   # the signer timed around each phase
+    assert set(beside) == {"before_one", "one_to_16", "16_to_batch", "after_batch"} and min(beside.values()) > 0
+    assert doc["ratios"]["c16_vs_signer"] == pytest.approx(
+        e2e["clients_16"]["rate"] * 2 / (beside["one_to_16"] + beside["16_to_batch"]))
+    assert doc["ratios"]["batch_vs_signer"] == pytest.approx(
+        e2e["batch"]["rate"] * 2 / (beside["16_to_batch"] + beside["after_batch"]))
     assert doc["verify"]["records"] == journal["journal_records"]
     for phase in ("one_client", "clients_16", "batch"):   # where the CPU went, per process
         cpu = e2e[phase]["cpu_ms_per_invoice"]
