@@ -297,32 +297,34 @@ def test_batch_requests_follow_on_in_one_pipeline_each_consecutive(tmp_path):
     owner.close()
 
 
-def test_a_drain_gives_way_to_a_waiting_job_only_between_requests(tmp_path, monkeypatch):
+@pytest.fixture
+def one_round(tmp_path, monkeypatch):
+    """(owner, store, bench), connected, with drains that may give way after a single group."""
     from hostd.owner import batching
     monkeypatch.setattr(batching, "MAX_ROUNDS", 1)
     bench = Bench()
     owner, store = make_owner(tmp_path, bench)
     owner.run(owner.device, time.monotonic() + 5).result()
+    yield owner, store, bench
+    owner.close()
+
+
+def test_a_drain_gives_way_to_a_waiting_job_only_between_requests(one_round):
+    owner, store, bench = one_round
     a, b = ["1p:wa-%d" % i for i in range(40)], ["1p:wb-%d" % i for i in range(10)]
     (first, second), seen = queued_batches(owner, a, b, between=lambda: bench.core.counter)
     assert seen == 40                            # after all of a (3 groups), before any of b
     assert counters(first) == list(range(1, 41)) and counters(second) == list(range(41, 51))
     assert_exactly_once(bench, store, a + b)
-    owner.close()
 
 
-def test_with_no_job_waiting_a_drain_goes_on_past_its_rounds(tmp_path, monkeypatch):
-    from hostd.owner import batching
-    monkeypatch.setattr(batching, "MAX_ROUNDS", 1)
-    bench = Bench()
-    owner, store = make_owner(tmp_path, bench)
-    owner.run(owner.device, time.monotonic() + 5).result()
+def test_with_no_job_waiting_a_drain_goes_on_past_its_rounds(one_round):
+    owner, store, bench = one_round
     drains = counting_drains(owner)
     a, b = ["1p:na-%d" % i for i in range(40)], ["1p:nb-%d" % i for i in range(40)]
     (first, second), _ = queued_batches(owner, a, b)
     assert counters(first + second) == list(range(1, 81)) and len(drains) == 1
     assert_exactly_once(bench, store, a + b)
-    owner.close()
 
 
 def test_a_batch_request_with_a_credit_type_is_one_job_in_order(tmp_path):

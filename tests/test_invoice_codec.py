@@ -174,10 +174,14 @@ def _reference_dumps(value):
     return json.dumps(value, ensure_ascii=False)
 
 
-@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(),
-                              st.decimals(-10 ** 12, 10 ** 12, places=6)),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                    max_leaves=16))
+# values as strictjson.loads gives them: what its dumps writes and a batch item is made of
+_loaded_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(),
+                                        st.decimals(-10 ** 12, 10 ** 12, places=6)),
+                              lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                              max_leaves=16)
+
+
+@given(_loaded_values)
 @settings(max_examples=400, deadline=None)
 def test_strict_dumps_quotes_exactly_as_json_dumps(value):
     from hostd.intake import strictjson
@@ -185,10 +189,7 @@ def test_strict_dumps_quotes_exactly_as_json_dumps(value):
     assert strictjson.dumps(value) == _reference_dumps(value)
 
 
-@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.text(),
-                              st.decimals(-10 ** 12, 10 ** 12, places=6)),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                    max_leaves=16))
+@given(_loaded_values)
 @settings(max_examples=400, deadline=None)
 def test_a_batch_items_bytes_read_by_json_alone_as_strictjson_reads_them(value):
     """POST /api/v1/invoices/batch reads the body strictly once and each item's bytes (written
