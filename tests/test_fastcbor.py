@@ -109,8 +109,24 @@ def test_subset_values_encode_alike(value):
 outside_scalars = st.one_of(foreign_scalars, st.just("\ud800"), st.binary(max_size=4).map(bytearray))
 outside = st.recursive(outside_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.lists(inner, max_size=3).map(tuple),
-    st.dictionaries(st.one_of(st.integers(-40, 40), st.text(max_size=3), st.booleans()), inner, max_size=4)),
+    st.dictionaries(st.one_of(st.integers(-40, 40), st.text(max_size=3), st.booleans(),
+                              st.integers(-2 ** 70, 2 ** 70)), inner, max_size=4)),
     max_leaves=15)
+
+
+def test_integer_keys_beyond_64_bits_are_the_references_to_refuse():
+    for key in (2 ** 64, -2 ** 64 - 1, 10 ** 30):
+        check_encode({key: 0})
+        check_encode({"a": {key: 1}})
+    # a map keyed by a bignum (tag 2 / tag 3): not a canonical map of the subset
+    for hexed in ("a1c24901000000000000000000", "a1c34901000000000000000000"):
+        data = bytes.fromhex(hexed)
+        assert fastcbor._fast(data) is None, hexed
+        check_bytes(data)
+    body = bytes.fromhex("a1c24901000000000000000000")
+    with pytest.raises(VerifyError) as raised:
+        fastcbor.decode_record(body + bytes(record.SIG_LEN))
+    assert raised.value.name == "VERIFY_RECORD"
 
 
 @settings(max_examples=400, deadline=None)

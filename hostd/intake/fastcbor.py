@@ -54,6 +54,8 @@ def _plain(value, depth, ordered):
     elif kind is dict:
         last = -1
         for key in value:
+            if type(key) is int and not _LOW <= key <= _HIGH:
+                return False   # cbor2 would write a bignum tag the reference refuses
             if type(key) is int and key >= 0 and last is not None:
                 if key <= last:
                     ordered.append(False)
