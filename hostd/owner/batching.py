@@ -112,6 +112,12 @@ def _running_future():
     return future
 
 
+def _failure(exc):
+    """What a request hears of an unforeseen failure: the exception, or for a BaseException
+    (KeyboardInterrupt, SystemExit) a DeviceUnavailable naming it."""
+    return exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc)
+
+
 def _resolve(item, fn, *args):
     """Run ``fn(*args)`` for one item and hand its result (or error) to the item."""
     try:
@@ -148,12 +154,16 @@ class Batching:
                 future.set_result(result)
             else:
                 future.set_exception(exc)
+        self._enqueue([_Item(pending, time.monotonic() + budget, done)])
+        return future
+
+    def _enqueue(self, items):
+        """Queue ``items`` together, in order, and start a drain unless one is running."""
         with self.queue_lock:
-            self.queue.append(_Item(pending, time.monotonic() + budget, done))
+            self.queue.extend(items)
             if not self.draining:
                 self.draining = True
                 self.run(self._drain)
-        return future
 
     def _drain(self):
         rounds = [0]
@@ -179,7 +189,7 @@ class Batching:
                 while self.queue and self.queue[0].joined:
                     rest.append(self.queue.popleft())
             for item in rest:   # never stored: nothing of them was sealed
-                item.done(None, exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc))
+                item.done(None, _failure(exc))
             raise
         finally:
             with self.queue_lock:
@@ -190,10 +200,11 @@ class Batching:
 
     @staticmethod
     def _take(queue, cap, this_request=False):
-        """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``); with
-        ``this_request``, no item of the next request."""
+        """Pop the longest prefix of ``queue`` that fits one batch document (and ``cap``), up to
+        a request that cannot be batched; with ``this_request``, no item of the next request."""
         out, sizes = [], []
-        while queue and len(out) < cap and not (this_request and out and not queue[0].joined):
+        while queue and len(out) < cap and not (this_request and out and not queue[0].joined) \
+                and batchable(queue[0].pending):
             n = len(queue[0].pending["canonical"])
             if out and batch.document_size(sizes + [n]) > batch.MAX_BATCH:
                 break
@@ -226,11 +237,7 @@ class Batching:
                     whole.set_result(out)
             return done
         deadline = time.monotonic() + budget
-        with self.queue_lock:
-            self.queue.extend(_Item(p, deadline, answer(i), joined=i > 0) for i, p in enumerate(pendings))
-            if not self.draining:
-                self.draining = True
-                self.run(self._drain)
+        self._enqueue([_Item(p, deadline, answer(i), joined=i > 0) for i, p in enumerate(pendings)])
         return whole
 
     def seal_many(self, pendings, budget):
@@ -257,15 +264,7 @@ class Batching:
                 return []
             if not self.batching or not batchable(queue[0].pending):
                 return [queue.popleft()]
-            got, cap = [], self._group_cap()
-            while queue and batchable(queue[0].pending) and len(got) < cap:
-                got.append(queue[0])
-                sizes = [len(i.pending["canonical"]) for i in got]
-                if len(got) > 1 and batch.document_size(sizes) > batch.MAX_BATCH:
-                    got.pop()
-                    break
-                queue.popleft()
-            return got
+            return self._take(queue, self._group_cap())
         self._pipeline(take)
         if bugs:
             raise bugs[0]
@@ -288,7 +287,7 @@ class Batching:
         except BaseException as exc:
             self._drop("a batch went wrong: %s" % exc)   # the link's state is unknown: reconnect
             for item in taken:
-                item.done(None, exc if isinstance(exc, Exception) else DeviceUnavailable("stopped: %r" % exc))
+                item.done(None, _failure(exc))
             raise
 
     def _run_pipeline(self, take):
