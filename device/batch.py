@@ -35,7 +35,7 @@ def on_seal_batch(core, fields):
     j = core.journal
     first, prev = j.last_seq + 1, j.head_hash
     results = []
-    core.profile_memo, j.deferred = profile, True
+    j.deferred = True
     try:
         for rid, canonical in items:
             try:
@@ -43,7 +43,7 @@ def on_seal_batch(core, fields):
             except FiscalError as exc:
                 results.append(batch.refused(exc))
     finally:
-        core.profile_memo, j.deferred = None, False
+        j.deferred = False
     j.sync()
     return _answer(core, total, results, first, prev)
 

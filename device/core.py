@@ -75,7 +75,7 @@ class Core(Sealing):
         self.totals = None   # running totals, computed on first use (device/archive.py)
         self.armed = []      # credit evidence armed by EVIDENCE (device/credits.py), RAM only
         self.closing = None  # an M or Y closure being received in chunks (device/closing.py)
-        self.profile_memo = None   # the decoded profile while one message runs (device/sealing.py)
+        self.profile_memo = None   # (hash, decoded profile) once read (device/sealing.py _the_profile)
         self.counter, self.last_time = 0, 0
         last = self.journal.last
         if last is not None:
@@ -229,7 +229,8 @@ class Core(Sealing):
         except FiscalError as exc:
             return messages.encode_error(mid, exc)
         finally:
-            self.profile_memo = None   # a decoded profile lives one message at most (a board's heap)
+            if self.resident is not None:
+                self.profile_memo = None   # on a board a decoded profile lives one message at most (its heap)
             self._unload()
 
     def _now(self):

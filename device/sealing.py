@@ -11,10 +11,11 @@ Before a nonce is issued or an invoice sealed, the record must fit in the journa
 records of the nonces already pending, outside the sectors reserved for the device's own
 records (JOURNAL_FULL): a full device refuses early instead of handing out a nonce it cannot seal.
 The installed country profile decides the groups, rates and use rules (device/profile.py installs
-it; ``_the_profile`` reads it for each seal) and the window around the device clock the invoice
-timestamp must fall in. A credit is checked against the
-evidence the host armed for its original (device/credits.py, imported only for credits) at
-PREPARE and again when it is sealed, and its record carries the original and the new credit root.
+it; ``_the_profile`` reads it once per message on a board, once per install on an emulator) and
+the window around the device clock the invoice timestamp must fall in. A credit is checked
+against the evidence the host armed for its original (device/credits.py, imported only for
+credits) at PREPARE and again when it is sealed, and its record carries the original and the new
+credit root.
 """
 
 import hashlib
@@ -36,21 +37,28 @@ def sized(value, name, length):
 class Sealing:
     def _the_profile(self):
         """The installed profile, decoded, when it is the journaled one; else PROFILE_MISSING.
-        Within one message (a SEAL, PREPARE or SEAL_BATCH) the one it already read and decoded
-        (``profile_memo``, cleared after every message by Core.handle) serves."""
-        if self.profile_memo is not None:
-            return self.profile_memo
+
+        Read from the keystore, checked against the hash taken at power-up (or PROFILE) and
+        decoded once, then kept in ``profile_memo`` with that hash: for the rest of the message on
+        a board (Core.handle drops it after each message, for the heap), for as long as the hash
+        holds on a core that keeps its modules (the emulator), where decoding it again for every
+        SEAL cost about a third of a signature."""
         if self.profile_hash is None:
             raise ProfileError("PROFILE_MISSING", self.profile_detail or "no tax profile installed; send PROFILE")
         if self.journal.profile_hash != self.profile_hash:
             raise ProfileError("PROFILE_MISSING", "the stored profile is not the journaled one; send PROFILE again")
+        memo = self.profile_memo
+        if memo is not None and memo[0] == self.profile_hash:
+            return memo[1]
         try:
             data = self.keystore.profile()
         except OSError as exc:
             raise IdentityError("KEYSTORE_FAILURE", "cannot read the profile: %s" % exc)
         if data is None or hashlib.sha256(data).digest() != self.profile_hash:
             raise ProfileError("PROFILE_MISSING", "the stored profile changed since power-up; send PROFILE again")
-        return cbor.decode(data)
+        profile = cbor.decode(data)
+        self.profile_memo = (self.profile_hash, profile)
+        return profile
 
     # -- what became of a request id or nonce -----------------------------------------------------
     def _sealed_seq(self, seq):
@@ -116,7 +124,7 @@ class Sealing:
         canonical = self._chunk(name, total, rid, offset, data, self.upload)
         if canonical is None:
             return None
-        profile = self.profile_memo = self._the_profile()   # read, checked and decoded once per message
+        profile = self._the_profile()
         summary = invoice.decode(canonical, profile)[1]
         summary["window"] = profile["window"]
         del profile

@@ -208,3 +208,38 @@ def test_one_receipt_verifies_alone_with_its_previous_hash(bench):
     assert fast_verifier(bench.public_key)(record.signing_input(prev, body), sig)
     assert record.record_hash(prev, body + sig).hex() == payload["ledger_hash"] == payload["qr_payload"].split(";")[7]
     assert payload["qr_payload"].startswith("FMD2;")
+
+
+def test_the_decoded_profile_is_kept_by_an_emulator_per_hash_and_by_a_board_per_message():
+    """device/sealing.py ``_the_profile``: an emulator reads and decodes the profile once, a board
+    (a core that unloads) once per message; a profile installed later is read again, never served
+    from the map of the one before."""
+    import sys
+
+    narrow = profile_host.load("seed-tg")
+    narrow["window"] = [60, 60]                            # other bytes, another hash
+    bench = Bench(profile=None)
+    reads = []
+    stored = bench.keys.profile
+    bench.keys.profile = lambda: reads.append(1) or stored()
+    bench.ok("PROFILE", data=profile_host.load_bytes("seed-tg"))
+    bench.ok("SET_TIME", time=T0)
+    late = encode_invoice(make_invoice(timestamp="2026-02-17T03:30:00Z"))   # 30 minutes behind the clock
+    reads.clear()
+    nonce = bench.prepare(late)[1]["nonce"]               # seed-tg takes it; its map is read once
+    assert len(reads) == 1
+    bench.ok("ABORT", nonce=nonce)
+    bench.ok("PROFILE", data=profile_host.encode(narrow))  # no invoice yet: it may change
+    reads.clear()
+    status, _ = bench.seal(late)                          # the new map decides, not the kept one
+    assert status == "INVOICE_TIME_WINDOW" and len(reads) == 1
+    for _ in range(3):
+        assert bench.seal(encode_invoice(make_invoice()))[0] == "OK"
+    assert len(reads) == 1                                # kept while the hash holds
+
+    bench.core.resident = tuple(sys.modules)              # what Core(unload=True) keeps on a board
+    bench.ok("INFO")                                      # a board drops the map after any message
+    assert bench.core.profile_memo is None
+    for _ in range(2):
+        assert bench.seal(encode_invoice(make_invoice()))[0] == "OK"
+    assert len(reads) == 3 and bench.core.profile_memo is None
