@@ -15,6 +15,7 @@ from hostd.errors import DeviceTimeout, DeviceUnavailable
 from hostd.link import client as client_mod
 from hostd.link.client import DeviceClient
 from hostd.owner.owner import Owner
+from hostd.owner.batching import PIPELINE_DEPTH
 from hostd.store.store import Store
 from protocol import batch, frames, messages
 from tests.devkit import Bench
@@ -105,14 +106,26 @@ def test_the_newest_request_is_still_retransmitted_and_replayed(wired):
 
 
 class Watching(CoreClient):
-    """CoreClient that records, whenever a SEAL_BATCH frame goes out, how many requests are out."""
+    """CoreClient that records, whenever a SEAL_BATCH frame goes out, how many requests are out,
+    and whenever a group has gone out, how many groups are."""
 
     out_at_send = []
+    groups_out = []
 
     def _send(self, frame, name):
         CoreClient._send(self, frame, name)
         if name == "SEAL_BATCH":
             Watching.out_at_send.append(len(self.awaited))
+
+    def seal_batch_start(self, entries, pipelined=False):
+        started = CoreClient.seal_batch_start(self, entries, pipelined)
+        self.started = getattr(self, "started", 0) + 1
+        Watching.groups_out.append(self.started)
+        return started
+
+    def seal_batch_finish(self, started):
+        self.started -= 1
+        return CoreClient.seal_batch_finish(self, started)
 
 
 def pipelined_owner(tmp_path, bench, factory):
@@ -124,15 +137,15 @@ def pipelined_owner(tmp_path, bench, factory):
 
 def test_groups_are_pipelined_and_sized_to_what_the_answer_carries(tmp_path):
     bench = Bench()
-    Watching.out_at_send = []
+    Watching.out_at_send, Watching.groups_out = [], []
     owner, store = pipelined_owner(tmp_path, bench, Watching)
     spy = Spy(owner, store, bench)
     keys = ["1p:pipe-%d" % i for i in range(60)]
     results = owner.seal_many([pending_of(k) for k in keys], 30)
     assert [s for s, _ in results] == [200] * 60 and counters(results) == list(range(1, 61))
     assert_exactly_once(bench, store, keys)
-    assert owner._depth() == 2
-    assert max(Watching.out_at_send) >= 2    # a group went out while another one's answer was unread
+    assert owner._depth() == PIPELINE_DEPTH == 3
+    assert max(Watching.groups_out) == 3     # a group went out while two groups' answers were unread
     # once the owner knows how many records an answer has room for, groups fit it: READ_JOURNAL
     # is needed for the first group at most
     assert owner.answer_fits is not None and max(owner.group_sizes) == 16
@@ -198,7 +211,7 @@ def test_a_group_that_cannot_go_out_keeps_the_order_of_a_batch_request(tmp_path)
     owner, store = pipelined_owner(tmp_path, bench, FailFirstBatchWrite)
     warm = ["1p:warm-%d" % i for i in range(20)]
     assert [s for s, _ in owner.seal_many([pending_of(k) for k in warm], 30)] == [200] * 20
-    assert owner._depth() == 2
+    assert owner._depth() == PIPELINE_DEPTH
     FailFirstBatchWrite.armed = True
     keys = ["1p:order-%d" % i for i in range(30)]
     results = owner.seal_many([pending_of(k) for k in keys], 30)

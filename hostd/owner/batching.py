@@ -10,18 +10,18 @@ returns a future; one owner job at a time drains the queue:
   4.24): one frame upload, one flash sync, and one durable SQLite transaction for the whole
   group (``Store.record_sealed_batch``): the requests' answers, the invoices, their events, the
   journal mirror of every record the batch wrote and the filing mark.
-- **Pipelined.** While a group's answer comes back within a quarter of the link timeout (an
-  emulator; not a board, where a group takes seconds), two groups are out at once: group i+1 is
-  written, chunks and all, while the device seals group i, so the device finds it waiting when it
-  answers, and group i is filed while the device seals group i+1. The device executes frames in
-  the order they arrive (device/link.py); the client keeps answers for whoever awaits them and
-  never retransmits a request sent before the last one (hostd/link/client.py). While pipelined,
-  a group holds no more requests than the last answer had room for the records of, since a
-  READ_JOURNAL for the rest would wait behind the next group. Anything that needs the link alone
-  (requests to seal one by one, archiving) first reads every group that is out. Once a drain has
-  sealed MAX_ROUNDS groups and another owner job waits (exports in slices, INFO, archiving), it
-  finishes the batch request it is in and gives the owner back; with no job waiting it goes on,
-  so the link never runs empty between requests.
+- **Pipelined.** While groups are answered fast against the link timeout (an emulator; not a
+  board, where a group takes seconds), up to three groups are out at once: groups i+1 and i+2 are
+  written, chunks and all, while the device seals group i, so the device finds the next one
+  waiting when it answers, and group i is filed while the device seals the ones after it. The
+  device executes frames in the order they arrive (device/link.py); the client keeps answers for
+  whoever awaits them and never retransmits a request sent before the last one
+  (hostd/link/client.py). While pipelined, a group holds no more requests than the last answer
+  had room for the records of, since a READ_JOURNAL for the rest would wait behind the next
+  group. Anything that needs the link alone (requests to seal one by one, archiving) first reads
+  every group that is out. Once a drain has sealed MAX_ROUNDS groups and another owner job waits
+  (exports in slices, INFO, archiving), it finishes the batch request it is in and gives the
+  owner back; with no job waiting it goes on, so the link never runs empty between requests.
 - **Credit types stay single.** A credit note or export credit needs its EVIDENCE first, so it is
   never batched: it goes through ``seal_new`` as its own job (the device would refuse it in a
   batch with BATCH_CREDIT anyway, and that refusal, too, sends it down the single path).
@@ -43,9 +43,9 @@ sends every later request's items in its group alone after it; and should a drai
 of the request it was in is answered with that failure and never sealed: so a request's good
 items get consecutive fiscal numbers. A request with a credit type, or one the device cannot
 batch, goes as one ``seal_many`` job, in order, through the same pipeline. One exception to the
-order: when two groups are out and the first one's entries are refused for a transient reason
-(or its answer is damaged on a serial line and cannot be sent again), the second, which may hold
-the next request's items, is sealed before them.
+order: when groups are out and the first one's entries are refused for a transient reason
+(or its answer is damaged on a serial line and cannot be sent again), those behind it, which may
+hold the next request's items, are sealed before them.
 """
 
 import collections
@@ -65,6 +65,10 @@ from hostd.owner.sealing import FINAL_REFUSALS
 
 log = logging.getLogger("fiscal.owner")
 MAX_ROUNDS = 16     # groups a drain seals before it gives way, between two requests, to a waiting owner job
+# groups out on a fast link at once: with two, a filing that took longer than the device's next
+# group (an fsync of the store that stalls, the event loop holding the GIL) left the device idle
+# about one group in ten under the batch bench; a third one waiting covers that
+PIPELINE_DEPTH = 3
 
 
 class _Item:
@@ -333,14 +337,16 @@ class Batching:
             self._file_group(group)
 
     def _depth(self):
-        """How many groups may be out at once: two while the device's last measured time per
-        request, for a full group of MAX_ITEMS, stays within a quarter of the link timeout (an
-        emulator, a fast board), so the device finds the next group waiting when it answers one;
-        else one (a slow board: the answer to a group sent behind another would wait for both,
-        and an earlier request cannot be retransmitted). Unknown (no group answered since the
-        last connect or lost answer) is one."""
+        """How many groups may be out at once: PIPELINE_DEPTH while the device's last measured
+        time per request keeps that many full groups of MAX_ITEMS within half the link timeout
+        (an emulator, a fast board), so the device finds the next group waiting when it answers
+        one even while the owner is still filing an earlier group; else one (a slow board: the
+        answer to a group sent behind others waits for all of them, and an earlier request cannot
+        be retransmitted). Unknown (no group answered since the last connect or lost answer) is
+        one."""
         each = self.group_seconds
-        return 2 if each is not None and each * batch.MAX_ITEMS < self.timeout / 4 else 1
+        fast = each is not None and each * batch.MAX_ITEMS * PIPELINE_DEPTH < self.timeout / 2
+        return PIPELINE_DEPTH if fast else 1
 
     def _group_cap(self):
         """Requests per group: MAX_ITEMS, or while groups are pipelined as many as the device's
