@@ -122,9 +122,12 @@ def _enc(obj, out, depth):
         if isinstance(obj, dict):
             pairs = []
             for k in obj:
-                if isinstance(k, bool) or not isinstance(k, (int, str)):
+                if type(k) is int and 0 <= k < 24:   # a record's or an invoice's keys: one byte
+                    kb = bytes((k,))
+                elif isinstance(k, bool) or not isinstance(k, (int, str)):
                     raise CborError("map key of type %s (only int or str)" % type(k).__name__)
-                kb = _encode_item(k, depth + 1)
+                else:
+                    kb = _encode_item(k, depth + 1)
                 pairs.append((len(kb), kb, _encode_item(obj[k], depth + 1)))
             pairs.sort()  # RFC 7049 §3.9: shorter encoded key first, then bytewise
             out.append(_head(5, len(pairs)))
@@ -185,7 +188,11 @@ def _dec(data, pos, end, depth, max_depth):
         raise CborError("%s (0x%02x) at offset %d not allowed" % (what, ib, pos))
     if major == 6:
         raise CborError("tag (0x%02x) at offset %d not allowed" % (ib, pos))
-    major, n, p = _arg(data, pos, end)
+    n = ib & 0x1F
+    if n < 24:   # the argument is in the initial byte: most items of an invoice or a record
+        p = pos + 1
+    else:
+        major, n, p = _arg(data, pos, end)
     if major == 0:
         return n, p
     if major == 1:
@@ -228,7 +235,8 @@ def _dec(data, pos, end, depth, max_depth):
             raise CborError("map key at offset %d is not an int or text" % p)
         key, kend = _dec(data, p, end, depth + 1, max_depth)
         kb = data[p:kend]
-        if prev is not None and (len(kb), kb) <= (len(prev), prev):
+        # RFC 7049 3.9: shorter encoded key first, then bytewise; an equal key is a duplicate
+        if prev is not None and (len(kb) < len(prev) or (len(kb) == len(prev) and kb <= prev)):
             raise CborError("map key at offset %d is duplicate or out of canonical order" % p)
         prev = kb
         value, p = _dec(data, kend, end, depth + 1, max_depth)

@@ -317,3 +317,60 @@ def test_single_bytes_accepted_are_exactly_the_one_byte_items():
         accepted.append(i)
     want = list(range(0x18)) + list(range(0x20, 0x38)) + [0x40, 0x60, 0x80, 0xA0, 0xF4, 0xF5, 0xF6]
     assert accepted == want
+
+
+# -- the same answers in MicroPython -----------------------------------------------------------------
+
+SAME_IN_MICROPYTHON = r'''
+import binascii
+from protocol import cbor
+from protocol.errors import CborError
+for text in %r:
+    try:
+        print("ok", binascii.hexlify(cbor.encode(cbor.decode(binascii.unhexlify(text)))).decode())
+    except CborError as exc:
+        print("refused", exc.detail)
+for keys in %r:
+    doc = {}
+    for k in keys:
+        doc[k] = [k, -1 - k] if isinstance(k, int) else k
+    print("encoded", binascii.hexlify(cbor.encode(doc)).decode())
+'''
+
+
+def _corpus():
+    """Maps and heads around the codec's fast paths (one-byte heads and keys): canonical ones,
+    keys out of order or repeated, non-shortest heads, every argument width."""
+    texts = []
+    for keys in ([0, 1, 23], [23, 24], [24, 23], [1, 1], [255, 256], [256, 255], ["a", "b"], ["b", "a"],
+                 ["a", 0], [0, "a"], [-1, 0], [0, -1], [23, "aa", 24]):
+        body = b"".join(cbor2.dumps(k) + b"\x00" for k in keys)
+        texts.append((bytes([0xA0 + len(keys)]) + body).hex())
+    for head in ("17", "1817", "1818", "190018", "1a00000018", "1b0000000000000018", "3817", "37", "5800",
+                 "6161", "7800", "80", "8117", "9800", "a0", "b800", "a1f600", "c000", "1c", "1f", "f7", ""):
+        texts.append(head)
+    return texts
+
+
+def test_the_codec_answers_the_same_in_micropython():
+    """protocol/cbor.py's one-byte fast paths in decoding (arguments under 24) and in encoding
+    (small int keys) give MicroPython and CPython the same bytes and the same refusals."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.upy import run_upy
+
+    key_sets = [list(range(30)), [23, 24, 0, 255, 256, 65535, 65536, 2 ** 32, -1, -24, -25], ["b", "a", 1, 0, "aa"]]
+    script = SAME_IN_MICROPYTHON % (_corpus(), key_sets)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cpython = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONPATH=root)).stdout
+    lines = cpython.splitlines()
+    assert len(lines) == len(_corpus()) + len(key_sets)
+    assert lines[0] == "ok a3000001001700" and lines[2] == "refused map key at offset 4 is duplicate or out of canonical order"
+    assert sum(line.startswith("refused") for line in lines) >= 15
+    for keys, line in zip(key_sets, lines[-len(key_sets):]):
+        doc = {k: ([k, -1 - k] if isinstance(k, int) else k) for k in keys}
+        assert line == "encoded " + cbor2.dumps(doc, canonical=True).hex()
+    assert run_upy(script) == cpython
