@@ -258,3 +258,28 @@ def test_a_slow_board_is_never_pipelined_even_after_a_group_of_one(tmp_path):
     assert counters(owner.seal_many([pending_of(k) for k in more], 30)) == list(range(18, 58))
     assert_exactly_once(bench, store, keys + more)
     assert owner._depth() == 1 and max(Watching.out_at_send) == 1 and lost == []
+
+
+def test_groups_grow_again_once_the_records_are_small_again(tmp_path):
+    """answer_fits follows the records: invoices with all 14 tax groups make records an answer
+    holds five of; once records are small again the groups grow back to what the answer holds
+    (hostd/owner/batching.py answer_room), instead of staying at five until a restart."""
+    from protocol import profile_host, timefmt
+    from tests.devkit import encode_invoice, make_invoice
+
+    bench = Bench()
+    owner, store = pipelined_owner(tmp_path, bench, Watching)
+    codes = [group[0] for group in profile_host.default()["groups"]]
+    wide = encode_invoice(make_invoice(lines=[(1000, 1000 + i, code) for i, code in enumerate(codes)],
+                                       timestamp=timefmt.format_time(int(time.time()))))
+    keys = ["1p:wide-%d" % i for i in range(40)]
+    assert counters(owner.seal_many([pending_of(k, canonical=wide) for k in keys], 30)) == list(range(1, 41))
+    narrow = owner.answer_fits
+    assert 2 <= narrow <= 6 and max(k for k in owner.group_sizes if k != 8) == narrow   # 8 of them fill a batch
+    owner.group_sizes.clear()
+    spy = Spy(owner, store, bench)
+    small = ["1p:small-%d" % i for i in range(100)]
+    assert counters(owner.seal_many([pending_of(k) for k in small], 30)) == list(range(41, 141))
+    assert owner.answer_fits >= 2 * narrow and max(owner.group_sizes) == owner.answer_fits
+    assert "READ_JOURNAL" not in spy.messages     # the room it counts on is never more than the answer's
+    assert_exactly_once(bench, store, keys + small)

@@ -56,7 +56,7 @@ import sqlite3
 import threading
 import time
 
-from protocol import batch, invoice, record
+from protocol import batch, frames, invoice, record
 from hostd.books import envelope
 from hostd.errors import DeviceRefused, DeviceUnavailable, HostdError, KeyReused, StoreUnavailable
 from hostd.intake import fastcbor
@@ -69,6 +69,7 @@ MAX_ROUNDS = 16     # groups a drain seals before it gives way, between two requ
 # group (an fsync of the store that stalls, the event loop holding the GIL) left the device idle
 # about one group in ten under the batch bench; a third one waiting covers that
 PIPELINE_DEPTH = 3
+ANSWER_HEAD, RESULT_MAX = 99, 8   # a SEAL_BATCH answer's bytes besides its records (answer_room)
 
 
 class _Item:
@@ -108,6 +109,15 @@ def batchable(pending):
             and batch.document_size([len(pending["canonical"])]) <= batch.MAX_BATCH)
 
 
+def answer_room(records):
+    """How many records as long as the longest of ``records`` a SEAL_BATCH answer has room for, at
+    the least: device/batch.py ``_answer`` keeps MAX_PAYLOAD less the encoded answer without
+    records (99 bytes at most with its margin, for seqs below 2**32) for the records, and each
+    entry adds its result (8 bytes at most) and its record with a 2- or 3-byte head."""
+    longest = max(len(rec) for rec in records)
+    return (frames.MAX_PAYLOAD - ANSWER_HEAD) // (longest + (3 if longest >= 256 else 2) + RESULT_MAX)
+
+
 def _running_future():
     """A Future already running: a ``cancel()`` from the event loop (a client gone, shutdown) is
     then refused instead of making the owner thread's ``set_result`` raise InvalidStateError."""
@@ -143,7 +153,7 @@ class Batching:
         self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent: /status and the bench read them
         self.group_seconds = None   # the device's time per request of the last group answered (``_depth``)
         self.answered_at = 0.0      # time.monotonic() when that answer was read
-        self.answer_fits = None     # records a SEAL_BATCH answer carried when it could not carry all
+        self.answer_fits = None     # records a SEAL_BATCH answer has room for, once one could not carry all
 
     # -- the one-call path, grouped ----------------------------------------------------------------
     def seal_grouped(self, pending, budget):
@@ -428,9 +438,11 @@ class Batching:
             # the group before it when it was sent behind that one
             self.group_seconds = (now - max(group.sent_at, self.answered_at)) / max(1, len(group.sent))
             self.answered_at = now
-            carried = group.outcome["in_answer"]
-            if carried < len(group.outcome["records"]):
+            carried, records = group.outcome["in_answer"], group.outcome["records"]
+            if carried < len(records):
                 self.answer_fits = carried
+            elif carried and self.answer_fits is not None:   # smaller records again: larger groups again
+                self.answer_fits = max(carried, answer_room(records))
         except DeviceUnavailable as exc:
             self._drop(exc.detail)
             self._lost(group, exc)
