@@ -283,3 +283,13 @@ def test_groups_grow_again_once_the_records_are_small_again(tmp_path):
     assert owner.answer_fits >= 2 * narrow and max(owner.group_sizes) == owner.answer_fits
     assert "READ_JOURNAL" not in spy.messages     # the room it counts on is never more than the answer's
     assert_exactly_once(bench, store, keys + small)
+
+
+def test_depth_is_as_many_full_groups_as_half_the_timeout_holds(tmp_path):
+    bench = Bench()
+    owner, _ = pipelined_owner(tmp_path, bench, Watching)
+    owner.timeout = 2.0
+    for each, depth in ((None, 1), (0.0, PIPELINE_DEPTH), (0.001, 3), (0.02, 3), (0.025, 2), (0.03, 2),
+                        (0.04, 1), (0.5, 1)):
+        owner.group_seconds = each      # seconds per request of the last group answered
+        assert owner._depth() == depth, each

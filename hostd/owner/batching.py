@@ -113,7 +113,9 @@ def answer_room(records):
     """How many records as long as the longest of ``records`` a SEAL_BATCH answer has room for, at
     the least: device/batch.py ``_answer`` keeps MAX_PAYLOAD less the encoded answer without
     records (99 bytes at most with its margin, for seqs below 2**32) for the records, and each
-    entry adds its result (8 bytes at most) and its record with a 2- or 3-byte head."""
+    entry adds its result (8 bytes at most) and its record with a 2- or 3-byte head. Not counted:
+    a refused entry's longer result and a fill EVENT the batch writes besides its invoices; either
+    costs one READ_JOURNAL, and the next answer sets ``answer_fits`` to what it carried."""
     longest = max(len(rec) for rec in records)
     return (frames.MAX_PAYLOAD - ANSWER_HEAD) // (longest + (3 if longest >= 256 else 2) + RESULT_MAX)
 
@@ -347,16 +349,19 @@ class Batching:
             self._file_group(group)
 
     def _depth(self):
-        """How many groups may be out at once: PIPELINE_DEPTH while the device's last measured
-        time per request keeps that many full groups of MAX_ITEMS within half the link timeout
-        (an emulator, a fast board), so the device finds the next group waiting when it answers
-        one even while the owner is still filing an earlier group; else one (a slow board: the
-        answer to a group sent behind others waits for all of them, and an earlier request cannot
-        be retransmitted). Unknown (no group answered since the last connect or lost answer) is
-        one."""
+        """How many groups may be out at once: as many full groups of MAX_ITEMS, up to
+        PIPELINE_DEPTH, as the device's last measured time per request keeps within half the link
+        timeout (an emulator, a fast board), so the device finds the next group waiting when it
+        answers one even while the owner is still filing an earlier group; one on a slow board
+        (the answer to a group sent behind others waits for all of them, and an earlier request
+        cannot be retransmitted). Unknown (no group answered since the last connect or lost
+        answer) is one."""
         each = self.group_seconds
-        fast = each is not None and each * batch.MAX_ITEMS * PIPELINE_DEPTH < self.timeout / 2
-        return PIPELINE_DEPTH if fast else 1
+        if each is None:
+            return 1
+        if each <= 0:
+            return PIPELINE_DEPTH
+        return max(1, min(PIPELINE_DEPTH, int(self.timeout / 2 / (each * batch.MAX_ITEMS))))
 
     def _group_cap(self):
         """Requests per group: MAX_ITEMS, or while groups are pipelined as many as the device's
@@ -441,8 +446,10 @@ class Batching:
             carried, records = group.outcome["in_answer"], group.outcome["records"]
             if carried < len(records):
                 self.answer_fits = carried
-            elif carried and self.answer_fits is not None:   # smaller records again: larger groups again
-                self.answer_fits = max(carried, answer_room(records))
+            elif carried and self.answer_fits is not None:
+                # smaller records again: the groups grow back, one request per answer, so a wide
+                # invoice now and then costs one READ_JOURNAL, not one every other group
+                self.answer_fits = max(carried, min(self.answer_fits + 1, answer_room(records)))
         except DeviceUnavailable as exc:
             self._drop(exc.detail)
             self._lost(group, exc)
