@@ -10,13 +10,14 @@ that is not the journaled one (a power cut between storing and journaling, or an
 device refuses to seal (PROFILE_MISSING); at power-up a fresh device journals a stored profile
 that lacks its EVENT.
 
-RAM: on a board only the id and the 32-byte hash stay; the first seal of a message reads the stored
-bytes, checks their hash and decodes them, and the map is dropped once the message is answered (a
-decoded profile is a few KB on a board). An emulator keeps the map while the hash stays the one
-it was read under, until the next PROFILE: a profile file edited under a running emulator is
-noticed at its next power-up, not at its next seal. That is device/sealing.py ``_the_profile``. This module is imported only when used, like
-device/credits.py: at power-up (``load``, ``heal``) and by PROFILE and PROFILE_READ (device/core.py),
-and with it the profile check (protocol/profile_check.py).
+RAM: on a board only the id and the 32-byte hash stay; the first seal of a message reads the
+stored bytes, checks their hash and decodes them, and the map is dropped once the message is
+answered (a decoded profile is a few KB on a board). An emulator keeps the map while the hash
+stays the one it was read under, until the next PROFILE: a profile file edited under a running
+emulator is noticed at its next power-up, not at its next seal. That is device/sealing.py
+``_the_profile``. This module is imported only when used, like device/credits.py: at power-up
+(``load``, ``heal``) and by PROFILE and PROFILE_READ (device/core.py), and with it the profile
+check (protocol/profile_check.py).
 """
 
 import hashlib

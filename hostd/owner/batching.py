@@ -67,7 +67,7 @@ log = logging.getLogger("fiscal.owner")
 MAX_ROUNDS = 16     # groups a drain seals before it gives way, between two requests, to a waiting owner job
 # groups out on a fast link at once: with two, a filing that took longer than the device's next
 # group (an fsync of the store that stalls, the event loop holding the GIL) left the device idle
-# about one group in ten under the batch bench; a third one waiting covers that
+# after about one group in eight under the batch bench; a third one waiting covers most of that
 PIPELINE_DEPTH = 3
 ANSWER_HEAD, RESULT_MAX = 99, 8   # a SEAL_BATCH answer's bytes besides its records (answer_room)
 
