@@ -152,7 +152,7 @@ class Batching:
         self.queue_lock = threading.Lock()
         self.draining = False
         self.batching = True   # False once the device refused SEAL_BATCH as unknown (older firmware)
-        self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent: /status and the bench read them
+        self.group_sizes = collections.Counter()   # SEAL_BATCH sizes sent (the tests read them)
         self.group_seconds = None   # the device's time per request of the last group answered (``_depth``)
         self.answered_at = 0.0      # time.monotonic() when that answer was read
         self.answer_fits = None     # records a SEAL_BATCH answer has room for, once one could not carry all
