@@ -39,6 +39,11 @@ def test_bench_quick_json_has_the_four_ratios_and_a_verified_journal():
     assert set(parts) == {"http_rtt", "pty_rtt", "sign", "flash_program", "sqlite_commit"}
     assert doc["model"]["sum_ms"] == pytest.approx(sum(parts.values()))
     assert doc["ratios"]["single_p50_vs_primitives"] == pytest.approx(e2e["one_client"]["p50_ms"] / doc["model"]["sum_ms"])
+    woken = doc["woken"]   # the same parts, each after a sleep: beside the ratios, not one of them
+    assert woken["idle_s"] > 0 and set(woken["model"]["parts_ms"]) == set(parts)
+    assert woken["model"]["sum_ms"] == pytest.approx(sum(woken["model"]["parts_ms"].values()))
+    assert woken["single_p50_vs_woken_primitives"] == pytest.approx(
+        e2e["one_client"]["p50_ms"] / woken["model"]["sum_ms"])
     beside = {k: v["rate"] for k, v in e2e["signer_beside"].items()}   # the signer timed around each phase
     assert set(beside) == {"before_one", "one_to_16", "16_to_batch", "after_batch"} and min(beside.values()) > 0
     assert doc["ratios"]["c16_vs_signer"] == pytest.approx(
@@ -52,6 +57,36 @@ def test_bench_quick_json_has_the_four_ratios_and_a_verified_journal():
         assert cpu["daemon"] > 0 and cpu["emulator"] > 0 and cpu["client"] >= 0
         assert cpu["total"] == pytest.approx(cpu["daemon"] + cpu["emulator"] + cpu["client"])
         assert 0 < e2e[phase]["cores_busy"] <= (os.cpu_count() or 1) * 1.25   # clock-tick rounding
+
+
+class _Clock:
+    """A fake time module for tools.bench_lib.timed: sleeping and calling move it on."""
+
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_timed_sleeps_before_each_call_and_times_only_the_calls(monkeypatch):
+    sys.path.insert(0, ROOT)
+    from tools import bench_lib
+    clock = _Clock()
+    monkeypatch.setattr(bench_lib, "time", clock)
+
+    def call(i):
+        clock.now += 0.001   # each call takes 1 ms of the fake clock
+    out = bench_lib.timed(call, 0.0, least=4, most=4, idle=0.02)
+    assert clock.slept == [0.02] * 4                                  # one sleep before each call
+    assert out["n"] == 4 and out["mean_ms"] == pytest.approx(1.0)     # the sleeps are not in the figures
+    assert out["rate"] == pytest.approx(1000.0)                       # calls per second of their own time
+    busy = bench_lib.timed(call, 0.0, least=4, most=4)
+    assert clock.slept == [0.02] * 4 and busy["rate"] == pytest.approx(1000.0)
 
 
 def test_bench_scale_smoke_at_1000_invoices():

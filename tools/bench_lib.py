@@ -66,21 +66,25 @@ def stats(durations, elapsed=None):
             "p99_ms": 1000 * ordered[min(n - 1, int(n * 0.99))], "mean_ms": 1000 * sum(ordered) / n}
 
 
-def timed(fn, seconds, least=5, most=100000):
-    """Call fn(i) for about ``seconds`` (at least ``least`` calls); stats of the calls."""
+def timed(fn, seconds, least=5, most=100000, idle=0.0):
+    """Call fn(i) for about ``seconds`` (at least ``least`` calls); stats of the calls. With
+    ``idle`` each call follows a sleep of that many seconds (not timed), as each step of a single
+    lane follows a wait for the step before it; the rate is then over the calls' own time."""
     durations = []
     start = time.perf_counter()
     while len(durations) < most:
+        if idle:
+            time.sleep(idle)
         t0 = time.perf_counter()
         fn(len(durations))
         t1 = time.perf_counter()
         durations.append(t1 - t0)
         if len(durations) >= least and t1 - start >= seconds:
             break
-    return stats(durations, time.perf_counter() - start)
+    return stats(durations, None if idle else time.perf_counter() - start)
 
 
-def sign_floors(seconds, native=True):
+def sign_floors(seconds, native=True, idle=0.0):
     """(pure-Python signer stats, cryptography stats or None without ``native``), on distinct
     300-byte bodies, same key."""
     from cryptography.hazmat.primitives import hashes
@@ -91,7 +95,7 @@ def sign_floors(seconds, native=True):
     secret = hashlib.sha256(b"tools/bench fixed key").digest()
     bodies = [hashlib.sha256(b"%d" % i).digest() * 9 + b"x" * 12 for i in range(64)]   # 300 bytes
     signer = Signer(secret)
-    pure = timed(lambda i: signer.sign(bodies[i % 64]), seconds)
+    pure = timed(lambda i: signer.sign(bodies[i % 64]), seconds, idle=idle)
     if not native:
         return pure, None
     key = ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1())
@@ -100,7 +104,7 @@ def sign_floors(seconds, native=True):
     return pure, native
 
 
-def fsync_floor(seconds, workdir, record=320, size=2 * 1024 * 1024):
+def fsync_floor(seconds, workdir, record=320, size=2 * 1024 * 1024, idle=0.0):
     """pwrite + fdatasync of ``record`` bytes at increasing offsets of a pre-made file (like flash.bin)."""
     path = os.path.join(workdir, "fsync-floor.bin")
     with open(path, "wb") as fh:
@@ -113,13 +117,13 @@ def fsync_floor(seconds, workdir, record=320, size=2 * 1024 * 1024):
         def program(i):
             os.pwrite(fd, data, (i * 336) % (size - record))   # 336: the journal's aligned record step
             os.fdatasync(fd)
-        return timed(program, seconds)
+        return timed(program, seconds, idle=idle)
     finally:
         os.close(fd)
         os.unlink(path)
 
 
-def sqlite_floor(seconds, workdir):
+def sqlite_floor(seconds, workdir, idle=0.0):
     """One autocommitted INSERT with hostd/store/store.py's connection settings (WAL, synchronous=FULL)."""
     from hostd.store.store import connect
 
@@ -127,7 +131,8 @@ def sqlite_floor(seconds, workdir):
     db = connect(path)
     db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
     try:
-        return timed(lambda i: db.execute("INSERT INTO t (k, v) VALUES (?, ?)", (i, b"\0" * 300)), seconds)
+        return timed(lambda i: db.execute("INSERT INTO t (k, v) VALUES (?, ?)", (i, b"\0" * 300)), seconds,
+                     idle=idle)
     finally:
         db.close()
 
@@ -140,8 +145,9 @@ def _echo_pty():
     return child, slave
 
 
-def pty_floors(seconds, size=300):
-    """{raw, pyserial_read4096, pyserial_in_waiting}: round trips of ``size`` bytes to an echo child."""
+def pty_floors(seconds, size=300, idle=0.0):
+    """{raw, pyserial_read4096, pyserial_in_waiting}: round trips of ``size`` bytes to an echo
+    child; with ``idle``, only {pyserial_in_waiting}, each round trip after that long a sleep."""
     import serial
 
     child, slave = _echo_pty()
@@ -153,7 +159,7 @@ def pty_floors(seconds, size=300):
             while got < size:
                 select.select([slave], [], [])
                 got += len(os.read(slave, 4096))
-        out = {"raw": timed(raw, seconds)}
+        out = {} if idle else {"raw": timed(raw, seconds)}
         port = serial.Serial(os.ttyname(slave), 115200, timeout=0.05, exclusive=True)
         try:
             def read4096(i):   # the trap hostd/link/client.py once fell into: read(4096) waits out the timeout
@@ -161,14 +167,15 @@ def pty_floors(seconds, size=300):
                 got = 0
                 while got < size:
                     got += len(port.read(4096))
-            out["pyserial_read4096"] = timed(read4096, seconds / 2, least=5, most=40)
+            if not idle:
+                out["pyserial_read4096"] = timed(read4096, seconds / 2, least=5, most=40)
 
             def waiting_read(i):   # the usual idiom: block for 1 byte, then take what has arrived
                 port.write(msg)
                 got = 0
                 while got < size:
                     got += len(port.read(port.in_waiting or 1))
-            out["pyserial_in_waiting"] = timed(waiting_read, seconds / 2)
+            out["pyserial_in_waiting"] = timed(waiting_read, seconds / 2, idle=idle)
         finally:
             port.close()
         return out
@@ -178,7 +185,7 @@ def pty_floors(seconds, size=300):
         os.close(slave)
 
 
-def http_floor(seconds, workdir):
+def http_floor(seconds, workdir, idle=0.0):
     """GET round trips over a unix socket to a trivial aiohttp app, via hostd.sdk.transport.request."""
     from hostd.sdk.transport import DaemonUnavailable, request
 
@@ -194,7 +201,7 @@ def http_floor(seconds, workdir):
                 if time.monotonic() > deadline or child.poll() is not None:
                     raise
                 time.sleep(0.05)
-        return timed(lambda i: request(path, "GET", "/ping"), seconds)
+        return timed(lambda i: request(path, "GET", "/ping"), seconds, idle=idle)
     finally:
         child.terminate()
         child.wait(10)
@@ -208,6 +215,22 @@ def measure_floors(seconds):
         return {"sign_pure": pure, "sign_openssl": native, "fsync": fsync_floor(seconds, workdir),
                 "sqlite_commit": sqlite_floor(seconds / 2, workdir), "pty": pty_floors(seconds),
                 "http": http_floor(seconds, workdir)}
+    finally:
+        shutil.rmtree(workdir)
+
+
+def woken_floors(seconds, idle):
+    """The single lane's primitives again, each call after ``idle`` seconds asleep: in a lane
+    every step waits for the one before it, and on this VM a call that follows a sleep is slower
+    than one in a busy loop (a pwrite + fdatasync after 4 ms asleep took 0.33 ms against 0.12 ms
+    back to back). Same keys as ``measure_floors`` where tools/bench's model reads them; reported
+    beside the ratios, not in place of the floors (issue 15 defines those)."""
+    workdir = tempfile.mkdtemp(prefix="fiscal-bench-woken-")
+    try:
+        return {"idle_s": idle, "sign_pure": sign_floors(seconds, native=False, idle=idle)[0],
+                "fsync": fsync_floor(seconds, workdir, idle=idle),
+                "sqlite_commit": sqlite_floor(seconds, workdir, idle=idle),
+                "pty": pty_floors(2 * seconds, idle=idle), "http": http_floor(seconds, workdir, idle=idle)}
     finally:
         shutil.rmtree(workdir)
 
