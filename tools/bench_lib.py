@@ -17,6 +17,8 @@ reproduces what the real stack does, no less and no more:
 - one SQLite commit with the daemon's settings (hostd/store/store.py: WAL, synchronous=FULL);
 - for ``fiscal verify``: the bare ECDSA checks (hostd.books.keys.fast_verifier) of an export's
   records beside the whole load_export + verify_export of the same export (``verify_figures``).
+- the single lane's five parts once more, each call after a sleep (``woken_floors``): reported
+  beside the floors, for what a step costs when it has just been woken, as in the lane.
 Nothing here asserts on time (docs/CONTRIBUTING.md).
 """
 
